@@ -1,0 +1,84 @@
+//! The one place that reads wall-clock time.
+//!
+//! Signatures and `created` timestamps depend on it; tests pass a fixed clock so snapshots
+//! stay deterministic.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+
+    /// Seconds since the Unix epoch (OpenAI's `created`).
+    fn unix_seconds(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the one clock every other module goes through"
+    )]
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock stopped at one instant, for tests and snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub SystemTime);
+
+impl FixedClock {
+    pub fn at_unix(seconds: u64) -> Self {
+        Self(UNIX_EPOCH + Duration::from_secs(seconds))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        self.0
+    }
+}
+
+/// A shareable clock handle.
+#[derive(Clone)]
+pub struct SharedClock(Arc<dyn Clock>);
+
+impl SharedClock {
+    pub fn new(clock: impl Clock + 'static) -> Self {
+        Self(Arc::new(clock))
+    }
+
+    pub fn system() -> Self {
+        Self::new(SystemClock)
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+
+    pub fn unix_seconds(&self) -> u64 {
+        self.0.unix_seconds()
+    }
+}
+
+impl Default for SharedClock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedClock")
+    }
+}

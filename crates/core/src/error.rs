@@ -1,0 +1,74 @@
+//! Errors of the domain and of providers.
+
+use thiserror::Error;
+
+use crate::guardrail::GuardrailPolicyError;
+use crate::router::RouteError;
+
+/// What can go wrong at a provider, independent of its protocol. The HTTP adapter maps each
+/// kind to an OpenAI status and error type in one place.
+///
+/// Messages never carry credentials, signatures or tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProviderError {
+    /// The provider refused the request as invalid (Bedrock `ValidationException`).
+    #[error("{message}")]
+    InvalidRequest { message: String },
+    /// The provider refused the account's credentials or permissions.
+    #[error("Bedrock refused the credentials of account `{account}`: {message}")]
+    Unauthorized { account: String, message: String },
+    /// Credentials for the account could not be obtained (STS denied or unreachable, ...).
+    #[error("could not obtain AWS credentials for account `{account}`: {message}")]
+    Credentials { account: String, message: String },
+    /// The model or resource does not exist at the provider.
+    #[error("{message}")]
+    NotFound { message: String },
+    /// Rate or quota limits; worth retrying later.
+    #[error("{message}")]
+    Throttled { message: String },
+    /// The model or the connection took too long.
+    #[error("{message}")]
+    Timeout { message: String },
+    /// The model failed while processing the request.
+    #[error("{message}")]
+    ModelError { message: String },
+    /// The provider is unavailable or unreachable.
+    #[error("{message}")]
+    Unavailable { message: String },
+    /// The provider failed internally.
+    #[error("{message}")]
+    Upstream { message: String },
+    /// The provider answered something that is not its protocol (garbage, corrupt or cut
+    /// event-stream frames).
+    #[error("{message}")]
+    Protocol { message: String },
+}
+
+impl ProviderError {
+    /// Low-cardinality name, for metrics labels and error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::Unauthorized { .. } => "upstream_unauthorized",
+            Self::Credentials { .. } => "credentials_unavailable",
+            Self::NotFound { .. } => "upstream_not_found",
+            Self::Throttled { .. } => "throttled",
+            Self::Timeout { .. } => "timeout",
+            Self::ModelError { .. } => "model_error",
+            Self::Unavailable { .. } => "upstream_unavailable",
+            Self::Upstream { .. } => "upstream_error",
+            Self::Protocol { .. } => "upstream_protocol_error",
+        }
+    }
+}
+
+/// Why the gateway could not answer a chat request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Guardrail(#[from] GuardrailPolicyError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}

@@ -1,0 +1,283 @@
+//! The application service: route, apply guardrail policy, call the provider.
+
+use std::sync::Arc;
+
+use crate::chat::{ChatRequest, ChatResponse};
+use crate::error::GatewayError;
+use crate::finish_reason::{FinishReason, FinishReasonStyle};
+use crate::guardrail::effective_guardrail;
+use crate::ports::{ChatEventStream, ChatProvider, ModelRouter};
+use crate::router::Route;
+
+/// Who is calling, as far as the domain cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The gateway key's configured name (never the key itself).
+    pub key_name: Option<String>,
+    /// The key's finish-reason style, overriding the account's.
+    pub finish_reason_style: Option<FinishReasonStyle>,
+}
+
+/// A complete answer with what the client needs to present it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub route: Arc<Route>,
+    pub response: ChatResponse,
+    pub finish_reason: FinishReason,
+    pub finish_reason_style: FinishReasonStyle,
+}
+
+/// A started stream; map each `Stop` with `finish_reason_style`.
+pub struct CompletionStream {
+    pub route: Arc<Route>,
+    pub finish_reason_style: FinishReasonStyle,
+    pub events: ChatEventStream,
+}
+
+impl std::fmt::Debug for CompletionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionStream")
+            .field("route", &self.route)
+            .field("finish_reason_style", &self.finish_reason_style)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers chat requests through the ports.
+#[derive(Clone)]
+pub struct ChatService {
+    router: Arc<dyn ModelRouter>,
+    provider: Arc<dyn ChatProvider>,
+}
+
+impl std::fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatService").finish_non_exhaustive()
+    }
+}
+
+impl ChatService {
+    pub fn new(router: Arc<dyn ModelRouter>, provider: Arc<dyn ChatProvider>) -> Self {
+        Self { router, provider }
+    }
+
+    pub fn models(&self) -> Vec<Arc<Route>> {
+        self.router.models()
+    }
+
+    /// Resolves the route and the effective guardrail; nothing reaches the provider when
+    /// this fails.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        request: &mut ChatRequest,
+    ) -> Result<(Arc<Route>, FinishReasonStyle), GatewayError> {
+        let route = self.router.resolve(&request.model)?;
+        request.guardrail = effective_guardrail(&route.guardrail, request.guardrail.as_ref())?;
+        let style = caller
+            .finish_reason_style
+            .unwrap_or(route.finish_reason_style);
+        Ok((route, style))
+    }
+
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        mut request: ChatRequest,
+    ) -> Result<Completion, GatewayError> {
+        let (route, style) = self.prepare(caller, &mut request)?;
+        let response = self.provider.complete(&route, &request).await?;
+        let finish_reason = response.stop_reason.finish_reason(style);
+        Ok(Completion {
+            route,
+            response,
+            finish_reason,
+            finish_reason_style: style,
+        })
+    }
+
+    pub async fn stream(
+        &self,
+        caller: &Caller,
+        mut request: ChatRequest,
+    ) -> Result<CompletionStream, GatewayError> {
+        let (route, style) = self.prepare(caller, &mut request)?;
+        let events = self.provider.stream(&route, &request).await?;
+        Ok(CompletionStream {
+            route,
+            finish_reason_style: style,
+            events,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{ChatResponse, Usage};
+    use crate::error::ProviderError;
+    use crate::finish_reason::StopReason;
+    use crate::guardrail::{
+        ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicy, GuardrailPolicyError,
+    };
+    use crate::ports::{MockChatProvider, MockModelRouter};
+    use crate::router::RouteError;
+
+    fn route(policy: GuardrailPolicy) -> Arc<Route> {
+        Arc::new(Route {
+            public_name: "acct/model".into(),
+            account: "acct".into(),
+            model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
+            region: "us-east-1".into(),
+            guardrail: policy,
+            finish_reason_style: FinishReasonStyle::Bedrock,
+        })
+    }
+
+    fn response(stop_reason: StopReason) -> ChatResponse {
+        ChatResponse {
+            text: Some("hello".into()),
+            reasoning: None,
+            tool_calls: vec![],
+            stop_reason,
+            usage: Usage::default(),
+            guardrail_trace: None,
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: "acct/model".into(),
+            ..ChatRequest::default()
+        }
+    }
+
+    fn guardrail(id: &str) -> GuardrailConfig {
+        GuardrailConfig {
+            identifier: id.into(),
+            version: "1".into(),
+            trace: None,
+            stream_processing_mode: None,
+        }
+    }
+
+    fn service(router: MockModelRouter, provider: MockChatProvider) -> ChatService {
+        ChatService::new(Arc::new(router), Arc::new(provider))
+    }
+
+    #[tokio::test]
+    async fn unknown_model_never_reaches_the_provider() {
+        let mut router = MockModelRouter::new();
+        router
+            .expect_resolve()
+            .returning(|name| Err(RouteError::UnknownModel(name.into())));
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().never();
+        let err = service(router, provider)
+            .complete(&Caller::default(), request())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            GatewayError::Route(RouteError::UnknownModel("acct/model".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn enforced_guardrail_is_what_the_provider_receives() {
+        let mut router = MockModelRouter::new();
+        router.expect_resolve().returning(|_| {
+            Ok(route(GuardrailPolicy {
+                configured: Some(ConfiguredGuardrail {
+                    guardrail: guardrail("enforced"),
+                    mode: GuardrailMode::Enforced,
+                }),
+                allow_client_guardrails: true,
+            }))
+        });
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .withf(|_, request| request.guardrail == Some(guardrail("enforced")))
+            .times(1)
+            .returning(|_, _| Ok(response(StopReason::GuardrailIntervened)));
+        let completion = service(router, provider)
+            .complete(&Caller::default(), request())
+            .await
+            .unwrap();
+        assert_eq!(completion.finish_reason, FinishReason::GuardrailIntervened);
+    }
+
+    #[tokio::test]
+    async fn a_conflicting_client_guardrail_is_rejected_before_the_provider() {
+        let mut router = MockModelRouter::new();
+        router.expect_resolve().returning(|_| {
+            Ok(route(GuardrailPolicy {
+                configured: Some(ConfiguredGuardrail {
+                    guardrail: guardrail("enforced"),
+                    mode: GuardrailMode::Enforced,
+                }),
+                allow_client_guardrails: true,
+            }))
+        });
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().never();
+        provider.expect_stream().never();
+        let service = service(router, provider);
+        let mut req = request();
+        req.guardrail = Some(guardrail("client"));
+        let err = service
+            .stream(&Caller::default(), req)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            GatewayError::Guardrail(GuardrailPolicyError::Enforced { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_keys_finish_reason_style_overrides_the_accounts() {
+        let mut router = MockModelRouter::new();
+        router
+            .expect_resolve()
+            .returning(|_| Ok(route(GuardrailPolicy::open())));
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .returning(|_, _| Ok(response(StopReason::GuardrailIntervened)));
+        let caller = Caller {
+            key_name: Some("strict-team".into()),
+            finish_reason_style: Some(FinishReasonStyle::Strict),
+        };
+        let completion = service(router, provider)
+            .complete(&caller, request())
+            .await
+            .unwrap();
+        assert_eq!(completion.finish_reason, FinishReason::ContentFilter);
+        assert_eq!(
+            completion.response.stop_reason,
+            StopReason::GuardrailIntervened
+        );
+    }
+
+    #[tokio::test]
+    async fn provider_errors_pass_through_unchanged() {
+        let mut router = MockModelRouter::new();
+        router
+            .expect_resolve()
+            .returning(|_| Ok(route(GuardrailPolicy::open())));
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().returning(|_, _| {
+            Err(ProviderError::Throttled {
+                message: "Too many requests".into(),
+            })
+        });
+        let err = service(router, provider)
+            .complete(&Caller::default(), request())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "Too many requests");
+    }
+}
