@@ -5,8 +5,17 @@
 //! decoder live here; nothing outside this crate knows Bedrock's wire format.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
+pub mod converse_request;
+pub mod converse_response;
 pub mod credentials;
+pub mod errors;
+pub mod event_stream;
+pub mod provider;
+pub mod signing;
+pub(crate) mod stream_events;
+pub mod wire;
 
 pub use config::{AuthConfig, BedrockAccountConfig};
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
