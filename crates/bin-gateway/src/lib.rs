@@ -1,1 +1,7 @@
-//! placeholder
+//! The gateway binary's library half: configuration, wiring and the demo, shared by `main`,
+//! the integration tests and `cargo xtask bench`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod wiring;

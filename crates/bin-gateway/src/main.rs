@@ -1,1 +1,194 @@
-fn main() {}
+//! `gateway`: an OpenAI-compatible gateway in front of AWS Bedrock.
+//!
+//! The binary only parses the command line and wires the library together.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::GatewayConfig;
+use gateway::demo::{instructions, start_demo};
+use gateway::wiring::start;
+use gateway_core::clock::SharedClock;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "OpenAI-compatible AI gateway for AWS Bedrock")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the OpenAI API with the given configuration.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit (non-zero when invalid).
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also obtain each account's credentials (STS, default chain) without calling Bedrock.
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Run the gateway against the built-in Bedrock simulator: no AWS account needed.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Check { config, probe } => check(&config, probe).await,
+        Command::Serve { config } => {
+            let config = match GatewayConfig::load(&config) {
+                Ok(config) => config,
+                Err(e) => return fail(&format!("{}: {e}", config.display())),
+            };
+            let mut gateway = match start(&config, SharedClock::system()).await {
+                Ok(gateway) => gateway,
+                Err(e) => return fail(&e.to_string()),
+            };
+            tracing::info!(
+                addr = %gateway.addr(),
+                models = config.models.len(),
+                "gateway listening"
+            );
+            tokio::select! {
+                result = gateway.wait() => exit_with(result),
+                () = shutdown_signal() => {
+                    tracing::info!("shutting down");
+                    exit_with(gateway.shutdown().await)
+                }
+            }
+        }
+        Command::Demo { listen } => {
+            let demo = match start_demo(listen).await {
+                Ok(demo) => demo,
+                Err(e) => return fail(&e.to_string()),
+            };
+            say(&instructions(&demo.gateway.url()));
+            shutdown_signal().await;
+            demo.sim.shutdown();
+            exit_with(demo.gateway.shutdown().await)
+        }
+    }
+}
+
+async fn check(path: &std::path::Path, probe: bool) -> ExitCode {
+    let config = match GatewayConfig::load(path) {
+        Ok(config) => config,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    say(&format!(
+        "{}: valid ({} accounts, {} models, {} gateway keys)",
+        path.display(),
+        config.accounts.len(),
+        config.models.len(),
+        config.keys.len()
+    ));
+    if !probe {
+        return ExitCode::SUCCESS;
+    }
+    let mut healthy = true;
+    for account in &config.accounts {
+        let outcome = match gateway_adapter_bedrock::AccountCredentials::from_config(
+            &account.name,
+            &account.auth,
+            &account.region,
+        )
+        .await
+        {
+            Ok(credentials) => credentials.probe().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => say(&format!("account {}: credentials OK ({})", account.name, account.auth.kind())),
+            Err(e) => {
+                healthy = false;
+                say(&format!("account {}: credentials unusable: {e}", account.name));
+            }
+        }
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the command's own output")]
+fn say(text: &str) {
+    println!("{text}");
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn exit_with(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("server stopped: {e}")),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

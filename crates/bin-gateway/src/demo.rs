@@ -1,0 +1,109 @@
+//! `gateway demo`: the built-in Bedrock simulator plus a gateway configured against it, so a
+//! newcomer sees real requests answered with no AWS account.
+
+use std::net::SocketAddr;
+
+use bedrock_sim::{BedrockSim, Reply, Script, SimHandle};
+use gateway_core::clock::SharedClock;
+use thiserror::Error;
+
+use crate::config::{ConfigError, GatewayConfig};
+use crate::wiring::{start, RunningGateway, StartError};
+
+/// The demo's configuration file, an ordinary config with two variables filled in.
+pub const DEMO_CONFIG: &str = include_str!("../demo.toml");
+pub const DEMO_KEY: &str = "demo-key-not-secret";
+
+#[derive(Debug, Error)]
+pub enum DemoError {
+    #[error("cannot start the Bedrock simulator: {0}")]
+    Simulator(String),
+    #[error("demo configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// A running demo: keep it alive as long as it should serve.
+#[derive(Debug)]
+pub struct Demo {
+    pub sim: SimHandle,
+    pub gateway: RunningGateway,
+}
+
+/// Starts the simulator on a free loopback port and the gateway on `listen`.
+pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
+    let sim = BedrockSim::builder()
+        .access_key(
+            "AKIDDEMOGATEWAY00000",
+            "demo/secret/signed-and-verified-by-the-simulator",
+        )
+        .script("demo.guardrail-mask", Script::GuardrailMask)
+        .script(
+            "demo.guardrail-block-input",
+            Script::GuardrailBlockInput {
+                message: "Sorry, the model cannot answer this question.".into(),
+            },
+        )
+        .script(
+            "demo.tool-use",
+            Script::Reply(
+                Reply::text("Let me look up the weather.")
+                    .tool_use(
+                        "tooluse_demo_1",
+                        "get_weather",
+                        serde_json::json!({"city": "Paris"}),
+                    )
+                    .stop_reason("tool_use"),
+            ),
+        )
+        .script(
+            "demo.throttled",
+            Script::error(
+                429,
+                "ThrottlingException",
+                "Too many requests, please wait before trying again.",
+            ),
+        )
+        .start()
+        .await
+        .map_err(|e| DemoError::Simulator(e.to_string()))?;
+    let sim_url = sim.url();
+    let config = GatewayConfig::parse(DEMO_CONFIG, &|name| match name {
+        "BEDROCK_SIM_URL" => Some(sim_url.clone()),
+        "DEMO_LISTEN" => Some(listen.to_string()),
+        other => std::env::var(other).ok(),
+    })?;
+    let gateway = start(&config, SharedClock::system()).await?;
+    Ok(Demo { sim, gateway })
+}
+
+/// What to paste to try it.
+pub fn instructions(gateway_url: &str) -> String {
+    format!(
+        r#"AI gateway demo: OpenAI-compatible API at {gateway_url}/v1, answered by the built-in Bedrock simulator.
+Gateway key: {DEMO_KEY}
+Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), demo/blocked (enforced guardrail blocks input),
+        demo/tools (tool call), demo/throttled (Bedrock throttling -> 429)
+
+curl {gateway_url}/v1/chat/completions \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"model":"demo/claude-3","messages":[{{"role":"user","content":"Hello, Bedrock!"}}]}}'
+
+curl -N {gateway_url}/v1/chat/completions \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"model":"demo/guarded","stream":true,"messages":[{{"role":"user","content":"Write to Elon Musk at elon@example.com"}}]}}'
+
+python3 - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{gateway_url}/v1", api_key="{DEMO_KEY}")
+r = client.chat.completions.create(
+    model="demo/claude-3",
+    messages=[{{"role": "user", "content": "What are some ideas for email for Elon Musk?"}}],
+    extra_body={{"guardrailConfig": {{"guardrailIdentifier": "xyz-123-768", "guardrailVersion": "1"}}}},
+)
+print(r.choices[0].finish_reason, r.choices[0].message.content)
+PY
+Press Ctrl-C to stop."#
+    )
+}

@@ -1,0 +1,205 @@
+//! `TestGateway`: the real gateway and `bedrock-sim` on loopback, plus a small HTTP client.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::time::Duration;
+
+use bedrock_sim::{SimBuilder, SimHandle};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use gateway::config::GatewayConfig;
+use gateway::wiring::{start_on, RunningGateway};
+use gateway_core::clock::SharedClock;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub const KEY: &str = "test-gateway-key";
+pub const STRICT_KEY: &str = "test-strict-key";
+pub const ACCESS_KEY_ID: &str = "AKIDTESTGATEWAY00001";
+pub const SECRET: &str = "test/secret/key/for/the/simulator";
+pub const CLAUDE: &str = "anthropic.claude-3-sonnet-20240229-v1:0";
+pub const PROFILE_ARN: &str =
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
+
+/// The configuration every scenario starts from; `${SIM_URL}` is the simulator.
+pub const BASE_CONFIG: &str = r#"
+[auth]
+keys = [
+  { name = "tests", key = "test-gateway-key" },
+  { name = "strict", key = "test-strict-key", finish_reason_style = "strict" },
+]
+
+[accounts.sim]
+type = "aws-bedrock"
+region = "us-east-1"
+endpoint = "${SIM_URL}"
+auth = { type = "access-key", access_key_id = "AKIDTESTGATEWAY00001", secret_access_key = "${SIM_SECRET}" }
+
+[accounts.sim.models.claude-3]
+model_id = "anthropic.claude-3-sonnet-20240229-v1:0"
+
+[accounts.sim.models.profile]
+model_id = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
+"#;
+
+pub fn sim() -> SimBuilder {
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    bedrock_sim::BedrockSim::builder().access_key(ACCESS_KEY_ID, SECRET)
+}
+
+pub struct TestGateway {
+    pub sim: SimHandle,
+    pub gateway: RunningGateway,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl TestGateway {
+    /// The simulator as built, and the base config.
+    pub async fn start(sim: SimBuilder) -> Self {
+        Self::start_with_config(sim, BASE_CONFIG, &[]).await
+    }
+
+    /// `config` may use `${SIM_URL}`, `${SIM_SECRET}` and the extra variables given.
+    pub async fn start_with_config(sim: SimBuilder, config: &str, vars: &[(&str, &str)]) -> Self {
+        let sim = sim.start().await.unwrap();
+        let sim_url = sim.url();
+        let config = GatewayConfig::parse(config, &|name| match name {
+            "SIM_URL" => Some(sim_url.clone()),
+            "SIM_SECRET" => Some(SECRET.into()),
+            other => vars
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, v)| (*v).to_owned()),
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = start_on(&config, listener, SharedClock::system())
+            .await
+            .unwrap();
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self {
+            sim,
+            gateway,
+            client,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.url())
+    }
+
+    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> http::Response<Incoming> {
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("the gateway answers within 30 s")
+            .unwrap()
+    }
+
+    pub fn chat_request(&self, key: Option<&str>, body: &Value) -> http::Request<Full<Bytes>> {
+        let mut builder = http::Request::post(self.url("/v1/chat/completions"))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        builder
+            .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+            .unwrap()
+    }
+
+    /// POST /v1/chat/completions and read the whole JSON answer.
+    pub async fn chat(&self, body: &Value) -> (http::StatusCode, Value) {
+        self.chat_as(Some(KEY), body).await
+    }
+
+    pub async fn chat_as(&self, key: Option<&str>, body: &Value) -> (http::StatusCode, Value) {
+        let response = self.send(self.chat_request(key, body)).await;
+        json_of(response).await
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (http::StatusCode, String) {
+        let mut builder = http::Request::get(self.url(path));
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        let response = self.send(builder.body(Full::default()).unwrap()).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Starts a streaming request; the caller reads events with [`SseReader`].
+    pub async fn stream(&self, body: &Value) -> http::Response<Incoming> {
+        self.send(self.chat_request(Some(KEY), body)).await
+    }
+}
+
+pub async fn json_of(response: http::Response<Incoming>) -> (http::StatusCode, Value) {
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+    (status, value)
+}
+
+/// Reads `data: ...` events one at a time, as they arrive.
+pub struct SseReader {
+    body: http_body_util::BodyDataStream<Incoming>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: http::Response<Incoming>) -> Self {
+        Self {
+            body: response.into_body().into_data_stream(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's data, or None when the body ended. Waits at most 10 s.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Some(data);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an SSE event within 10 s");
+            match chunk {
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Every remaining event.
+    pub async fn rest(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// The OpenAI error shape, with its parts.
+pub fn assert_openai_error(body: &Value, code: &str) {
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "error.message in {body}");
+    assert!(error["type"].is_string(), "error.type in {body}");
+    assert_eq!(error["code"], code, "error.code in {body}");
+    assert!(error.get("param").is_some(), "error.param in {body}");
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}

@@ -1,0 +1,106 @@
+//! Architecture invariants, checked as ordinary tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
+/// dependency tree may hold only these crates (and what they pull in, listed too).
+#[test]
+fn core_depends_only_on_allowed_crates() {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "tree",
+            "--package",
+            "gateway-core",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "--offline",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let allowed = [
+        "gateway-core",
+        "serde",
+        "serde_core",
+        "serde_derive",
+        "serde_json",
+        "thiserror",
+        "thiserror-impl",
+        "async-trait",
+        "futures-core",
+        // proc-macro and serde_json support crates
+        "proc-macro2",
+        "quote",
+        "syn",
+        "unicode-ident",
+        "itoa",
+        "memchr",
+        "ryu",
+        "zmij",
+    ];
+    let forbidden = [
+        "tokio", "hyper", "reqwest", "axum", "http", "aws-", "mio", "socket2",
+    ];
+    let tree = String::from_utf8_lossy(&output.stdout);
+    for line in tree.lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if name.is_empty() {
+            continue;
+        }
+        assert!(
+            !forbidden.iter().any(|f| name.starts_with(f)),
+            "gateway-core must not depend on `{name}`"
+        );
+        assert!(
+            allowed.contains(&name),
+            "gateway-core gained a dependency `{name}`: core stays free of I/O crates; \
+             if this one is pure, add it to the allow-list here with a reason"
+        );
+    }
+}
+
+/// Every Rust source file starts with a `//!` comment saying what it is for.
+#[test]
+fn every_source_file_says_what_it_is_for() {
+    let mut missing = Vec::new();
+    for dir in ["crates", "xtask"] {
+        visit(&workspace_root().join(dir), &mut |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            if !text.trim_start().starts_with("//!") {
+                missing.push(path.display().to_string());
+            }
+        });
+    }
+    assert!(missing.is_empty(), "files without a `//!` header: {missing:?}");
+}
+
+fn visit(dir: &Path, on_file: &mut dyn FnMut(&Path)) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if path.is_dir() {
+            if name != "target" && name != "snapshots" {
+                visit(&path, on_file);
+            }
+        } else if name.ends_with(".rs") {
+            on_file(&path);
+        }
+    }
+}
