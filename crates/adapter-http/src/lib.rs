@@ -1,2 +1,26 @@
-//! `gateway-adapter-http`: the OpenAI-compatible HTTP server (being written).
+//! `gateway-adapter-http`: the OpenAI-compatible HTTP server.
+//!
+//! It turns OpenAI chat-completion requests into [`gateway_core::ChatRequest`]s, hands them
+//! to [`gateway_core::ChatService`], and answers with OpenAI JSON or `chat.completion.chunk`
+//! server-sent events. Every wire conversion is a pure function in the `openai` module with
+//! snapshot tests over `fixtures/openai/`; `server` only does HTTP, and `error` is the one
+//! place that maps failures to OpenAI error bodies and statuses.
+//!
+//! ```text
+//! serve ─► HttpApp::handle ─► auth ─► body (limited) ─► openai::request ─► ChatService
+//!                    ◄─ error | openai::response (JSON) | sse + openai::chunk (stream)
+//! ```
 #![forbid(unsafe_code)]
+
+mod auth;
+mod body;
+mod error;
+mod ids;
+mod metrics;
+mod openai;
+mod server;
+mod settings;
+mod sse;
+
+pub use server::{serve, HttpApp};
+pub use settings::{GatewayKey, HttpSettings};

@@ -1,0 +1,135 @@
+//! Gateway keys: who may call, compared in constant time.
+
+use std::fmt;
+
+use gateway_core::Caller;
+use http::HeaderValue;
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::settings::GatewayKey;
+
+/// The configured keys, checked against each request's bearer token.
+pub(crate) struct KeyStore {
+    keys: Vec<GatewayKey>,
+}
+
+impl KeyStore {
+    pub(crate) fn new(keys: Vec<GatewayKey>) -> Self {
+        Self { keys }
+    }
+
+    /// The caller a valid `Authorization: Bearer <key>` header identifies, or `None`.
+    ///
+    /// Every key is compared in full whatever matched before, and each comparison runs over
+    /// the configured key's bytes, so timing reveals neither which key nor how much of a
+    /// prefix matched.
+    pub(crate) fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<Caller> {
+        let token = bearer_token(authorization?)?;
+        let mut matched: Option<&GatewayKey> = None;
+        for key in &self.keys {
+            if bool::from(constant_time_eq(token, key.key.as_bytes())) {
+                matched = Some(key);
+            }
+        }
+        matched.map(|key| Caller {
+            key_name: Some(key.name.clone()),
+            finish_reason_style: key.finish_reason_style,
+        })
+    }
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+fn bearer_token(header: &HeaderValue) -> Option<&[u8]> {
+    let value = header.as_bytes();
+    let scheme = value.get(..7)?;
+    // The scheme is case-insensitive (RFC 9110); the token is not.
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = value.get(7..)?.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Equality whose running time depends on `expected`'s length only, not on where `presented`
+/// first differs (`subtle`'s slice `ct_eq` returns early on a length mismatch).
+fn constant_time_eq(presented: &[u8], expected: &[u8]) -> Choice {
+    let mut equal = (presented.len() as u64).ct_eq(&(expected.len() as u64));
+    for (i, byte) in expected.iter().enumerate() {
+        let other = presented.get(i).copied().unwrap_or(0);
+        equal &= other.ct_eq(byte);
+    }
+    equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::FinishReasonStyle;
+
+    fn store() -> KeyStore {
+        KeyStore::new(vec![
+            GatewayKey {
+                name: "team-a".into(),
+                key: "sk-a".into(),
+                finish_reason_style: None,
+            },
+            GatewayKey {
+                name: "strict".into(),
+                key: "sk-strict-longer".into(),
+                finish_reason_style: Some(FinishReasonStyle::Strict),
+            },
+        ])
+    }
+
+    fn auth(value: &str) -> Option<Caller> {
+        store().authenticate(Some(&HeaderValue::from_str(value).unwrap()))
+    }
+
+    #[test]
+    fn a_configured_key_names_the_caller_and_its_style() {
+        assert_eq!(
+            auth("Bearer sk-strict-longer"),
+            Some(Caller {
+                key_name: Some("strict".into()),
+                finish_reason_style: Some(FinishReasonStyle::Strict),
+            })
+        );
+        assert_eq!(
+            auth("bearer sk-a").and_then(|c| c.key_name),
+            Some("team-a".into())
+        );
+    }
+
+    #[test]
+    fn wrong_prefixes_extensions_and_schemes_are_refused() {
+        for bad in [
+            "Bearer sk-",
+            "Bearer sk-aa",
+            "Bearer sk-strict",
+            "Bearer SK-A",
+            "Basic sk-a",
+            "Bearer ",
+            "sk-a",
+            "",
+        ] {
+            assert_eq!(auth(bad), None, "{bad:?}");
+        }
+        assert_eq!(store().authenticate(None), None);
+    }
+
+    #[test]
+    fn no_keys_means_nobody_gets_in() {
+        let empty = KeyStore::new(vec![]);
+        assert_eq!(
+            empty.authenticate(Some(&HeaderValue::from_static("Bearer "))),
+            None
+        );
+    }
+}

@@ -1,0 +1,355 @@
+//! The one place that turns failures into OpenAI error JSON and HTTP statuses.
+//!
+//! | failure | status | `type` | `code` |
+//! |---|---|---|---|
+//! | body is not JSON | 400 | `invalid_request_error` | `invalid_json` |
+//! | a field is missing / has the wrong type / a bad value / is unsupported | 400 | `invalid_request_error` | `missing_required_parameter` / `invalid_type` / `invalid_value` / `unsupported_value` (`param` = field path) |
+//! | no or wrong gateway key | 401 | `invalid_request_error` | `invalid_api_key` |
+//! | unknown or malformed model name | 404 | `invalid_request_error` | `model_not_found` |
+//! | guardrail policy refuses `guardrailConfig` | 400 | `invalid_request_error` | `guardrail_enforced` / `guardrail_not_allowed` |
+//! | unknown path | 404 | `invalid_request_error` | `unknown_url` |
+//! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
+//! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
+//! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
+//! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
+//! | Bedrock refused the operator's AWS credentials | 502 | `server_error` | `upstream_unauthorized` |
+//! | AWS credentials could not be obtained | 502 | `server_error` | `credentials_unavailable` |
+//! | Bedrock resource not found | 404 | `invalid_request_error` | `upstream_not_found` |
+//! | model or connection timeout | 504 | `server_error` | `upstream_timeout` |
+//! | model failed | 502 | `server_error` | `model_error` |
+//! | Bedrock unavailable | 503 + `retry-after` | `server_error` | `upstream_unavailable` |
+//! | Bedrock internal error | 502 | `server_error` | `upstream_error` |
+//! | Bedrock answered garbage | 502 | `server_error` | `upstream_protocol_error` |
+//!
+//! Upstream credential failures are 502, never 401: OpenAI SDKs read 401 as "your API key is
+//! wrong", and these are the operator's AWS credentials, not the client's key.
+
+use std::borrow::Cow;
+
+use gateway_core::{GatewayError, ProviderError, RouteError};
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::openai::request::RequestError;
+
+const INVALID_REQUEST: &str = "invalid_request_error";
+const SERVER_ERROR: &str = "server_error";
+const RATE_LIMIT: &str = "rate_limit_error";
+
+/// Seconds clients should wait before retrying a throttled or unavailable upstream; Bedrock
+/// does not say, and OpenAI SDKs honour this header over their own backoff.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// An error answer: status, OpenAI error body and retry hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) error_type: &'static str,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) param: Option<Cow<'static, str>>,
+    pub(crate) retry_after: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    error_type: &'a str,
+    code: &'a str,
+    param: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        error_type: &'static str,
+        code: &'static str,
+        message: String,
+    ) -> Self {
+        Self {
+            status,
+            error_type,
+            code,
+            message,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    fn with_retry_after(mut self) -> Self {
+        self.retry_after = Some(RETRY_AFTER_SECONDS);
+        self
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            INVALID_REQUEST,
+            "invalid_api_key",
+            "missing or invalid gateway key: send `Authorization: Bearer <key>`".into(),
+        )
+    }
+
+    pub(crate) fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            INVALID_REQUEST,
+            "request_too_large",
+            format!("the request body is larger than the gateway's limit of {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn body_unreadable() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "invalid_body",
+            "the request body could not be read".into(),
+        )
+    }
+
+    pub(crate) fn unknown_url(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "unknown_url",
+            format!("unknown URL ({method} {path})"),
+        )
+    }
+
+    pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            INVALID_REQUEST,
+            "method_not_allowed",
+            format!("{path} does not accept {method}"),
+        )
+    }
+
+    pub(crate) fn from_request(error: RequestError) -> Self {
+        let message = error.to_string();
+        match error {
+            RequestError::InvalidJson(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "invalid_json",
+                message,
+            ),
+            RequestError::Field { param, code, .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                code.as_str(),
+                message,
+            )
+            .with_param(param),
+        }
+    }
+
+    pub(crate) fn from_gateway(error: &GatewayError) -> Self {
+        match error {
+            GatewayError::Route(route) => {
+                let status = match route {
+                    // OpenAI answers 404 `model_not_found` for any model it cannot serve.
+                    RouteError::UnknownModel(_) | RouteError::MalformedName(_) => {
+                        StatusCode::NOT_FOUND
+                    }
+                };
+                Self::new(
+                    status,
+                    INVALID_REQUEST,
+                    "model_not_found",
+                    route.to_string(),
+                )
+                .with_param("model")
+            }
+            GatewayError::Guardrail(policy) => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                policy.code(),
+                policy.to_string(),
+            )
+            .with_param("guardrailConfig"),
+            GatewayError::Provider(provider) => Self::from_provider(provider),
+        }
+    }
+
+    pub(crate) fn from_provider(error: &ProviderError) -> Self {
+        let message = error.to_string();
+        match error {
+            ProviderError::InvalidRequest { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "upstream_validation_error",
+                message,
+            ),
+            ProviderError::Throttled { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                RATE_LIMIT,
+                "rate_limit_exceeded",
+                message,
+            )
+            .with_retry_after(),
+            ProviderError::Unauthorized { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "upstream_unauthorized",
+                message,
+            ),
+            ProviderError::Credentials { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "credentials_unavailable",
+                message,
+            ),
+            ProviderError::NotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "upstream_not_found",
+                message,
+            ),
+            ProviderError::Timeout { .. } => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                SERVER_ERROR,
+                "upstream_timeout",
+                message,
+            ),
+            ProviderError::ModelError { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "model_error",
+                message,
+            ),
+            ProviderError::Unavailable { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER_ERROR,
+                "upstream_unavailable",
+                message,
+            )
+            .with_retry_after(),
+            ProviderError::Upstream { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "upstream_error",
+                message,
+            ),
+            ProviderError::Protocol { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "upstream_protocol_error",
+                message,
+            ),
+        }
+    }
+
+    /// `{"error":{"message","type","code","param"}}`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        let envelope = Envelope {
+            error: Body {
+                message: &self.message,
+                error_type: self.error_type,
+                code: self.code,
+                param: self.param.as_deref(),
+            },
+        };
+        // Writing plain strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &envelope);
+    }
+
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.message.len());
+        self.write_json(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::GuardrailPolicyError;
+
+    fn every_provider_error() -> Vec<ProviderError> {
+        let message = || "upstream said no".to_string();
+        vec![
+            ProviderError::InvalidRequest { message: message() },
+            ProviderError::Unauthorized {
+                account: "internal-bedrock".into(),
+                message: message(),
+            },
+            ProviderError::Credentials {
+                account: "internal-bedrock".into(),
+                message: message(),
+            },
+            ProviderError::NotFound { message: message() },
+            ProviderError::Throttled { message: message() },
+            ProviderError::Timeout { message: message() },
+            ProviderError::ModelError { message: message() },
+            ProviderError::Unavailable { message: message() },
+            ProviderError::Upstream { message: message() },
+            ProviderError::Protocol { message: message() },
+        ]
+    }
+
+    fn row(name: &str, error: &ApiError) -> String {
+        format!(
+            "{name:<24} {} retry-after={:<4} {}\n",
+            error.status.as_u16(),
+            error.retry_after.unwrap_or("-"),
+            String::from_utf8_lossy(&error.to_json())
+        )
+    }
+
+    #[test]
+    fn every_gateway_error_maps_to_a_status_and_openai_body() {
+        let mut table = String::new();
+        for provider in every_provider_error() {
+            table.push_str(&row(provider.kind(), &ApiError::from_provider(&provider)));
+        }
+        let domain = [
+            GatewayError::Route(RouteError::UnknownModel("acct/nope".into())),
+            GatewayError::Route(RouteError::MalformedName("claude".into())),
+            GatewayError::Guardrail(GuardrailPolicyError::ClientGuardrailsDisallowed),
+            GatewayError::Guardrail(GuardrailPolicyError::Enforced {
+                configured_identifier: "gr-1".into(),
+                configured_version: "1".into(),
+                requested_identifier: "gr-2".into(),
+                requested_version: "3".into(),
+            }),
+        ];
+        for error in &domain {
+            let api = ApiError::from_gateway(error);
+            table.push_str(&row(api.code, &api));
+        }
+        for api in [
+            ApiError::unauthorized(),
+            ApiError::body_too_large(1024),
+            ApiError::body_unreadable(),
+            ApiError::unknown_url(&http::Method::GET, "/v2/nothing"),
+            ApiError::method_not_allowed(&http::Method::DELETE, "/v1/chat/completions"),
+        ] {
+            table.push_str(&row(api.code, &api));
+        }
+        insta::assert_snapshot!(table);
+    }
+
+    #[test]
+    fn upstream_credential_failures_are_never_401() {
+        for provider in every_provider_error() {
+            assert_ne!(
+                ApiError::from_provider(&provider).status,
+                StatusCode::UNAUTHORIZED,
+                "{provider:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Response ids: `chatcmpl-` and random characters, like OpenAI's.
+
+/// Random characters after the prefix; 29 alphanumerics are about 172 bits.
+const RANDOM_CHARS: usize = 29;
+
+/// A fresh `chatcmpl-...` id. Conversions take the id as an argument, so tests pass a
+/// fixed one and snapshots stay stable.
+pub(crate) fn completion_id() -> String {
+    let mut id = String::with_capacity("chatcmpl-".len() + RANDOM_CHARS);
+    id.push_str("chatcmpl-");
+    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(RANDOM_CHARS));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_openai_shape_and_differ() {
+        let a = completion_id();
+        let b = completion_id();
+        assert!(a.starts_with("chatcmpl-"));
+        assert_eq!(a.len(), 9 + RANDOM_CHARS);
+        assert!(a[9..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,200 @@
+//! Prometheus metrics for `/metrics`.
+//!
+//! Label values come from fixed sets only: endpoints and status classes are constants, models
+//! are the configured names (anything else is `other`), upstream errors are
+//! `ProviderError::kind()`. A client can therefore never create new series.
+//!
+//! `/metrics` needs no gateway key, like most exporters: operators should not expose it
+//! publicly (bind the gateway to an internal network or filter the path at the edge).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_core::ProviderError;
+use http::StatusCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A model label: a configured public name, or `other`. Shared, so recording costs no copy.
+pub(crate) type ModelLabel = Arc<String>;
+
+/// The route a request took, as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Endpoint {
+    ChatCompletions,
+    Models,
+    Health,
+    Metrics,
+    Other,
+}
+
+impl Endpoint {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat_completions",
+            Self::Models => "models",
+            Self::Health => "health",
+            Self::Metrics => "metrics",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    model: ModelLabel,
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UpstreamLabels {
+    kind: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 250 µs .. ~65 s: gateway overhead is sub-millisecond, model answers take seconds.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
+}
+
+/// Every metric the HTTP server records.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    upstream_errors: Family<UpstreamLabels, Counter>,
+    open_streams: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        let open_streams = Gauge::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "gateway_http_requests",
+            "HTTP requests by endpoint, model and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "gateway_http_request_duration_seconds",
+            "Time until the response head (for streams: until the first byte can be sent)",
+            latency.clone(),
+        );
+        registry.register(
+            "gateway_upstream_errors",
+            "Provider errors by kind, before or during a stream",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "gateway_open_streams",
+            "Streaming responses currently open",
+            open_streams.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            open_streams,
+        }
+    }
+
+    pub(crate) fn record_request(
+        &self,
+        endpoint: Endpoint,
+        model: &ModelLabel,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let status = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.as_str(),
+                model: Arc::clone(model),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn upstream_error(&self, error: &ProviderError) {
+        record_upstream_error(&self.upstream_errors, error);
+    }
+
+    /// Counts a stream as open until the guard is dropped.
+    pub(crate) fn open_stream(&self) -> OpenStream {
+        self.open_streams.inc();
+        OpenStream {
+            open_streams: self.open_streams.clone(),
+            upstream_errors: self.upstream_errors.clone(),
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn record_upstream_error(family: &Family<UpstreamLabels, Counter>, error: &ProviderError) {
+    family
+        .get_or_create(&UpstreamLabels { kind: error.kind() })
+        .inc();
+}
+
+/// Held by a streaming body: the open-streams gauge counts it until dropped, and errors in
+/// the middle of the stream are counted like those before it.
+pub(crate) struct OpenStream {
+    open_streams: Gauge,
+    upstream_errors: Family<UpstreamLabels, Counter>,
+}
+
+impl OpenStream {
+    pub(crate) fn upstream_error(&self, error: &ProviderError) {
+        record_upstream_error(&self.upstream_errors, error);
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.open_streams.dec();
+    }
+}
+
+impl fmt::Debug for OpenStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenStream").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,185 @@
+//! A [`Completion`] to OpenAI `chat.completion` JSON.
+//!
+//! Beside OpenAI's fields the answer carries `provider` (as the seed shows),
+//! `choices[0].bedrock_stop_reason` (Bedrock's raw `stopReason`, so clients can tell a
+//! guardrail from a content filter even in the strict style) and, when Bedrock traced a
+//! guardrail, `guardrail_trace`.
+
+use gateway_core::service::Completion;
+use gateway_core::{ToolCall, Usage};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::PROVIDER;
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    provider: &'static str,
+    choices: [Choice<'a>; 1],
+    usage: UsageJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail_trace: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    finish_reason: &'static str,
+    bedrock_stop_reason: &'a str,
+    logprobs: Option<()>,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    #[serde(
+        skip_serializing_if = "<[_]>::is_empty",
+        serialize_with = "serialize_tool_calls"
+    )]
+    tool_calls: &'a [ToolCall],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+}
+
+/// OpenAI usage; also used by the last stream chunk.
+#[derive(Serialize)]
+pub(crate) struct UsageJson {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Serialize)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+}
+
+impl From<&Usage> for UsageJson {
+    fn from(usage: &Usage) -> Self {
+        Self {
+            prompt_tokens: usage.input_tokens,
+            completion_tokens: usage.output_tokens,
+            total_tokens: usage.total_tokens,
+            prompt_tokens_details: usage
+                .cache_read_input_tokens
+                .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
+        }
+    }
+}
+
+/// OpenAI's tool-call shape; `arguments` is the input as a JSON string.
+pub(crate) struct ToolCallJson<'a>(pub(crate) &'a ToolCall);
+
+impl Serialize for ToolCallJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut call = serializer.serialize_struct("ToolCall", 3)?;
+        call.serialize_field("id", &self.0.id)?;
+        call.serialize_field("type", "function")?;
+        call.serialize_field(
+            "function",
+            &Function {
+                name: &self.0.name,
+                arguments: &JsonString(&self.0.input),
+            },
+        )?;
+        call.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: &'a JsonString<'a>,
+}
+
+/// Serializes a value as the string of its JSON text.
+struct JsonString<'a>(&'a Value);
+
+impl Serialize for JsonString<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+fn serialize_tool_calls<S: serde::Serializer>(
+    calls: &&[ToolCall],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(calls.iter().map(ToolCallJson))
+}
+
+/// The `chat.completion` body for `completion`, with the id, `created` and model name the
+/// caller chose.
+pub(crate) fn completion_json(
+    completion: &Completion,
+    id: &str,
+    created: u64,
+    model: &str,
+) -> Vec<u8> {
+    let response = &completion.response;
+    let body = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        provider: PROVIDER,
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: response.text.as_deref(),
+                tool_calls: &response.tool_calls,
+                reasoning_content: response.reasoning.as_deref(),
+            },
+            finish_reason: completion.finish_reason.as_str(),
+            bedrock_stop_reason: response.stop_reason.as_str(),
+            logprobs: None,
+        }],
+        usage: UsageJson::from(&response.usage),
+        guardrail_trace: response.guardrail_trace.as_ref(),
+    };
+    let mut out = Vec::with_capacity(512 + response.text.as_ref().map_or(0, String::len));
+    // Serializing owned strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::test_support::{route, CREATED, ID};
+    use gateway_core::{ChatResponse, FinishReasonStyle};
+    use serde::Deserialize;
+
+    /// A fixture: what the provider answered and the style the client gets.
+    #[derive(Deserialize)]
+    struct Fixture {
+        style: FinishReasonStyle,
+        response: ChatResponse,
+    }
+
+    #[test]
+    fn completions_become_openai_json() {
+        insta::glob!("../../../../fixtures/openai/completion", "*.json", |path| {
+            let fixture: Fixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            let completion = Completion {
+                route: route(),
+                finish_reason: fixture.response.stop_reason.finish_reason(fixture.style),
+                finish_reason_style: fixture.style,
+                response: fixture.response,
+            };
+            let json = completion_json(&completion, ID, CREATED, "internal-bedrock/claude-3");
+            let value: Value = serde_json::from_slice(&json).unwrap();
+            insta::assert_json_snapshot!(value);
+        });
+    }
+}

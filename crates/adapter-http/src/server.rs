@@ -1,0 +1,415 @@
+//! The hyper server: connections, routing and the request handlers.
+//!
+//! Routes:
+//! - `POST /v1/chat/completions` (and `/chat/completions`): gateway key, body, chat.
+//! - `GET /v1/models` (and `/models`): gateway key, the configured models.
+//! - `GET /health`, `/healthz`, `/readyz`: no key.
+//! - `GET /metrics`: no key (see [`crate::metrics`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_core::clock::SharedClock;
+use gateway_core::{Caller, ChatRequest, ChatService, GatewayError};
+use http::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::auth::KeyStore;
+use crate::body::{read_limited, ReadError, ResponseBody};
+use crate::error::ApiError;
+use crate::ids::completion_id;
+use crate::metrics::{Endpoint, Metrics, ModelLabel};
+use crate::openai::chunk::ChunkEncoder;
+use crate::openai::models::model_list_json;
+use crate::openai::request::parse_chat_request;
+use crate::openai::response::completion_json;
+use crate::settings::HttpSettings;
+use crate::sse::SseBody;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const HEALTH_BODY: &[u8] = br#"{"status":"ok"}"#;
+
+/// Everything a request needs, built once at start and shared by all connections.
+pub struct HttpApp {
+    service: ChatService,
+    keys: KeyStore,
+    max_body_bytes: usize,
+    header_read_timeout: Duration,
+    clock: SharedClock,
+    metrics: Metrics,
+    models: ModelIndex,
+}
+
+impl fmt::Debug for HttpApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpApp")
+            .field("keys", &self.keys)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configured models: labels and accounts by public name, and the `/v1/models` body.
+///
+/// The router is fixed at start, so this is computed once rather than per request.
+struct ModelIndex {
+    by_name: HashMap<String, ModelInfo>,
+    other: ModelInfo,
+    list_json: Bytes,
+}
+
+#[derive(Clone)]
+struct ModelInfo {
+    label: ModelLabel,
+    account: Arc<String>,
+}
+
+impl ModelIndex {
+    fn new(service: &ChatService) -> Self {
+        let routes = service.models();
+        let by_name = routes
+            .iter()
+            .map(|route| {
+                let info = ModelInfo {
+                    label: Arc::new(route.public_name.clone()),
+                    account: Arc::new(route.account.clone()),
+                };
+                (route.public_name.clone(), info)
+            })
+            .collect();
+        Self {
+            by_name,
+            other: ModelInfo {
+                label: Arc::new("other".into()),
+                account: Arc::new("-".into()),
+            },
+            list_json: model_list_json(routes.iter().map(|route| &**route)).into(),
+        }
+    }
+
+    /// Unknown names share one label, so clients cannot create metric series.
+    fn get(&self, public_name: &str) -> &ModelInfo {
+        self.by_name.get(public_name).unwrap_or(&self.other)
+    }
+}
+
+impl HttpApp {
+    pub fn new(service: ChatService, settings: HttpSettings, clock: SharedClock) -> Self {
+        let models = ModelIndex::new(&service);
+        Self {
+            service,
+            keys: KeyStore::new(settings.keys),
+            max_body_bytes: settings.max_body_bytes,
+            header_read_timeout: settings.header_read_timeout,
+            clock,
+            metrics: Metrics::new(),
+            models,
+        }
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let endpoint = match parts.uri.path() {
+            "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/models" | "/models" => Endpoint::Models,
+            "/health" | "/healthz" | "/readyz" => Endpoint::Health,
+            "/metrics" => Endpoint::Metrics,
+            _ => Endpoint::Other,
+        };
+        let allowed = match endpoint {
+            Endpoint::ChatCompletions => parts.method == Method::POST,
+            Endpoint::Other => true,
+            _ => parts.method == Method::GET || parts.method == Method::HEAD,
+        };
+        let mut model = &self.models.other;
+        let response = if !allowed {
+            let mut response = error_response(&ApiError::method_not_allowed(
+                &parts.method,
+                parts.uri.path(),
+            ));
+            let allow = if endpoint == Endpoint::ChatCompletions {
+                "POST"
+            } else {
+                "GET, HEAD"
+            };
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            response
+        } else {
+            match endpoint {
+                Endpoint::ChatCompletions => {
+                    let (response, info) = self.chat(&parts, body).await;
+                    model = info;
+                    response
+                }
+                Endpoint::Models => {
+                    match self.keys.authenticate(parts.headers.get(AUTHORIZATION)) {
+                        Some(_) => json_response(StatusCode::OK, self.models.list_json.clone()),
+                        None => error_response(&ApiError::unauthorized()),
+                    }
+                }
+                Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
+                Endpoint::Metrics => {
+                    let mut response = Response::new(ResponseBody::full(self.metrics.encode()));
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    response
+                }
+                Endpoint::Other => {
+                    error_response(&ApiError::unknown_url(&parts.method, parts.uri.path()))
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        self.metrics
+            .record_request(endpoint, &model.label, response.status(), elapsed);
+        tracing::debug!(
+            method = %parts.method,
+            path = parts.uri.path(),
+            status = response.status().as_u16(),
+            latency_us = elapsed.as_micros() as u64,
+            model = %model.label,
+            "request"
+        );
+        response
+    }
+
+    /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
+    async fn chat(&self, parts: &Parts, body: Incoming) -> (Response<ResponseBody>, &ModelInfo) {
+        let other = &self.models.other;
+        // Before reading the body: a caller without a key costs no more than the headers.
+        let Some(caller) = self.keys.authenticate(parts.headers.get(AUTHORIZATION)) else {
+            return (error_response(&ApiError::unauthorized()), other);
+        };
+        let declared = match content_length(parts) {
+            Ok(declared) => declared,
+            Err(error) => return (error_response(&error), other),
+        };
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return (
+                error_response(&ApiError::body_too_large(self.max_body_bytes)),
+                other,
+            );
+        }
+        let bytes = match read_limited(body, declared, self.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge) => {
+                return (
+                    error_response(&ApiError::body_too_large(self.max_body_bytes)),
+                    other,
+                )
+            }
+            Err(ReadError::Unreadable) => {
+                return (error_response(&ApiError::body_unreadable()), other)
+            }
+        };
+        let request = parse_chat_request(&bytes);
+        // The request owns what it needs; large inline images should not be held twice.
+        drop(bytes);
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return (error_response(&ApiError::from_request(error)), other),
+        };
+        let model = self.models.get(&request.model);
+        let response = if request.stream {
+            self.stream(&caller, request, model).await
+        } else {
+            self.complete(&caller, request, model).await
+        };
+        (response, model)
+    }
+
+    async fn complete(
+        &self,
+        caller: &Caller,
+        request: ChatRequest,
+        model: &ModelInfo,
+    ) -> Response<ResponseBody> {
+        match self.service.complete(caller, request).await {
+            Ok(completion) => {
+                let body = completion_json(
+                    &completion,
+                    &completion_id(),
+                    self.clock.unix_seconds(),
+                    &completion.route.public_name,
+                );
+                json_response(StatusCode::OK, body.into())
+            }
+            Err(error) => self.gateway_error(&error, model),
+        }
+    }
+
+    async fn stream(
+        &self,
+        caller: &Caller,
+        request: ChatRequest,
+        model: &ModelInfo,
+    ) -> Response<ResponseBody> {
+        let include_usage = request.include_usage;
+        match self.service.stream(caller, request).await {
+            Ok(stream) => {
+                let encoder = ChunkEncoder::new(
+                    &completion_id(),
+                    self.clock.unix_seconds(),
+                    &stream.route.public_name,
+                    stream.finish_reason_style,
+                    include_usage,
+                );
+                let body = SseBody::new(
+                    stream.events,
+                    encoder,
+                    Arc::clone(&model.account),
+                    self.metrics.open_stream(),
+                );
+                let mut response = Response::new(ResponseBody::Sse(body));
+                let headers = response.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                // nginx would otherwise buffer the whole stream.
+                headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+                response
+            }
+            Err(error) => self.gateway_error(&error, model),
+        }
+    }
+
+    fn gateway_error(&self, error: &GatewayError, model: &ModelInfo) -> Response<ResponseBody> {
+        if let GatewayError::Provider(provider) = error {
+            self.metrics.upstream_error(provider);
+            tracing::warn!(kind = provider.kind(), account = %model.account, "upstream error");
+        }
+        error_response(&ApiError::from_gateway(error))
+    }
+}
+
+/// The declared body length; a malformed header is the client's error (hyper rejects most
+/// before we see them).
+fn content_length(parts: &Parts) -> Result<Option<u64>, ApiError> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .ok_or_else(ApiError::body_unreadable)
+        })
+        .transpose()
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, JSON);
+    response
+}
+
+fn error_response(error: &ApiError) -> Response<ResponseBody> {
+    let mut response = json_response(error.status, error.to_json().into());
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
+    }
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// in-flight requests (including open streams) to finish.
+///
+/// HTTP/1.1 with keep-alive and HTTP/2 without TLS (h2c, prior knowledge) on the same port.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<HttpApp>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_error(error).await;
+                    continue;
+                }
+            },
+        };
+        // Small SSE chunks must leave at once, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = Arc::clone(&builder);
+        let app = Arc::clone(&app);
+        let header_read_timeout = app.header_read_timeout;
+        tokio::spawn(async move {
+            if !first_bytes_arrive(&stream, header_read_timeout).await {
+                return;
+            }
+            let service = service_fn(move |request| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(app.handle(request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// hyper's header timeout starts only once it knows the protocol, which takes the first
+/// bytes; a client that connects and sends nothing would hold the socket forever.
+async fn first_bytes_arrive(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind;
+    // A connection that died before accept is that client's problem; anything else (such as
+    // running out of file descriptors) would spin the loop, so back off briefly.
+    if !matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) {
+        tracing::warn!(%error, "accept failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

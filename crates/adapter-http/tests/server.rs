@@ -1,0 +1,731 @@
+//! The HTTP server end to end on loopback, with a fake provider: auth, limits, routing,
+//! errors, streaming, disconnects, metrics and shutdown.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "the harness outside #[test] fns should panic on a failed setup too"
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings};
+use gateway_core::clock::{FixedClock, SharedClock};
+use gateway_core::guardrail::GuardrailPolicy;
+use gateway_core::{
+    ChatEvent, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
+    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, Route, StopReason, Usage,
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Notify};
+
+const KEY: &str = "sk-test-team-a";
+const STRICT_KEY: &str = "sk-test-strict";
+const CREATED: u64 = 1_741_339_101;
+/// A deadline for things that must happen promptly; never a way to wait for them.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+fn no_instance_metadata() {
+    static ONCE: Once = Once::new();
+    // Nothing here builds the AWS default chain, but no test process may ever probe IMDS.
+    ONCE.call_once(|| std::env::set_var("AWS_EC2_METADATA_DISABLED", "true"));
+}
+
+/// A provider whose behaviour is chosen by the route's model id.
+#[derive(Default)]
+struct FakeProvider {
+    calls: AtomicUsize,
+    last_request: Mutex<Option<ChatRequest>>,
+    /// Signalled when an `endless` stream is dropped.
+    stream_dropped: Mutex<Option<oneshot::Sender<()>>>,
+    /// `slow` completions signal `entered`, then wait for `release`.
+    entered: Notify,
+    release: Notify,
+}
+
+fn response(text: &str, stop_reason: StopReason) -> ChatResponse {
+    ChatResponse {
+        text: Some(text.into()),
+        reasoning: None,
+        tool_calls: vec![],
+        stop_reason,
+        usage: Usage {
+            input_tokens: 25,
+            output_tokens: 3,
+            total_tokens: 28,
+            cache_read_input_tokens: None,
+            cache_write_input_tokens: None,
+        },
+        guardrail_trace: None,
+    }
+}
+
+fn events() -> Vec<Result<ChatEvent, ProviderError>> {
+    vec![
+        Ok(ChatEvent::MessageStart),
+        Ok(ChatEvent::TextDelta("Hel".into())),
+        Ok(ChatEvent::TextDelta("lo".into())),
+        Ok(ChatEvent::Stop(StopReason::EndTurn)),
+        Ok(ChatEvent::Metadata {
+            usage: Usage::default(),
+            guardrail_trace: None,
+        }),
+    ]
+}
+
+struct DropSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[async_trait]
+impl ChatProvider for FakeProvider {
+    async fn complete(
+        &self,
+        route: &Route,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_request.lock().unwrap() = Some(request.clone());
+        match route.model_id.as_str() {
+            "text" => Ok(response("Hello!", StopReason::EndTurn)),
+            "guardrail" => Ok(response("{NAME}", StopReason::GuardrailIntervened)),
+            "throttled" => Err(ProviderError::Throttled {
+                message: "Too many requests, please wait".into(),
+            }),
+            "unauthorized" => Err(ProviderError::Unauthorized {
+                account: route.account.clone(),
+                message: "The security token included in the request is invalid".into(),
+            }),
+            "slow" => {
+                self.entered.notify_one();
+                self.release.notified().await;
+                Ok(response("finally", StopReason::EndTurn))
+            }
+            other => panic!("no behaviour for {other}"),
+        }
+    }
+
+    async fn stream(
+        &self,
+        route: &Route,
+        request: &ChatRequest,
+    ) -> Result<ChatEventStream, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_request.lock().unwrap() = Some(request.clone());
+        match route.model_id.as_str() {
+            "text" => Ok(Box::pin(futures_util::stream::iter(events()))),
+            "throttled" => Err(ProviderError::Throttled {
+                message: "Too many requests, please wait".into(),
+            }),
+            "midstream-error" => {
+                let mut items = events();
+                items.truncate(2);
+                items.push(Err(ProviderError::ModelError {
+                    message: "The model stopped unexpectedly".into(),
+                }));
+                items.push(Ok(ChatEvent::TextDelta("never sent".into())));
+                Ok(Box::pin(futures_util::stream::iter(items)))
+            }
+            "endless" => {
+                let guard = DropSignal(self.stream_dropped.lock().unwrap().take());
+                let mut items = events();
+                items.truncate(2);
+                let stream = futures_util::stream::iter(items)
+                    .chain(futures_util::stream::pending())
+                    .map(move |event| {
+                        let _keep_alive_until_dropped = &guard;
+                        event
+                    });
+                Ok(Box::pin(stream))
+            }
+            other => panic!("no behaviour for {other}"),
+        }
+    }
+}
+
+struct TestGateway {
+    addr: std::net::SocketAddr,
+    provider: Arc<FakeProvider>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestGateway {
+    async fn start() -> Self {
+        Self::start_with(HttpSettings {
+            max_body_bytes: 64 * 1024,
+            ..HttpSettings::default()
+        })
+        .await
+    }
+
+    async fn start_with(mut settings: HttpSettings) -> Self {
+        no_instance_metadata();
+        let entry = |model: &str| ModelEntry {
+            account: "acct".into(),
+            model: model.into(),
+            model_id: model.into(),
+            region: "us-east-1".into(),
+            guardrail: GuardrailPolicy::open(),
+            finish_reason_style: FinishReasonStyle::Bedrock,
+        };
+        let catalog = ModelCatalog::new(
+            [
+                "text",
+                "guardrail",
+                "throttled",
+                "unauthorized",
+                "slow",
+                "midstream-error",
+                "endless",
+            ]
+            .map(entry),
+        )
+        .unwrap();
+        let provider = Arc::new(FakeProvider::default());
+        let service = ChatService::new(Arc::new(catalog), provider.clone());
+        settings.keys = vec![
+            GatewayKey {
+                name: "team-a".into(),
+                key: KEY.into(),
+                finish_reason_style: None,
+            },
+            GatewayKey {
+                name: "strict".into(),
+                key: STRICT_KEY.into(),
+                finish_reason_style: Some(FinishReasonStyle::Strict),
+            },
+        ];
+        let app = HttpApp::new(
+            service,
+            settings,
+            SharedClock::new(FixedClock::at_unix(CREATED)),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Arc::new(app), async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            provider,
+            shutdown: Some(tx),
+            server,
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.provider.calls.load(Ordering::SeqCst)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> (http::response::Parts, Bytes) {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = request.body(Full::new(body.into())).unwrap();
+        let response = tokio::time::timeout(DEADLINE, client.request(request))
+            .await
+            .expect("the gateway answers in time")
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(DEADLINE, body.collect())
+            .await
+            .expect("the body ends in time")
+            .unwrap()
+            .to_bytes();
+        (parts, body)
+    }
+
+    async fn chat(&self, body: Value) -> (http::response::Parts, Value) {
+        let (parts, body) = self
+            .send("POST", "/v1/chat/completions", Some(KEY), body.to_string())
+            .await;
+        (parts, serde_json::from_slice(&body).unwrap())
+    }
+}
+
+fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+/// Sends raw bytes and reads the answer until the server closes or the deadline passes.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_401_and_never_reaches_the_provider() {
+    let gateway = TestGateway::start().await;
+    let body = chat_body("acct/text").to_string();
+    for key in [
+        None,
+        Some("sk-wrong"),
+        Some("sk-test-team-a-but-longer"),
+        Some(""),
+    ] {
+        let (parts, body) = gateway
+            .send("POST", "/v1/chat/completions", key, body.clone())
+            .await;
+        assert_eq!(parts.status, 401, "{key:?}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], Value::Null);
+    }
+    let (parts, _) = gateway.send("GET", "/v1/models", None, "").await;
+    assert_eq!(parts.status, 401);
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_completion_is_openai_json_with_the_clients_model_name() {
+    let gateway = TestGateway::start().await;
+    for path in ["/v1/chat/completions", "/chat/completions"] {
+        let (parts, body) = gateway
+            .send("POST", path, Some(KEY), chat_body("acct/text").to_string())
+            .await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(parts.headers["content-type"], "application/json");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let id = body["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-") && id.len() >= 33, "{id}");
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["created"], CREATED);
+        assert_eq!(body["model"], "acct/text");
+        assert_eq!(body["provider"], "aws");
+        assert_eq!(body["choices"][0]["message"]["content"], "Hello!");
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(body["usage"]["total_tokens"], 28);
+    }
+    let request = gateway
+        .provider
+        .last_request
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(request.model, "acct/text");
+    assert_eq!(gateway.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_keys_finish_reason_style_applies() {
+    let gateway = TestGateway::start().await;
+    let (_, body) = gateway.chat(chat_body("acct/guardrail")).await;
+    assert_eq!(body["choices"][0]["finish_reason"], "guardrail_intervened");
+    let (_, body) = gateway
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            Some(STRICT_KEY),
+            chat_body("acct/guardrail").to_string(),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(
+        body["choices"][0]["bedrock_stop_reason"],
+        "guardrail_intervened"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_413_without_reading_it() {
+    let gateway = TestGateway::start().await;
+    // Headers only: the server must answer without waiting for the gigabyte.
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: 1000000000\r\n\r\n"
+    );
+    let answer = raw_exchange(gateway.addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("request_too_large"), "{answer}");
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413() {
+    let gateway = TestGateway::start_with(HttpSettings {
+        max_body_bytes: 1024,
+        ..HttpSettings::default()
+    })
+    .await;
+    let mut request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..3 {
+        request.extend_from_slice(b"200\r\n");
+        request.extend_from_slice(&[b' '; 0x200]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_exchange(gateway.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_invalid_json() {
+    let gateway = TestGateway::start().await;
+    let (parts, body) = gateway
+        .send("POST", "/v1/chat/completions", Some(KEY), "{\"model\": ")
+        .await;
+    assert_eq!(parts.status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_404_and_never_reaches_the_provider() {
+    let gateway = TestGateway::start().await;
+    for model in ["acct/nope", "nope"] {
+        let (parts, body) = gateway.chat(chat_body(model)).await;
+        assert_eq!(parts.status, 404, "{model}");
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(model),
+            "{body}"
+        );
+    }
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn provider_errors_map_to_openai_statuses() {
+    let gateway = TestGateway::start().await;
+    let (parts, body) = gateway.chat(chat_body("acct/throttled")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(parts.headers["retry-after"], "1");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    // The operator's AWS credentials are wrong, not the client's key.
+    let (parts, body) = gateway.chat(chat_body("acct/unauthorized")).await;
+    assert_eq!(parts.status, 502);
+    assert_eq!(body["error"]["code"], "upstream_unauthorized");
+}
+
+#[tokio::test]
+async fn models_health_and_unknown_routes() {
+    let gateway = TestGateway::start().await;
+    for path in ["/v1/models", "/models"] {
+        let (parts, body) = gateway.send("GET", path, Some(KEY), "").await;
+        assert_eq!(parts.status, 200);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["data"][0]["id"], "acct/text");
+        assert_eq!(body["data"][0]["owned_by"], "acct");
+        assert_eq!(body["data"].as_array().unwrap().len(), 7);
+    }
+    for path in ["/health", "/healthz", "/readyz"] {
+        let (parts, body) = gateway.send("GET", path, None, "").await;
+        assert_eq!(parts.status, 200, "{path}");
+        assert_eq!(&body[..], br#"{"status":"ok"}"#);
+    }
+    let (parts, body) = gateway.send("GET", "/v2/nothing", Some(KEY), "").await;
+    assert_eq!(parts.status, 404);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "unknown_url");
+
+    let (parts, _) = gateway
+        .send("GET", "/v1/chat/completions", Some(KEY), "")
+        .await;
+    assert_eq!(parts.status, 405);
+    assert_eq!(parts.headers["allow"], "POST");
+    let (parts, _) = gateway.send("POST", "/v1/models", Some(KEY), "").await;
+    assert_eq!(parts.status, 405);
+}
+
+#[tokio::test]
+async fn streaming_sends_sse_chunks_then_done() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/text");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (parts, body) = gateway
+        .send("POST", "/v1/chat/completions", Some(KEY), body.to_string())
+        .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["content-type"], "text/event-stream");
+    assert_eq!(parts.headers["cache-control"], "no-cache");
+    assert_eq!(parts.headers["x-accel-buffering"], "no");
+    let text = std::str::from_utf8(&body).unwrap();
+    let events: Vec<&str> = text.split_terminator("\n\n").collect();
+    assert!(events.iter().all(|e| e.starts_with("data: ")), "{text}");
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(&e["data: ".len()..]).unwrap())
+        .collect();
+    let ids: std::collections::HashSet<_> = chunks.iter().map(|c| c["id"].clone()).collect();
+    assert_eq!(ids.len(), 1, "one id per stream");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello");
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert_eq!(chunks[chunks.len() - 1]["choices"], json!([]));
+    assert_eq!(chunks[chunks.len() - 1]["usage"]["total_tokens"], 0);
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_before_any_event_is_a_plain_http_error() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/throttled");
+    body["stream"] = json!(true);
+    let (parts, body) = gateway.chat(body).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(parts.headers["content-type"], "application/json");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+}
+
+#[tokio::test]
+async fn a_stream_error_midway_sends_one_error_event_and_no_done() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/midstream-error");
+    body["stream"] = json!(true);
+    let (parts, body) = gateway
+        .send("POST", "/v1/chat/completions", Some(KEY), body.to_string())
+        .await;
+    assert_eq!(parts.status, 200);
+    let text = std::str::from_utf8(&body).unwrap();
+    let events: Vec<&str> = text.split_terminator("\n\n").collect();
+    assert_eq!(events.len(), 3, "{text}");
+    let error: Value = serde_json::from_str(&events[2]["data: ".len()..]).unwrap();
+    assert_eq!(
+        error,
+        json!({"error": {
+            "message": "The model stopped unexpectedly",
+            "type": "server_error",
+            "code": "model_error",
+            "param": null,
+        }})
+    );
+    assert!(!text.contains("[DONE]") && !text.contains("never sent"));
+}
+
+#[tokio::test]
+async fn a_client_disconnect_drops_the_providers_stream() {
+    let gateway = TestGateway::start().await;
+    let (dropped_tx, dropped_rx) = oneshot::channel();
+    *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
+
+    let mut body = chat_body("acct/endless");
+    body["stream"] = json!(true);
+    let body = body.to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Read until the text delta arrived: the stream is open and waiting upstream.
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("\"content\":\"Hel\"") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the first chunks arrive");
+    drop(stream);
+
+    tokio::time::timeout(DEADLINE, dropped_rx)
+        .await
+        .expect("the provider's stream is dropped after the client left")
+        .unwrap();
+
+    // The open-streams gauge went back down.
+    let (_, metrics) = gateway.send("GET", "/metrics", None, "").await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(metrics.contains("gateway_open_streams 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_without_unbounded_labels() {
+    let gateway = TestGateway::start().await;
+    gateway.chat(chat_body("acct/text")).await;
+    gateway.chat(chat_body("acct/throttled")).await;
+    for i in 0..3 {
+        gateway.chat(chat_body(&format!("acct/made-up-{i}"))).await;
+    }
+    let (parts, body) = gateway.send("GET", "/metrics", None, "").await;
+    assert_eq!(parts.status, 200);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(
+        r#"gateway_http_requests_total{endpoint="chat_completions",model="acct/text",status="2xx"} 1"#
+    ), "{text}");
+    assert!(text.contains(
+        r#"gateway_http_requests_total{endpoint="chat_completions",model="other",status="4xx"} 3"#
+    ), "{text}");
+    assert!(
+        text.contains(r#"gateway_upstream_errors_total{kind="throttled"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("gateway_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("made-up"),
+        "client names never become labels"
+    );
+}
+
+#[tokio::test]
+async fn http2_without_tls_is_served_too() {
+    let gateway = TestGateway::start().await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::get(gateway.url("/health"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = tokio::time::timeout(DEADLINE, client.request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let gateway = TestGateway::start_with(HttpSettings {
+        header_read_timeout: Duration::from_millis(200),
+        ..HttpSettings::default()
+    })
+    .await;
+    for partial in [&b""[..], b"POST /v1/chat/completions HTTP/1.1\r\nhost:"] {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+        stream.write_all(partial).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // hyper may answer 408 first
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the server closed a stalled connection");
+    }
+}
+
+#[tokio::test]
+async fn garbage_never_takes_the_server_down() {
+    // Some of it is an incomplete head: the short timeout closes those quickly.
+    let gateway = TestGateway::start_with(HttpSettings {
+        header_read_timeout: Duration::from_millis(200),
+        ..HttpSettings::default()
+    })
+    .await;
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
+        b"\r\n\r\n\r\n",
+    ] {
+        let _ = raw_exchange(gateway.addr, garbage).await;
+    }
+    let (parts, _) = gateway.send("GET", "/health", None, "").await;
+    assert_eq!(parts.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let mut gateway = TestGateway::start().await;
+    let provider = gateway.provider.clone();
+    let entered = provider.entered.notified();
+    let url = gateway.url("/v1/chat/completions");
+    let in_flight = tokio::spawn(async move {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = http::Request::post(url)
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(Full::new(Bytes::from(chat_body("acct/slow").to_string())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    });
+    tokio::time::timeout(DEADLINE, entered)
+        .await
+        .expect("the request reached the provider");
+
+    gateway.shutdown.take().unwrap().send(()).unwrap();
+    provider.release.notify_one();
+
+    let (status, body) = tokio::time::timeout(DEADLINE, in_flight)
+        .await
+        .expect("the in-flight request finishes")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("finally"));
+    tokio::time::timeout(DEADLINE, &mut gateway.server)
+        .await
+        .expect("serve returns once the connection is done")
+        .unwrap()
+        .unwrap();
+}
