@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_services;
 
 use std::process::{Command, ExitCode};
 
@@ -13,6 +14,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
+        Some("bench-sim") => bench_services::sim(),
+        Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
@@ -26,7 +29,14 @@ fn ci() -> ExitCode {
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "lint",
-            &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         ("test", &["test", "--workspace", "--no-fail-fast"]),
     ];

@@ -88,7 +88,10 @@ fn every_source_file_says_what_it_is_for() {
             }
         });
     }
-    assert!(missing.is_empty(), "files without a `//!` header: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` header: {missing:?}"
+    );
 }
 
 fn visit(dir: &Path, on_file: &mut dyn FnMut(&Path)) {

@@ -117,7 +117,12 @@ mod tests {
         assert!(shown.contains("AKIDEXAMPLE"));
         assert!(!shown.contains("wJalrXUtnFEMI"));
         assert!(!shown.contains("FwoGZXIv"));
-        let key = format!("{:?}", AuthConfig::ApiKey { key: Some("bedrock-api-key-secret".into()) });
+        let key = format!(
+            "{:?}",
+            AuthConfig::ApiKey {
+                key: Some("bedrock-api-key-secret".into())
+            }
+        );
         assert!(!key.contains("bedrock-api-key-secret"));
     }
 }

@@ -1,1 +1,279 @@
-//! (being written)
+//! Domain [`ChatRequest`] to the Converse / ConverseStream request body.
+//!
+//! A pure function: the body borrows from the request, so nothing is copied until
+//! serialization.
+//!
+//! Tool configuration, the one place with a judgement call:
+//! - no tools and no tool blocks in the history: no `toolConfig`;
+//! - `tool_choice: none` (OpenAI `none`) leaves `toolConfig` out, since Converse has no "none"
+//!   choice, *unless* the history holds `toolUse`/`toolResult` blocks: Bedrock refuses such a
+//!   request without a `toolConfig`, so the tools are kept and `toolChoice` is omitted (the
+//!   model may then call a tool although the client said `none`; the alternative, rewriting
+//!   the history as text, would change what the model sees);
+//! - tool blocks in the history but no tools declared (clients that drop `tools` on the
+//!   follow-up turn): the tools named by the history's `toolUse` blocks are declared with an
+//!   open schema `{"type": "object"}`, so Bedrock accepts the history.
+
+use std::sync::LazyLock;
+
+use gateway_core::{ChatRequest, ContentPart, Role, ToolChoice as DomainToolChoice};
+use serde_json::Value;
+
+use crate::wire::{
+    ContentBlock, ConversationRole, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock,
+    ImageSource, InferenceConfiguration, Message, SpecificToolChoice, SystemContentBlock, Tool,
+    ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
+    ToolResultStatus, ToolSpecification, ToolUseBlock,
+};
+
+/// Which Bedrock operation a body is for; they differ in path and in
+/// `guardrailConfig.streamProcessingMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Converse,
+    ConverseStream,
+}
+
+impl Operation {
+    /// The last path segment, after `/model/{modelId}/`.
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            Self::Converse => "converse",
+            Self::ConverseStream => "converse-stream",
+        }
+    }
+}
+
+/// Schema for tools the history uses but the request does not declare.
+static OPEN_SCHEMA: LazyLock<Value> = LazyLock::new(|| serde_json::json!({"type": "object"}));
+
+/// The Converse body for `request`.
+pub fn converse_request(request: &ChatRequest, operation: Operation) -> ConverseRequest<'_> {
+    ConverseRequest {
+        messages: request
+            .messages
+            .iter()
+            .map(|message| Message {
+                role: match message.role {
+                    Role::User => ConversationRole::User,
+                    Role::Assistant => ConversationRole::Assistant,
+                },
+                content: message.content.iter().map(content_block).collect(),
+            })
+            .collect(),
+        system: request
+            .system
+            .iter()
+            .map(|text| SystemContentBlock::Text(text))
+            .collect(),
+        inference_config: (!request.inference.is_empty()).then(|| InferenceConfiguration {
+            max_tokens: request.inference.max_tokens,
+            temperature: request.inference.temperature,
+            top_p: request.inference.top_p,
+            stop_sequences: &request.inference.stop,
+        }),
+        tool_config: tool_config(request),
+        guardrail_config: request
+            .guardrail
+            .as_ref()
+            .map(|guardrail| GuardrailConfiguration {
+                guardrail_identifier: &guardrail.identifier,
+                guardrail_version: &guardrail.version,
+                trace: guardrail.trace.map(|trace| trace.as_str()),
+                stream_processing_mode: match operation {
+                    Operation::Converse => None,
+                    Operation::ConverseStream => {
+                        guardrail.stream_processing_mode.map(|mode| mode.as_str())
+                    }
+                },
+            }),
+        additional_model_request_fields: request.additional_model_request_fields.as_ref(),
+    }
+}
+
+/// The serialized body, ready to sign and send.
+pub fn converse_body(
+    request: &ChatRequest,
+    operation: Operation,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&converse_request(request, operation))
+}
+
+fn content_block(part: &ContentPart) -> ContentBlock<'_> {
+    match part {
+        ContentPart::Text(text) => ContentBlock::Text(text),
+        ContentPart::Image(image) => ContentBlock::Image(ImageBlock {
+            format: image.format.as_str(),
+            source: ImageSource::Bytes(&image.base64_data),
+        }),
+        ContentPart::ToolUse(call) => ContentBlock::ToolUse(ToolUseBlock {
+            tool_use_id: &call.id,
+            name: &call.name,
+            input: &call.input,
+        }),
+        ContentPart::ToolResult(result) => ContentBlock::ToolResult(ToolResultBlock {
+            tool_use_id: &result.tool_use_id,
+            content: vec![ToolResultContentBlock::Text(&result.content)],
+            // Only some models (Anthropic's) accept `status`; sending it just for errors keeps
+            // successful tool turns valid for every model.
+            status: result.is_error.then_some(ToolResultStatus::Error),
+        }),
+    }
+}
+
+fn history_has_tool_blocks(request: &ChatRequest) -> bool {
+    request.messages.iter().any(|message| {
+        message
+            .content
+            .iter()
+            .any(|part| matches!(part, ContentPart::ToolUse(_) | ContentPart::ToolResult(_)))
+    })
+}
+
+fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
+    let history_needs_tools = history_has_tool_blocks(request);
+    let choice_none = matches!(request.tool_choice, Some(DomainToolChoice::None));
+    if choice_none && !history_needs_tools {
+        return None;
+    }
+    if !request.tools.is_empty() {
+        let tool_choice = match &request.tool_choice {
+            None | Some(DomainToolChoice::None) => None,
+            Some(DomainToolChoice::Auto) => Some(ToolChoice::Auto(Empty {})),
+            Some(DomainToolChoice::Any) => Some(ToolChoice::Any(Empty {})),
+            Some(DomainToolChoice::Tool(name)) => {
+                Some(ToolChoice::Tool(SpecificToolChoice { name }))
+            }
+        };
+        let tools = request
+            .tools
+            .iter()
+            .map(|tool| {
+                Tool::ToolSpec(ToolSpecification {
+                    name: &tool.name,
+                    description: tool.description.as_deref(),
+                    input_schema: ToolInputSchema::Json(&tool.parameters),
+                })
+            })
+            .collect();
+        return Some(ToolConfiguration { tools, tool_choice });
+    }
+    if !history_needs_tools {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for message in &request.messages {
+        for part in &message.content {
+            if let ContentPart::ToolUse(call) = part {
+                if !names.contains(&call.name.as_str()) {
+                    names.push(&call.name);
+                }
+            }
+        }
+    }
+    // Tool results alone (their calls trimmed from the history) name no tool to declare.
+    if names.is_empty() {
+        return None;
+    }
+    Some(ToolConfiguration {
+        tools: names
+            .into_iter()
+            .map(|name| {
+                Tool::ToolSpec(ToolSpecification {
+                    name,
+                    description: None,
+                    input_schema: ToolInputSchema::Json(&OPEN_SCHEMA),
+                })
+            })
+            .collect(),
+        tool_choice: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::{GuardrailConfig, StreamProcessingMode, ToolCall, ToolResult, ToolSpec};
+
+    fn with_tool_history(tools: Vec<ToolSpec>, choice: Option<DomainToolChoice>) -> ChatRequest {
+        ChatRequest {
+            messages: vec![
+                gateway_core::Message {
+                    role: Role::User,
+                    content: vec![ContentPart::Text("weather?".into())],
+                },
+                gateway_core::Message {
+                    role: Role::Assistant,
+                    content: vec![ContentPart::ToolUse(ToolCall {
+                        id: "t1".into(),
+                        name: "get_weather".into(),
+                        input: serde_json::json!({"city": "Paris"}),
+                    })],
+                },
+                gateway_core::Message {
+                    role: Role::User,
+                    content: vec![ContentPart::ToolResult(ToolResult {
+                        tool_use_id: "t1".into(),
+                        content: "sunny".into(),
+                        is_error: false,
+                    })],
+                },
+            ],
+            tools,
+            tool_choice: choice,
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn choice_none_without_tool_history_omits_tool_config() {
+        let request = ChatRequest {
+            tools: vec![ToolSpec {
+                name: "f".into(),
+                description: None,
+                parameters: serde_json::json!({"type": "object"}),
+            }],
+            tool_choice: Some(DomainToolChoice::None),
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            converse_request(&request, Operation::Converse).tool_config,
+            None
+        );
+    }
+
+    #[test]
+    fn tool_history_without_declared_tools_declares_the_used_ones() {
+        let request = with_tool_history(vec![], Some(DomainToolChoice::None));
+        let body = serde_json::to_value(converse_request(&request, Operation::Converse)).unwrap();
+        assert_eq!(
+            body["toolConfig"],
+            serde_json::json!({"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}]})
+        );
+    }
+
+    #[test]
+    fn stream_processing_mode_is_only_sent_to_converse_stream() {
+        let request = ChatRequest {
+            guardrail: Some(GuardrailConfig {
+                identifier: "gr".into(),
+                version: "1".into(),
+                trace: None,
+                stream_processing_mode: Some(StreamProcessingMode::Async),
+            }),
+            ..ChatRequest::default()
+        };
+        let converse =
+            serde_json::to_value(converse_request(&request, Operation::Converse)).unwrap();
+        let stream =
+            serde_json::to_value(converse_request(&request, Operation::ConverseStream)).unwrap();
+        assert_eq!(
+            converse["guardrailConfig"],
+            serde_json::json!({"guardrailIdentifier": "gr", "guardrailVersion": "1"})
+        );
+        assert_eq!(
+            stream["guardrailConfig"]["streamProcessingMode"],
+            serde_json::json!("async")
+        );
+    }
+}

@@ -1,1 +1,342 @@
-//! (being written)
+//! Incremental decoder for `application/vnd.amazon.eventstream` bodies (ConverseStream).
+//!
+//! Frame parsing and both CRC checks are `aws-smithy-eventstream`'s. In front of it sits a
+//! prelude check, because the smithy decoder accepts any announced length: a peer that
+//! announces a 4 GiB frame would make it buffer until memory runs out. Each prelude is
+//! checked as soon as its 12 bytes are buffered (prelude CRC, then a length between 16 bytes
+//! and 16 MiB, the AWS C runtime's cap), before any byte of its frame body is kept.
+//!
+//! [`FrameDecoder`] is the push-style core; [`MessageStream`] drives it from any stream of
+//! byte chunks, yielding each message as soon as its last byte arrived.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::Message;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_core::Stream;
+use futures_util::StreamExt;
+use thiserror::Error;
+
+// `stream_events` is crate-private in lib.rs; the mapping is re-exported here so integration
+// tests (and embedders with their own HTTP client) can feed it arbitrary byte chunks.
+pub use crate::stream_events::converse_stream_events;
+
+/// Bytes of a prelude: total length, headers length, prelude CRC.
+pub const PRELUDE_LEN: usize = 12;
+/// The smallest possible frame: a prelude and the message CRC, no headers, no payload.
+pub const MIN_FRAME_LEN: u32 = 16;
+/// The largest frame accepted (16 MiB, as in the AWS C event-stream library).
+pub const MAX_FRAME_LEN: u32 = 16 * 1024 * 1024;
+
+/// A boxed transport error, whatever the body's error type was.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why an event stream could not be decoded. Nothing of the payload is quoted, so these are
+/// safe to log.
+#[derive(Debug, Error)]
+pub enum EventStreamError {
+    #[error("event-stream prelude CRC mismatch (computed {computed:#010x}, frame carries {carried:#010x})")]
+    PreludeCrc { computed: u32, carried: u32 },
+    #[error("event-stream message CRC mismatch (computed {computed:#010x}, frame carries {carried:#010x})")]
+    MessageCrc { computed: u32, carried: u32 },
+    #[error(
+        "event-stream frame announces {length} bytes, more than the {MAX_FRAME_LEN}-byte limit"
+    )]
+    FrameTooLarge { length: u32 },
+    #[error(
+        "event-stream frame announces {length} bytes, less than the {MIN_FRAME_LEN}-byte minimum"
+    )]
+    FrameTooShort { length: u32 },
+    /// The frame's lengths and CRCs were right but its headers could not be parsed.
+    #[error("malformed event-stream frame: {reason}")]
+    Malformed { reason: String },
+    /// The body ended with part of a frame buffered.
+    #[error("upstream closed the stream mid-frame")]
+    Truncated { buffered: usize },
+    #[error("reading the event stream failed: {0}")]
+    Transport(#[source] BoxError),
+}
+
+/// Push-style decoder: feed chunks with [`push`](Self::push), take messages with
+/// [`decode`](Self::decode) until it returns `Ok(None)`, and call [`finish`](Self::finish)
+/// when the input ends. After an error the input is unusable: frames have no resync marker.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buffer: BytesMut,
+    /// Length of the frame at the head of `buffer`, once its prelude passed the checks.
+    frame_len: Option<usize>,
+    smithy: MessageFrameDecoder,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet decoded into a message.
+    pub fn buffered_len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The next complete message, `Ok(None)` when more bytes are needed. A bad prelude is
+    /// reported as soon as its 12 bytes are buffered.
+    pub fn decode(&mut self) -> Result<Option<Message>, EventStreamError> {
+        let frame_len = match self.frame_len {
+            Some(len) => len,
+            None => {
+                let Some(prelude) = self.buffer.get(..PRELUDE_LEN) else {
+                    return Ok(None);
+                };
+                let len = check_prelude(prelude)?;
+                self.frame_len = Some(len);
+                len
+            }
+        };
+        if self.buffer.len() < frame_len {
+            return Ok(None);
+        }
+        self.frame_len = None;
+        let frame = self.buffer.split_to(frame_len).freeze();
+        // Handing the smithy decoder exactly one frame keeps its internal state trivially in
+        // step with ours (it resets after every complete frame or error).
+        match self.smithy.decode_frame(frame.clone()) {
+            Ok(DecodedFrame::Complete(message)) => Ok(Some(message)),
+            Ok(DecodedFrame::Incomplete) => Err(EventStreamError::Malformed {
+                reason: "decoder wanted more bytes than the prelude announced".into(),
+            }),
+            Err(error) => Err(classify(&frame, &error)),
+        }
+    }
+
+    /// Call when the input ended: an error if part of a frame is still buffered.
+    pub fn finish(&self) -> Result<(), EventStreamError> {
+        if self.buffer.is_empty() {
+            Ok(())
+        } else {
+            Err(EventStreamError::Truncated {
+                buffered: self.buffer.len(),
+            })
+        }
+    }
+}
+
+/// Checks a 12-byte prelude and returns the frame's total length.
+fn check_prelude(mut prelude: &[u8]) -> Result<usize, EventStreamError> {
+    let computed = crc32fast::hash(&prelude[..8]);
+    let length = prelude.get_u32();
+    let _headers_len = prelude.get_u32();
+    let carried = prelude.get_u32();
+    if computed != carried {
+        return Err(EventStreamError::PreludeCrc { computed, carried });
+    }
+    if length > MAX_FRAME_LEN {
+        return Err(EventStreamError::FrameTooLarge { length });
+    }
+    if length < MIN_FRAME_LEN {
+        return Err(EventStreamError::FrameTooShort { length });
+    }
+    // The headers length is checked against the frame length by the smithy decoder.
+    usize::try_from(length).map_err(|_| EventStreamError::FrameTooLarge { length })
+}
+
+/// The smithy error is opaque; the message CRC is recomputed only on this failure path, to
+/// tell corruption from a well-framed but unparsable message.
+fn classify(frame: &Bytes, error: &aws_smithy_eventstream::error::Error) -> EventStreamError {
+    let (body, mut crc) = frame.split_at(frame.len() - 4);
+    let computed = crc32fast::hash(body);
+    let carried = crc.get_u32();
+    if computed == carried {
+        EventStreamError::Malformed {
+            reason: error.to_string(),
+        }
+    } else {
+        EventStreamError::MessageCrc { computed, carried }
+    }
+}
+
+/// Decodes a stream of byte chunks into event-stream messages, one frame at a time.
+///
+/// Ends after the first error (there is no way to find the next frame boundary) and reports
+/// a body that ends mid-frame as [`EventStreamError::Truncated`]. Dropping it drops `body`.
+#[derive(Debug)]
+pub struct MessageStream<S> {
+    body: S,
+    decoder: FrameDecoder,
+    done: bool,
+}
+
+impl<S> MessageStream<S> {
+    pub fn new(body: S) -> Self {
+        Self {
+            body,
+            decoder: FrameDecoder::new(),
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, error: EventStreamError) -> Poll<Option<Result<Message, EventStreamError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl<S, E> Stream for MessageStream<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    type Item = Result<Message, EventStreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            // Decode before reading more, so a message (or a bad prelude) is reported as soon
+            // as its bytes are in, never after waiting on the next chunk.
+            match this.decoder.decode() {
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(None) => {}
+                Err(error) => return this.fail(error),
+            }
+            match ready!(this.body.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => this.decoder.push(&chunk),
+                Some(Err(error)) => return this.fail(EventStreamError::Transport(error.into())),
+                None => {
+                    this.done = true;
+                    return match this.decoder.finish() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(error) => Poll::Ready(Some(Err(error))),
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue};
+
+    fn frame(payload: &str) -> Vec<u8> {
+        let message = Message::new_from_parts(
+            vec![Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            )],
+            Bytes::copy_from_slice(payload.as_bytes()),
+        );
+        let mut out = Vec::new();
+        write_message_to(&message, &mut out).unwrap();
+        out
+    }
+
+    fn prelude(length: u32, headers_len: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(&headers_len.to_be_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn decodes_frames_split_anywhere() {
+        let mut bytes = frame("{\"a\":1}");
+        bytes.extend(frame("{\"b\":2}"));
+        for split in 0..=bytes.len() {
+            let mut decoder = FrameDecoder::new();
+            let mut payloads = Vec::new();
+            for part in [&bytes[..split], &bytes[split..]] {
+                decoder.push(part);
+                while let Some(message) = decoder.decode().unwrap() {
+                    payloads.push(message.payload().clone());
+                }
+            }
+            decoder.finish().unwrap();
+            assert_eq!(payloads, ["{\"a\":1}", "{\"b\":2}"], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn oversized_prelude_is_refused_after_exactly_twelve_bytes() {
+        let mut decoder = FrameDecoder::new();
+        let bytes = prelude(MAX_FRAME_LEN + 1, 0);
+        decoder.push(&bytes[..11]);
+        assert!(decoder.decode().unwrap().is_none());
+        decoder.push(&bytes[11..]);
+        assert!(matches!(
+            decoder.decode(),
+            Err(EventStreamError::FrameTooLarge { length }) if length == MAX_FRAME_LEN + 1
+        ));
+    }
+
+    #[test]
+    fn largest_allowed_frame_waits_for_its_body() {
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&prelude(MAX_FRAME_LEN, 0));
+        assert!(decoder.decode().unwrap().is_none());
+        assert!(matches!(
+            decoder.finish(),
+            Err(EventStreamError::Truncated { buffered: 12 })
+        ));
+    }
+
+    #[test]
+    fn frame_shorter_than_the_minimum_is_refused() {
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&prelude(15, 0));
+        assert!(matches!(
+            decoder.decode(),
+            Err(EventStreamError::FrameTooShort { length: 15 })
+        ));
+    }
+
+    #[test]
+    fn corrupt_prelude_crc_is_refused_before_the_body() {
+        let mut bytes = prelude(MAX_FRAME_LEN + 1, 0);
+        bytes[11] ^= 0xff;
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&bytes);
+        assert!(matches!(
+            decoder.decode(),
+            Err(EventStreamError::PreludeCrc { .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_message_crc_and_bad_headers_are_told_apart() {
+        let mut corrupt = frame("{}");
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&corrupt);
+        assert!(matches!(
+            decoder.decode(),
+            Err(EventStreamError::MessageCrc { .. })
+        ));
+
+        // Headers length 1 is impossible; lengths and CRCs are otherwise right.
+        let mut malformed = prelude(17, 1);
+        malformed.push(0);
+        let crc = crc32fast::hash(&malformed);
+        malformed.extend_from_slice(&crc.to_be_bytes());
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&malformed);
+        assert!(matches!(
+            decoder.decode(),
+            Err(EventStreamError::Malformed { .. })
+        ));
+    }
+}

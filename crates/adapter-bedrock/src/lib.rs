@@ -19,3 +19,4 @@ pub mod wire;
 
 pub use config::{AuthConfig, BedrockAccountConfig};
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
+pub use provider::{BedrockProvider, BuildError, Timeouts};

@@ -1,1 +1,307 @@
-//! (being written)
+//! Serde types for the Converse and ConverseStream JSON bodies, after botocore's
+//! `bedrock-runtime` service model (API 2023-09-30).
+//!
+//! Request types borrow from the domain request, so building a body copies no strings:
+//! they only serialize. Response types own their data and ignore unknown fields (Bedrock
+//! adds members over time, and a new one must never break an answer). Content blocks are
+//! unions on the wire; responses read them as structs of optional members so a block of a
+//! kind this build does not know is skipped rather than refused.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------
+// Request
+// ---------------------------------------------------------------------------------------
+
+/// The body of `POST /model/{modelId}/converse` (and `/converse-stream`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseRequest<'a> {
+    pub messages: Vec<Message<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<SystemContentBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_config: Option<InferenceConfiguration<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<ToolConfiguration<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_config: Option<GuardrailConfiguration<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_model_request_fields: Option<&'a Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationRole {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message<'a> {
+    pub role: ConversationRole,
+    pub content: Vec<ContentBlock<'a>>,
+}
+
+/// A request content block: a union, so exactly one member is set (serde's external
+/// tagging writes `{"text": ...}`, `{"image": {...}}`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContentBlock<'a> {
+    Text(&'a str),
+    Image(ImageBlock<'a>),
+    ToolUse(ToolUseBlock<'a>),
+    ToolResult(ToolResultBlock<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageBlock<'a> {
+    /// `png` | `jpeg` | `gif` | `webp`.
+    pub format: &'a str,
+    pub source: ImageSource<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageSource<'a> {
+    /// Base64, as JSON carries blobs.
+    Bytes(&'a str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseBlock<'a> {
+    pub tool_use_id: &'a str,
+    pub name: &'a str,
+    pub input: &'a Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResultBlock<'a> {
+    pub tool_use_id: &'a str,
+    pub content: Vec<ToolResultContentBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ToolResultStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolResultContentBlock<'a> {
+    Text(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolResultStatus {
+    Success,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SystemContentBlock<'a> {
+    Text(&'a str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceConfiguration<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub stop_sequences: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolConfiguration<'a> {
+    pub tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Tool<'a> {
+    ToolSpec(ToolSpecification<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpecification<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub input_schema: ToolInputSchema<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolInputSchema<'a> {
+    Json(&'a Value),
+}
+
+/// `{auto: {}}` | `{any: {}}` | `{tool: {name}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolChoice<'a> {
+    Auto(Empty),
+    Any(Empty),
+    Tool(SpecificToolChoice<'a>),
+}
+
+/// Serializes as `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpecificToolChoice<'a> {
+    pub name: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailConfiguration<'a> {
+    pub guardrail_identifier: &'a str,
+    pub guardrail_version: &'a str,
+    /// `enabled` | `disabled` | `enabled_full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<&'static str>,
+    /// ConverseStream only: `sync` | `async`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_processing_mode: Option<&'static str>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Response
+// ---------------------------------------------------------------------------------------
+
+/// The body of a successful Converse answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseResponse {
+    #[serde(default)]
+    pub output: ConverseOutput,
+    pub stop_reason: String,
+    #[serde(default)]
+    pub usage: TokenUsage,
+    #[serde(default)]
+    pub metrics: Option<ConverseMetrics>,
+    #[serde(default)]
+    pub trace: Option<ConverseTrace>,
+    #[serde(default)]
+    pub additional_model_response_fields: Option<Value>,
+}
+
+/// A union with one member, `message`, today.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseOutput {
+    #[serde(default)]
+    pub message: Option<ResponseMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ResponseMessage {
+    pub role: ConversationRole,
+    #[serde(default)]
+    pub content: Vec<ResponseContentBlock>,
+}
+
+/// A response content block with the members this adapter uses; other members
+/// (`citationsContent`, `image`, ...) leave every field `None`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseContentBlock {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_use: Option<ResponseToolUse>,
+    #[serde(default)]
+    pub reasoning_content: Option<ReasoningContent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseToolUse {
+    pub tool_use_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// `{reasoningText: {text, signature}}` | `{redactedContent: <base64>}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasoningContent {
+    #[serde(default)]
+    pub reasoning_text: Option<ReasoningText>,
+    #[serde(default)]
+    pub redacted_content: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ReasoningText {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_write_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseMetrics {
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseTrace {
+    /// Kept raw: the gateway passes it to clients as Bedrock wrote it.
+    #[serde(default)]
+    pub guardrail: Option<Value>,
+    #[serde(default)]
+    pub prompt_router: Option<Value>,
+}
+
+/// An error body: `{"message": ...}`, sometimes `Message`, sometimes with `__type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Some services capitalize it; a separate field, so a body with both still parses.
+    #[serde(default, rename = "Message")]
+    pub message_capitalized: Option<String>,
+    #[serde(default, rename = "__type")]
+    pub error_type: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn message(&self) -> Option<&str> {
+        self.message
+            .as_deref()
+            .or(self.message_capitalized.as_deref())
+    }
+}

@@ -140,10 +140,17 @@ async fn check(path: &std::path::Path, probe: bool) -> ExitCode {
             Err(e) => Err(e.to_string()),
         };
         match outcome {
-            Ok(()) => say(&format!("account {}: credentials OK ({})", account.name, account.auth.kind())),
+            Ok(()) => say(&format!(
+                "account {}: credentials OK ({})",
+                account.name,
+                account.auth.kind()
+            )),
             Err(e) => {
                 healthy = false;
-                say(&format!("account {}: credentials unusable: {e}", account.name));
+                say(&format!(
+                    "account {}: credentials unusable: {e}",
+                    account.name
+                ));
             }
         }
     }

@@ -60,7 +60,10 @@ impl RunningGateway {
 }
 
 /// Binds `config.listen` and starts serving.
-pub async fn start(config: &GatewayConfig, clock: SharedClock) -> Result<RunningGateway, StartError> {
+pub async fn start(
+    config: &GatewayConfig,
+    clock: SharedClock,
+) -> Result<RunningGateway, StartError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {

@@ -176,7 +176,10 @@ async fn bad_input_is_400_naming_the_field() {
     let cases = [
         (json!({"model": "sim/claude-3"}), "messages"),
         (json!({"model": "sim/claude-3", "messages": []}), "messages"),
-        (json!({"model": "sim/claude-3", "messages": "hi"}), "messages"),
+        (
+            json!({"model": "sim/claude-3", "messages": "hi"}),
+            "messages",
+        ),
         (
             json!({"model": "sim/claude-3", "messages": [{"role": "user", "content": 5}]}),
             "messages[0].content",
@@ -201,7 +204,9 @@ async fn bad_input_is_400_naming_the_field() {
         .send(
             http::Request::post(gw.url("/v1/chat/completions"))
                 .header("authorization", format!("Bearer {KEY}"))
-                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{not json")))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"{not json",
+                )))
                 .unwrap(),
         )
         .await;

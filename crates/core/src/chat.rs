@@ -184,9 +184,16 @@ pub enum ChatEvent {
     TextDelta(String),
     ReasoningDelta(String),
     /// A tool call begins; `index` counts tool calls in this answer, from 0.
-    ToolCallStart { index: u32, id: String, name: String },
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
     /// A piece of a tool call's JSON arguments.
-    ToolCallDelta { index: u32, arguments: String },
+    ToolCallDelta {
+        index: u32,
+        arguments: String,
+    },
     /// Generation stopped.
     Stop(StopReason),
     /// Usage and trace, after the stop.

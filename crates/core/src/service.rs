@@ -226,11 +226,7 @@ mod tests {
         let service = service(router, provider);
         let mut req = request();
         req.guardrail = Some(guardrail("client"));
-        let err = service
-            .stream(&Caller::default(), req)
-            .await
-            .err()
-            .unwrap();
+        let err = service.stream(&Caller::default(), req).await.err().unwrap();
         assert!(matches!(
             err,
             GatewayError::Guardrail(GuardrailPolicyError::Enforced { .. })

@@ -1,6 +1,9 @@
 //! `TestGateway`: the real gateway and `bedrock-sim` on loopback, plus a small HTTP client.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::time::Duration;
 

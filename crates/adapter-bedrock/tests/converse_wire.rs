@@ -1,0 +1,48 @@
+//! Converse wire conversions, one snapshot per fixture.
+//!
+//! - `fixtures/domain/request/*.json`: a domain `ChatRequest` (serde JSON) and the Converse
+//!   body the adapter sends for it (ConverseStream's when the request streams).
+//! - `fixtures/bedrock/converse/*.json`: a Bedrock Converse response and the domain
+//!   `ChatResponse` it becomes.
+
+use gateway_adapter_bedrock::converse_request::{converse_body, Operation};
+use gateway_adapter_bedrock::converse_response::parse_converse_response;
+use gateway_core::ChatRequest;
+use serde_json::Value;
+
+#[test]
+fn domain_requests_become_converse_bodies() {
+    insta::glob!("../../../fixtures/domain/request", "*.json", |path| {
+        let request: ChatRequest =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let operation = if request.stream {
+            Operation::ConverseStream
+        } else {
+            Operation::Converse
+        };
+        let body: Value =
+            serde_json::from_slice(&converse_body(&request, operation).unwrap()).unwrap();
+        insta::with_settings!({ info => &operation.path_suffix() }, {
+            insta::assert_json_snapshot!(body);
+        });
+    });
+}
+
+#[test]
+fn converse_responses_become_chat_responses() {
+    insta::glob!("../../../fixtures/bedrock/converse", "*.json", |path| {
+        let response = parse_converse_response(&std::fs::read(path).unwrap()).unwrap();
+        insta::assert_json_snapshot!(response);
+    });
+}
+
+#[test]
+fn every_botocore_stop_reason_has_a_response_fixture() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bedrock/converse");
+    for reason in gateway_core::StopReason::KNOWN {
+        let path = dir.join(format!("{}.json", reason.as_str()));
+        let response = parse_converse_response(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(response.stop_reason, reason, "{}", path.display());
+    }
+}

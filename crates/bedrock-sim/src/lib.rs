@@ -1,0 +1,539 @@
+//! `bedrock-sim`: an AWS Bedrock Runtime + STS simulator served over HTTP on loopback.
+//!
+//! Tests, benchmarks and `gateway demo` point the gateway's Bedrock `endpoint` and STS
+//! `sts_endpoint` at [`SimHandle::url`]. The simulator
+//!
+//! - serves `POST /model/{modelId}/converse` and `/converse-stream` (the model id label is
+//!   percent-decoded) with botocore's response shapes, answering per model id according to a
+//!   [`Script`] (echo, fixed replies, errors, exact event streams, garbage, stalls, guardrails);
+//! - verifies SigV4 (service `bedrock`, any region, 5 minutes of clock skew) against the
+//!   configured access keys and the temporary credentials it issued, or accepts Bedrock API keys
+//!   (`Authorization: Bearer <key>`);
+//! - serves STS `AssumeRole` / `AssumeRoleWithWebIdentity` at `POST /`;
+//! - records every Bedrock request ([`SimHandle::requests`]) and reports streaming bodies the
+//!   client abandoned ([`SimHandle::wait_stream_dropped`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bedrock_sim::SimError> {
+//! use bedrock_sim::{BedrockSim, Reply, Script};
+//!
+//! let sim = BedrockSim::builder()
+//!     .access_key("AKIDEXAMPLE", "secret")
+//!     .script("anthropic.claude-3-sonnet-20240229-v1:0", Script::Reply(Reply::text("hi")))
+//!     .start()
+//!     .await?;
+//! let endpoint = sim.url(); // "http://127.0.0.1:PORT"
+//! # let _ = endpoint;
+//! # Ok(()) }
+//! ```
+//!
+//! Failure injection: [`Script::Error`] (any Bedrock error), [`Script::Raw`] (non-JSON 200,
+//! HTML 502 without `x-amzn-ErrorType`, truncated JSON), [`Script::CutBody`] (connection closed
+//! mid-body), [`Script::Stall`], and inside [`Script::Stream`]: exception frames, corrupt CRCs,
+//! oversized preludes, cut frames, delays, [`Gate`]s and [`StreamStep::Hold`].
+
+#![forbid(unsafe_code)]
+
+mod bedrock;
+mod body;
+mod clock;
+mod frame;
+mod guardrail;
+mod script;
+mod server;
+mod sigv4;
+mod state;
+pub mod stream;
+mod sts;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use frame::{encode_frame, event_frame, exception_frame, OVERSIZED_FRAME_LEN};
+pub use guardrail::NAMES as GUARDRAIL_NAMES;
+pub use script::{Gate, Reply, Script, StreamStep};
+
+use body::DropLog;
+use clock::SimClock;
+use state::{FixedAnswers, Shared};
+
+/// Errors starting the simulator or encoding frames.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The loopback listener could not be bound or inspected.
+    #[error("bedrock-sim could not bind its listener: {0}")]
+    Bind(#[source] std::io::Error),
+    /// An event-stream frame could not be encoded.
+    #[error("event-stream frame could not be encoded: {0}")]
+    Frame(String),
+}
+
+/// Entry point: `BedrockSim::builder()...start().await`.
+#[derive(Debug)]
+pub struct BedrockSim;
+
+impl BedrockSim {
+    /// A builder with defaults: no keys, signature verification on, every model [`Script::Echo`],
+    /// no roles, STS credentials valid for one hour, requests recorded.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::default()
+    }
+}
+
+/// An STS role that may be assumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRole {
+    /// The role ARN callers pass as `RoleArn`.
+    pub role_arn: String,
+    /// If `Some`, `AssumeRole` must pass exactly this `ExternalId`.
+    pub external_id: Option<String>,
+    /// Answer `403 AccessDenied` to every attempt.
+    pub deny: bool,
+}
+
+impl SimRole {
+    /// An assumable role without external id.
+    pub fn new(role_arn: &str) -> Self {
+        Self {
+            role_arn: role_arn.to_owned(),
+            external_id: None,
+            deny: false,
+        }
+    }
+
+    /// Requires this `ExternalId`.
+    #[must_use]
+    pub fn external_id(mut self, external_id: &str) -> Self {
+        self.external_id = Some(external_id.to_owned());
+        self
+    }
+
+    /// Denies every attempt to assume the role.
+    #[must_use]
+    pub fn denied(mut self) -> Self {
+        self.deny = true;
+        self
+    }
+}
+
+/// Configures and starts a simulator. `Debug` redacts every secret.
+pub struct SimBuilder {
+    access_keys: Vec<(String, String)>,
+    session_credentials: Vec<(String, String, String)>,
+    api_keys: Vec<String>,
+    verify: bool,
+    record: bool,
+    scripts: HashMap<String, Script>,
+    default_script: Script,
+    roles: Vec<SimRole>,
+    web_identity_tokens: Vec<String>,
+    ttl: Duration,
+    frozen_clock: Option<SystemTime>,
+}
+
+impl Default for SimBuilder {
+    fn default() -> Self {
+        Self {
+            access_keys: Vec::new(),
+            session_credentials: Vec::new(),
+            api_keys: Vec::new(),
+            verify: true,
+            record: true,
+            scripts: HashMap::new(),
+            default_script: Script::Echo,
+            roles: Vec::new(),
+            web_identity_tokens: Vec::new(),
+            ttl: Duration::from_secs(3600),
+            frozen_clock: None,
+        }
+    }
+}
+
+impl fmt::Debug for SimBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key_ids: Vec<&str> = self.access_keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("SimBuilder")
+            .field("access_key_ids", &key_ids)
+            .field("secret_access_keys", &"<redacted>")
+            .field(
+                "session_credential_ids",
+                &self
+                    .session_credentials
+                    .iter()
+                    .map(|(id, _, _)| id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "api_keys",
+                &format_args!("<{} redacted>", self.api_keys.len()),
+            )
+            .field("verify_signatures", &self.verify)
+            .field("record_requests", &self.record)
+            .field("scripts", &self.scripts)
+            .field("default_script", &self.default_script)
+            .field("roles", &self.roles)
+            .field(
+                "web_identity_tokens",
+                &format_args!("<{} redacted>", self.web_identity_tokens.len()),
+            )
+            .field("temp_credentials_ttl", &self.ttl)
+            .field("frozen_clock", &self.frozen_clock)
+            .finish()
+    }
+}
+
+impl SimBuilder {
+    /// Accepts SigV4 requests signed with this long-term key (may be called several times).
+    #[must_use]
+    pub fn access_key(mut self, access_key_id: &str, secret_access_key: &str) -> Self {
+        self.access_keys
+            .push((access_key_id.to_owned(), secret_access_key.to_owned()));
+        self
+    }
+
+    /// Accepts these temporary credentials (as if issued by STS, never expiring): requests
+    /// must carry and sign `x-amz-security-token: <session_token>`. For gateway configs with a
+    /// static `session_token` (may be called several times).
+    #[must_use]
+    pub fn session_credentials(
+        mut self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: &str,
+    ) -> Self {
+        self.session_credentials.push((
+            access_key_id.to_owned(),
+            secret_access_key.to_owned(),
+            session_token.to_owned(),
+        ));
+        self
+    }
+
+    /// Accepts this Bedrock API key (`Authorization: Bearer <key>`, no SigV4) on the Bedrock
+    /// endpoints (may be called several times).
+    #[must_use]
+    pub fn api_key(mut self, bearer_key: &str) -> Self {
+        self.api_keys.push(bearer_key.to_owned());
+        self
+    }
+
+    /// `true` (default): authenticate every request. `false`: accept anything (benchmarks);
+    /// STS `AssumeRole` then skips SigV4 too (web identity tokens are still checked).
+    #[must_use]
+    pub fn verify_signatures(mut self, on: bool) -> Self {
+        self.verify = on;
+        self
+    }
+
+    /// `true` (default): keep every Bedrock request for [`SimHandle::requests`]. Turn off for
+    /// long benchmark runs so memory stays flat.
+    #[must_use]
+    pub fn record_requests(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+
+    /// Behaviour for one model id (the decoded path label, e.g.
+    /// `anthropic.claude-3-sonnet-20240229-v1:0` or an ARN).
+    #[must_use]
+    pub fn script(mut self, model_id: &str, script: Script) -> Self {
+        self.scripts.insert(model_id.to_owned(), script);
+        self
+    }
+
+    /// Behaviour for model ids without their own script (default [`Script::Echo`]).
+    #[must_use]
+    pub fn default_script(mut self, script: Script) -> Self {
+        self.default_script = script;
+        self
+    }
+
+    /// An STS role that may be assumed (may be called several times).
+    #[must_use]
+    pub fn role(mut self, role: SimRole) -> Self {
+        self.roles.push(role);
+        self
+    }
+
+    /// Accepts this token in `AssumeRoleWithWebIdentity` (may be called several times).
+    #[must_use]
+    pub fn web_identity_token(mut self, token: &str) -> Self {
+        self.web_identity_tokens.push(token.to_owned());
+        self
+    }
+
+    /// Lifetime of STS-issued credentials (default one hour). `Duration::ZERO` issues
+    /// credentials that are already expired: Bedrock answers them `403 ExpiredTokenException`.
+    #[must_use]
+    pub fn temp_credentials_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Freezes the simulator's clock (used for SigV4 skew checks and credential expiry) at
+    /// `at`, e.g. to replay a request signed at a fixed time. See also
+    /// [`SimHandle::advance_clock`].
+    #[must_use]
+    pub fn clock_at(mut self, at: SystemTime) -> Self {
+        self.frozen_clock = Some(at);
+        self
+    }
+
+    /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`SimError::Bind`] if the listener cannot be bound.
+    pub async fn start(self) -> Result<SimHandle, SimError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(SimError::Bind)?;
+        self.start_on(listener).await
+    }
+
+    /// Starts serving on `listener`. Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`SimError::Bind`] if the listener's address cannot be read; [`SimError::Frame`] if
+    /// the fixed answer cannot be encoded (does not happen).
+    pub async fn start_on(self, listener: TcpListener) -> Result<SimHandle, SimError> {
+        let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let fixed = fixed_answers()?;
+        let shared = Arc::new(Shared {
+            access_keys: self.access_keys.into_iter().collect(),
+            api_keys: self.api_keys,
+            verify: self.verify,
+            record: self.record,
+            roles: self.roles,
+            web_identity_tokens: self.web_identity_tokens,
+            ttl: self.ttl,
+            scripts: RwLock::new(
+                self.scripts
+                    .into_iter()
+                    .map(|(id, script)| (id, Arc::new(script)))
+                    .collect(),
+            ),
+            default_script: Arc::new(self.default_script),
+            sequence_calls: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+            sts_calls: AtomicUsize::new(0),
+            temp_credentials: Mutex::new(
+                self.session_credentials
+                    .into_iter()
+                    .map(|(id, secret, token)| {
+                        let credential = state::TempCredential {
+                            secret_access_key: secret,
+                            session_token: token,
+                            expiration: SystemTime::UNIX_EPOCH
+                                + Duration::from_secs(u32::MAX.into()),
+                        };
+                        (id, credential)
+                    })
+                    .collect(),
+            ),
+            drops: Arc::new(DropLog::default()),
+            clock: SimClock::new(self.frozen_clock),
+            fixed,
+            shutdown: shutdown_rx.clone(),
+        });
+        tokio::spawn(server::accept_loop(
+            listener,
+            Arc::clone(&shared),
+            shutdown_rx,
+        ));
+        tracing::debug!(%addr, "bedrock-sim listening");
+        Ok(SimHandle {
+            inner: Arc::new(HandleInner {
+                addr,
+                shared,
+                shutdown: shutdown_tx,
+            }),
+        })
+    }
+}
+
+fn fixed_answers() -> Result<FixedAnswers, SimError> {
+    let reply = bedrock::fixed_reply();
+    let converse = reply
+        .to_converse_json(bedrock::FIXED_LATENCY_MS)
+        .to_string()
+        .into();
+    let stream = stream::from_reply(&reply)
+        .into_iter()
+        .filter_map(|step| match step {
+            StreamStep::Event {
+                event_type,
+                payload,
+            } => Some(event_frame(&event_type, &payload)),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FixedAnswers { converse, stream })
+}
+
+/// A running simulator. Clones share it; it shuts down on [`SimHandle::shutdown`] or when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: both the Bedrock Runtime endpoint and the STS endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// Every Bedrock request received so far (including rejected ones), in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(state::StoredRequest::to_recorded)
+            .collect()
+    }
+
+    /// Number of `AssumeRole` and `AssumeRoleWithWebIdentity` calls answered (successful or
+    /// not).
+    pub fn sts_calls(&self) -> usize {
+        self.inner.shared.sts_calls.load(Ordering::SeqCst)
+    }
+
+    /// Changes the behaviour for one model id; requests already being answered are unaffected.
+    pub fn set_script(&self, model_id: &str, script: Script) {
+        self.inner.shared.set_script(model_id, script);
+    }
+
+    /// Resolves when a streaming response body that was still being produced is dropped
+    /// because the client went away, and returns when that happened. Each drop is reported
+    /// once, in order; a drop that happened before the call is returned at once.
+    pub async fn wait_stream_dropped(&self) -> Instant {
+        self.inner.shared.drops.next().await
+    }
+
+    /// Moves the simulator's clock forward (credential expiry, skew checks) without sleeping.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.shared.clock.advance(by);
+    }
+
+    /// Stops accepting connections, lets connections finish their current response
+    /// (stalled and held streams are ended) and closes them. Also happens when the last
+    /// handle is dropped.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+/// A Bedrock operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `POST /model/{modelId}/converse`.
+    Converse,
+    /// `POST /model/{modelId}/converse-stream`.
+    ConverseStream,
+}
+
+/// How a recorded request authenticated (as presented; rejected requests are recorded too).
+#[derive(Clone, PartialEq, Eq)]
+pub enum RecordedAuth {
+    /// `Authorization: AWS4-HMAC-SHA256 ...`.
+    SigV4 {
+        /// The access key id of the credential scope.
+        access_key_id: String,
+        /// The `x-amz-security-token` header, if any.
+        session_token: Option<String>,
+    },
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// No (recognisable) `Authorization` header.
+    Unsigned,
+}
+
+impl fmt::Debug for RecordedAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SigV4 {
+                access_key_id,
+                session_token,
+            } => f
+                .debug_struct("SigV4")
+                .field("access_key_id", access_key_id)
+                .field(
+                    "session_token",
+                    &session_token.as_ref().map(|_| "<redacted>"),
+                )
+                .finish(),
+            Self::Bearer => f.write_str("Bearer"),
+            Self::Unsigned => f.write_str("Unsigned"),
+        }
+    }
+}
+
+/// One Bedrock request as received.
+#[derive(Clone)]
+pub struct RecordedRequest {
+    /// Converse or ConverseStream.
+    pub operation: Operation,
+    /// The decoded model id.
+    pub model_id: String,
+    /// The path as received (still percent-encoded).
+    pub raw_path: String,
+    /// Request headers (including `authorization`).
+    pub headers: http::HeaderMap,
+    /// The body as JSON (`Null` if it was not JSON).
+    pub body: serde_json::Value,
+    /// The body bytes as received.
+    pub raw_body: bytes::Bytes,
+    /// How the request authenticated.
+    pub auth: RecordedAuth,
+}
+
+impl fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.keys().map(http::HeaderName::as_str).collect();
+        f.debug_struct("RecordedRequest")
+            .field("operation", &self.operation)
+            .field("model_id", &self.model_id)
+            .field("raw_path", &self.raw_path)
+            .field("header_names", &header_names)
+            .field("body", &self.body)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
