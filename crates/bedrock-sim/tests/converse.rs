@@ -325,6 +325,7 @@ async fn stall_never_answers_converse() {
         &Creds::test(),
     );
     let mut conn = connect(sim.addr()).await;
+    conn.sender.ready().await.unwrap();
     let pending = conn.sender.send_request(req);
     // A bounded wait to show absence of an answer (not used to synchronise).
     let outcome = tokio::time::timeout(std::time::Duration::from_millis(200), pending).await;
@@ -414,6 +415,7 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
             &converse_body(&format!("n{i}")),
             &Creds::test(),
         );
+        conn.sender.ready().await.unwrap();
         let resp = conn.sender.send_request(req).await.unwrap();
         use http_body_util::BodyExt;
         let body = resp.into_body().collect().await.unwrap().to_bytes();

@@ -186,6 +186,7 @@ pub async fn send(
     req: Request<Full<Bytes>>,
 ) -> (Conn, hyper::Response<Incoming>) {
     let mut conn = connect(addr).await;
+    conn.sender.ready().await.unwrap();
     let resp = conn.sender.send_request(req).await.unwrap();
     (conn, resp)
 }
