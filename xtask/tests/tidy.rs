@@ -1,5 +1,11 @@
 //! Architecture invariants, checked as ordinary tests.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

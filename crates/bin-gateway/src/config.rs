@@ -139,10 +139,8 @@ fn expand_value(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                *s = expand_string(key, s, lookup)?;
-            }
+        toml::Value::String(s) if s.contains("${") => {
+            *s = expand_string(key, s, lookup)?;
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

@@ -4,6 +4,12 @@
 //! The default chain reads process environment variables, so this binary sets them once for
 //! all its tests (to the same values).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use std::sync::Once;

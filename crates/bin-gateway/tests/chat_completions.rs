@@ -1,6 +1,12 @@
 //! Non-streaming chat completions end to end: the real server, the real Bedrock adapter and
 //! the simulator on loopback, which verifies every SigV4 signature.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use bedrock_sim::{Reply, Script};

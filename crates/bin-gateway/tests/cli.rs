@@ -1,6 +1,12 @@
 //! The `gateway` command line: `check` validates and names the bad key; `check --probe`
 //! obtains each account's credentials without calling Bedrock.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use std::process::Command;

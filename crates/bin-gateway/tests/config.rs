@@ -1,5 +1,11 @@
 //! The configuration file: every valid fixture parses, every invalid one names its key.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 use std::path::Path;
 
 use gateway::config::GatewayConfig;

@@ -1,6 +1,12 @@
 //! Bedrock Guardrails end to end: client pass-through, configured policy, interventions,
 //! traces and the strict finish-reason style.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use bedrock_sim::{Reply, Script};

@@ -1,6 +1,12 @@
 //! Streaming end to end: ConverseStream frames from the simulator relayed as OpenAI SSE,
 //! frame by frame, with errors, cancellation and no buffering.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
