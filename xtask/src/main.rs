@@ -5,7 +5,7 @@
 mod bench;
 mod bench_services;
 
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 const USAGE: &str = "usage: cargo xtask <ci | bench [--quick]>";
 
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 
 /// Format check, lints as errors, every test. If this passes locally, CI is green.
 fn ci() -> ExitCode {
-    let steps: [(&str, &[&str]); 3] = [
+    let steps: [(&str, &[&str]); 2] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "lint",
@@ -38,27 +38,101 @@ fn ci() -> ExitCode {
                 "warnings",
             ],
         ),
-        ("test", &["test", "--workspace", "--no-fail-fast"]),
     ];
     for (name, args) in steps {
         eprintln!("==> {name}: cargo {}", args.join(" "));
-        let status = Command::new(env!("CARGO"))
-            .args(args)
-            // The default credential chain must never probe the instance-metadata address.
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => {
-                eprintln!("==> {name} failed ({s})");
-                return ExitCode::FAILURE;
-            }
-            Err(e) => {
-                eprintln!("==> {name}: cannot run cargo: {e}");
-                return ExitCode::FAILURE;
+        if let Err(e) = run_cargo(args) {
+            eprintln!("==> {name} failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!("==> test: cargo test --workspace --no-fail-fast");
+    match run_tests() {
+        Ok(totals) if totals.failed == 0 && totals.passed > 0 => {
+            say(&format!(
+                "tests: {} passed, {} failed, {} skipped",
+                totals.passed, totals.failed, totals.ignored
+            ));
+            eprintln!("==> all checks passed");
+            ExitCode::SUCCESS
+        }
+        Ok(totals) => {
+            say(&format!(
+                "tests: {} passed, {} failed, {} skipped",
+                totals.passed, totals.failed, totals.ignored
+            ));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("==> test failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    // The default credential chain must never probe the instance-metadata address.
+    command.env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+fn run_cargo(args: &[&str]) -> Result<(), String> {
+    match cargo().args(args).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(s.to_string()),
+        Err(e) => Err(format!("cannot run cargo: {e}")),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs the tests, echoing their output, and adds up every `test result:` line so CI ends
+/// on one summary line for the whole workspace.
+fn run_tests() -> Result<Totals, String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        say(&line);
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let count: u64 = count.parse().unwrap_or(0);
+                match label {
+                    "passed" => totals.passed += count,
+                    "failed" => totals.failed += count,
+                    "ignored" => totals.ignored += count,
+                    _ => {}
+                }
             }
         }
     }
-    eprintln!("==> all checks passed");
-    ExitCode::SUCCESS
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && totals.failed == 0 {
+        return Err(format!("cargo test {status}"));
+    }
+    Ok(totals)
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "test output goes to stdout as cargo printed it"
+)]
+fn say(line: &str) {
+    println!("{line}");
 }
