@@ -13,22 +13,9 @@ use bedrock_sim::{Reply, Script};
 use common::*;
 use serde_json::{json, Value};
 
-const GUARDED_CONFIG: &str = r#"
-[auth]
-keys = [
-  { name = "tests", key = "test-gateway-key" },
-  { name = "strict", key = "test-strict-key", finish_reason_style = "strict" },
-]
-
-[accounts.sim]
-type = "aws-bedrock"
-region = "us-east-1"
-endpoint = "${SIM_URL}"
-auth = { type = "access-key", access_key_id = "AKIDTESTGATEWAY00001", secret_access_key = "${SIM_SECRET}" }
-
-[accounts.sim.models.claude-3]
-model_id = "anthropic.claude-3-sonnet-20240229-v1:0"
-
+/// The base configuration plus a model with an enforced guardrail and a strict account that
+/// refuses client guardrails.
+const GUARDRAIL_MODELS: &str = r#"
 [accounts.sim.models.enforced]
 model_id = "anthropic.claude-3-sonnet-20240229-v1:0"
 guardrail = { identifier = "gr-enforced", version = "2", trace = "enabled", mode = "enforced" }
@@ -43,8 +30,12 @@ auth = { type = "access-key", access_key_id = "AKIDTESTGATEWAY00001", secret_acc
 models.claude-3 = { model_id = "anthropic.claude-3-sonnet-20240229-v1:0" }
 "#;
 
+fn guarded_config() -> String {
+    format!("{BASE_CONFIG}{GUARDRAIL_MODELS}")
+}
+
 async fn gateway(script: Script) -> TestGateway {
-    TestGateway::start_with_config(sim().default_script(script), GUARDED_CONFIG, &[]).await
+    TestGateway::start_with_config(sim().default_script(script), &guarded_config(), &[]).await
 }
 
 fn fixture(name: &str) -> Value {
@@ -62,16 +53,7 @@ async fn the_seed_scenario_answers_as_the_seed_shows() {
     )
     .stop_reason("guardrail_intervened")
     .usage(25, 320);
-    let config = GUARDED_CONFIG
-        .replace("[accounts.sim]", "[accounts.internal-bedrock]")
-        .replace(
-            "[accounts.sim.models.claude-3]",
-            "[accounts.internal-bedrock.models.claude-3]",
-        )
-        .replace(
-            "[accounts.sim.models.enforced]",
-            "[accounts.internal-bedrock.models.enforced]",
-        );
+    let config = guarded_config().replace("accounts.sim", "accounts.internal-bedrock");
     let gw =
         TestGateway::start_with_config(sim().default_script(Script::Reply(reply)), &config, &[])
             .await;
