@@ -268,6 +268,30 @@ impl BedrockProvider {
         self
     }
 
+    /// A provider with the same accounts and credentials but new HTTP clients (so new
+    /// connection pools) and its own signing-key cache. A server that runs one single-threaded runtime per core gives
+    /// each its own: a pooled connection's I/O is driven by the runtime that opened it, so a
+    /// shared pool would wake other cores for every response. The credential caches stay
+    /// shared, so each account still fetches once for the whole process.
+    pub fn with_own_clients(&self) -> Self {
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|(name, account)| {
+                let account = Account {
+                    client: build_client(self.timeouts.connect),
+                    ..Account::clone(account)
+                };
+                (name.clone(), Arc::new(account))
+            })
+            .collect();
+        Self {
+            accounts: Arc::new(accounts),
+            signer: self.signer.with_own_key_cache(),
+            timeouts: self.timeouts,
+        }
+    }
+
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
     }

@@ -60,6 +60,15 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// The same signer with an empty key cache of its own: per-core servers each take one,
+    /// so signing never contends on a lock another core holds.
+    pub fn with_own_key_cache(&self) -> Self {
+        Self {
+            keys: SigningKeys::default(),
+            ..self.clone()
+        }
+    }
+
     pub fn new(clock: SharedClock) -> Self {
         let mut settings = SigningSettings::default();
         // Only the headers chosen below are ever handed to the signer, so the default

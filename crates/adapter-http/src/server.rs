@@ -46,12 +46,13 @@ const HEALTH_BODY: &[u8] = br#"{"status":"ok"}"#;
 /// Everything a request needs, built once at start and shared by all connections.
 pub struct HttpApp {
     service: ChatService,
-    keys: KeyStore,
+    keys: Arc<KeyStore>,
     max_body_bytes: usize,
     header_read_timeout: Duration,
     clock: SharedClock,
-    metrics: Metrics,
-    models: ModelIndex,
+    /// Shared with the apps made by [`HttpApp::with_service`], so `/metrics` counts them all.
+    metrics: Arc<Metrics>,
+    models: Arc<ModelIndex>,
 }
 
 impl fmt::Debug for HttpApp {
@@ -113,12 +114,28 @@ impl HttpApp {
         let models = ModelIndex::new(&service);
         Self {
             service,
-            keys: KeyStore::new(settings.keys),
+            keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
             clock,
-            metrics: Metrics::new(),
-            models,
+            metrics: Arc::new(Metrics::new()),
+            models: Arc::new(models),
+        }
+    }
+
+    /// An app that sends chats through `service` but shares keys, settings and metrics with
+    /// this one. A server with one runtime per core gives each runtime a service with its
+    /// own upstream connections, while `/metrics` still counts every request of the process.
+    /// `service` must route the same models as this app's.
+    pub fn with_service(&self, service: ChatService) -> Self {
+        Self {
+            service,
+            keys: Arc::clone(&self.keys),
+            max_body_bytes: self.max_body_bytes,
+            header_read_timeout: self.header_read_timeout,
+            clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
+            models: Arc::clone(&self.models),
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use thiserror::Error;
 /// several base64 images.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
+/// of starting that many threads.
+const MAX_WORKER_THREADS: usize = 1024;
 const DEFAULT_SESSION_NAME: &str = "ai-gateway";
 
 #[derive(Debug, Error)]
@@ -51,6 +55,9 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// How many single-threaded runtimes `serve` runs, one per OS thread; `None`: one per
+    /// available core.
+    pub worker_threads: Option<NonZeroUsize>,
     pub timeouts: UpstreamTimeouts,
     pub keys: Vec<KeyConfig>,
     pub accounts: Vec<BedrockAccountConfig>,
@@ -62,6 +69,7 @@ impl fmt::Debug for GatewayConfig {
         f.debug_struct("GatewayConfig")
             .field("listen", &self.listen)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("worker_threads", &self.worker_threads)
             .field("timeouts", &self.timeouts)
             .field("keys", &self.keys)
             .field("accounts", &self.accounts)
@@ -203,6 +211,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
+    worker_threads: Option<usize>,
     connect_timeout_ms: Option<u64>,
     first_byte_timeout_ms: Option<u64>,
     stream_idle_timeout_ms: Option<u64>,
@@ -328,6 +337,19 @@ impl RawConfig {
         if max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        let worker_threads = match self.server.worker_threads {
+            None => None,
+            Some(n) if n > MAX_WORKER_THREADS => {
+                return Err(invalid(
+                    "server.worker_threads",
+                    format!("must be at most {MAX_WORKER_THREADS}"),
+                ))
+            }
+            Some(n) => Some(
+                NonZeroUsize::new(n)
+                    .ok_or_else(|| invalid("server.worker_threads", "must be greater than 0"))?,
+            ),
+        };
         let timeout =
             |key: &str, value: Option<u64>, default_ms: u64| match value.unwrap_or(default_ms) {
                 0 => Err(invalid(format!("server.{key}"), "must be greater than 0")),
@@ -424,6 +446,7 @@ impl RawConfig {
         Ok(GatewayConfig {
             listen,
             max_body_bytes,
+            worker_threads,
             timeouts,
             keys,
             accounts,

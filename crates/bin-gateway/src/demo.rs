@@ -8,7 +8,7 @@ use gateway_core::clock::SharedClock;
 use thiserror::Error;
 
 use crate::config::{ConfigError, GatewayConfig};
-use crate::wiring::{start, RunningGateway, StartError};
+use crate::wiring::{start_sharded, ShardedGateway, StartError};
 
 /// The demo's configuration file, an ordinary config with two variables filled in.
 pub const DEMO_CONFIG: &str = include_str!("../demo.toml");
@@ -28,7 +28,7 @@ pub enum DemoError {
 #[derive(Debug)]
 pub struct Demo {
     pub sim: SimHandle,
-    pub gateway: RunningGateway,
+    pub gateway: ShardedGateway,
 }
 
 /// Starts the simulator on a free loopback port and the gateway on `listen`.
@@ -74,7 +74,7 @@ pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
         "DEMO_LISTEN" => Some(listen.to_string()),
         other => std::env::var(other).ok(),
     })?;
-    let gateway = start(&config, SharedClock::system()).await?;
+    let gateway = start_sharded(&config, SharedClock::system()).await?;
     Ok(Demo { sim, gateway })
 }
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
 use gateway::demo::{instructions, start_demo};
-use gateway::wiring::start;
+use gateway::wiring::start_sharded;
 use gateway_core::clock::SharedClock;
 use tracing_subscriber::EnvFilter;
 
@@ -49,7 +49,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Serving happens on the gateway's own threads (see `wiring`); this runtime only starts
+    // them, waits for a signal, and runs `check` and the demo's simulator.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -82,17 +84,23 @@ async fn run(command: Command) -> ExitCode {
                 Ok(config) => config,
                 Err(e) => return fail(&format!("{}: {e}", config.display())),
             };
-            let mut gateway = match start(&config, SharedClock::system()).await {
+            let mut gateway = match start_sharded(&config, SharedClock::system()).await {
                 Ok(gateway) => gateway,
                 Err(e) => return fail(&e.to_string()),
             };
             tracing::info!(
                 addr = %gateway.addr(),
+                threads = gateway.shards(),
                 models = config.models.len(),
                 "gateway listening"
             );
             tokio::select! {
-                result = gateway.wait() => exit_with(result),
+                result = gateway.wait() => {
+                    // One shard failing leaves the others serving; stop them rather than run
+                    // on with part of the capacity.
+                    let _ = gateway.shutdown().await;
+                    exit_with(result)
+                }
                 () = shutdown_signal() => {
                     tracing::info!("shutting down");
                     exit_with(gateway.shutdown().await)

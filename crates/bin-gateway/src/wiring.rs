@@ -1,8 +1,17 @@
 //! Builds the adapters from a validated configuration and runs the server.
+//!
+//! `gateway serve` runs sharded ([`start_sharded`]): one OS thread per core, each with a
+//! single-threaded runtime, its own listener on the shared address (SO_REUSEPORT, so the
+//! kernel spreads connections) and its own upstream connection pools. A connection then lives
+//! on one thread from accept to upstream response; the multi-thread runtime's cross-thread
+//! wake-ups cost about a quarter of the CPU per request. Credential caches, keys and metrics
+//! stay shared. [`start_on`] serves on the caller's runtime instead (tests).
 
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::thread;
 
 use gateway_adapter_bedrock::provider::{BedrockProvider, Timeouts};
 use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings};
@@ -10,7 +19,7 @@ use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, ModelCatalog};
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::GatewayConfig;
@@ -23,6 +32,8 @@ pub enum StartError {
     Catalog(#[from] gateway_core::router::DuplicateModel),
     #[error("{0}")]
     Provider(String),
+    #[error("cannot start server thread {index}: {source}")]
+    Thread { index: usize, source: io::Error },
 }
 
 /// A gateway serving on a socket.
@@ -73,7 +84,8 @@ pub async fn start(
     start_on(config, listener, clock).await
 }
 
-/// Starts serving on an already bound listener (tests bind 127.0.0.1:0).
+/// Starts serving on an already bound listener (tests bind 127.0.0.1:0), on the caller's
+/// runtime.
 pub async fn start_on(
     config: &GatewayConfig,
     listener: TcpListener,
@@ -83,7 +95,25 @@ pub async fn start_on(
         addr: config.listen,
         source,
     })?;
-    let catalog = ModelCatalog::new(config.models.iter().cloned())?;
+    let (app, _, _) = build_app(config, clock).await?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, Arc::new(app), async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningGateway {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The app, plus what a shard needs to make its own service: the catalog and a provider to
+/// take clients from.
+async fn build_app(
+    config: &GatewayConfig,
+    clock: SharedClock,
+) -> Result<(HttpApp, Arc<ModelCatalog>, BedrockProvider), StartError> {
+    let catalog = Arc::new(ModelCatalog::new(config.models.iter().cloned())?);
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
@@ -92,7 +122,7 @@ pub async fn start_on(
             first_byte: config.timeouts.first_byte,
             idle_stream: config.timeouts.stream_idle,
         });
-    let service = ChatService::new(Arc::new(catalog), Arc::new(provider));
+    let service = ChatService::new(catalog.clone(), Arc::new(provider.clone()));
     let settings = HttpSettings {
         keys: config
             .keys
@@ -106,14 +136,172 @@ pub async fn start_on(
         max_body_bytes: config.max_body_bytes,
         ..HttpSettings::default()
     };
-    let app = Arc::new(HttpApp::new(service, settings, clock));
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, app, async move {
-        let _ = rx.await;
-    }));
-    Ok(RunningGateway {
+    Ok((HttpApp::new(service, settings, clock), catalog, provider))
+}
+
+/// A gateway serving on several threads, each with its own single-threaded runtime.
+#[derive(Debug)]
+pub struct ShardedGateway {
+    addr: SocketAddr,
+    shards: usize,
+    stop: watch::Sender<bool>,
+    /// Each shard's outcome, sent once its runtime (and every task on it) is gone.
+    finished: mpsc::UnboundedReceiver<io::Result<()>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl ShardedGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many threads serve.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Stops accepting on every shard, lets in-flight requests finish, and returns when all
+    /// shards are done, with the first error any of them had.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        self.stop.send_replace(true);
+        let mut outcome = Ok(());
+        for _ in 0..self.shards {
+            match self.finished.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    if outcome.is_ok() {
+                        outcome = Err(error);
+                    }
+                }
+                // A shard thread that panicked never reports; joining tells.
+                None => break,
+            }
+        }
+        for handle in self.threads.drain(..) {
+            // Every thread has left its runtime by now, so this does not block for long.
+            if handle.join().is_err() && outcome.is_ok() {
+                outcome = Err(io::Error::other("a server thread panicked"));
+            }
+        }
+        outcome
+    }
+
+    /// Runs until a shard stops by itself (they do not, short of a start-up failure); the
+    /// others keep serving until [`ShardedGateway::shutdown`].
+    pub async fn wait(&mut self) -> io::Result<()> {
+        match self.finished.recv().await {
+            Some(result) => {
+                self.shards -= 1;
+                result.and(Err(io::Error::other("a server thread stopped")))
+            }
+            None => Err(io::Error::other("a server thread panicked")),
+        }
+    }
+}
+
+/// The number of shards `config` asks for: `worker_threads`, or one per available core.
+pub fn shard_count(config: &GatewayConfig) -> usize {
+    config
+        .worker_threads
+        .or_else(|| thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get)
+}
+
+/// Binds `config.listen` once per shard and starts [`shard_count`] server threads.
+///
+/// Call from within a runtime (any flavour): the providers' credentials are prepared on it.
+/// The shards do not depend on it afterwards.
+pub async fn start_sharded(
+    config: &GatewayConfig,
+    clock: SharedClock,
+) -> Result<ShardedGateway, StartError> {
+    let shards = shard_count(config);
+    let listen_error = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
+    let first = bind_shared(config.listen).map_err(listen_error)?;
+    // With port 0 the first bind picks the port; the other shards must join that one.
+    let addr = first.local_addr().map_err(listen_error)?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(bind_shared(addr).map_err(listen_error)?);
+    }
+
+    let (base, catalog, provider) = build_app(config, clock).await?;
+    let (stop, stopped) = watch::channel(false);
+    let (report, finished) = mpsc::unbounded_channel();
+    let mut apps = Vec::with_capacity(shards);
+    for _ in 1..shards {
+        let service = ChatService::new(catalog.clone(), Arc::new(provider.with_own_clients()));
+        apps.push(base.with_service(service));
+    }
+    // The base app's clients are used by no other shard.
+    apps.push(base);
+    let mut threads = Vec::with_capacity(shards);
+    for (index, (listener, app)) in listeners.into_iter().zip(apps).enumerate() {
+        let app = Arc::new(app);
+        let mut stopped = stopped.clone();
+        let report = report.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("gateway-{index}"))
+            .spawn(move || {
+                let result = run_shard(listener, app, async move {
+                    // A dropped sender (the gateway handle is gone) stops the shard too.
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+                let _ = report.send(result);
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(source) => {
+                // The threads already started see the sender dropped and stop.
+                return Err(StartError::Thread { index, source });
+            }
+        }
+    }
+    Ok(ShardedGateway {
         addr,
-        shutdown: Some(tx),
-        task,
+        shards,
+        stop,
+        finished,
+        threads,
     })
+}
+
+/// One shard: a single-threaded runtime serving `listener` until `stop`.
+fn run_shard(
+    listener: std::net::TcpListener,
+    app: Arc<HttpApp>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
+        serve(listener, app, stop).await
+    });
+    // Dropping the runtime ends what is left on it (a credential refresh in progress gives
+    // way to the next caller on another shard) before the shard reports.
+    drop(runtime);
+    result
+}
+
+/// A non-blocking listener on `addr` that other sockets of this process may bind too.
+fn bind_shared(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's own bind does: a restart must not wait out TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }

@@ -1,0 +1,127 @@
+//! The sharded server `gateway serve` runs: several single-threaded runtimes on one address,
+//! one metrics registry, and a shutdown that waits for every shard's in-flight requests.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions fail the test by panicking"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use bedrock_sim::{stream, Gate, Script, SimHandle, StreamStep};
+use bytes::Bytes;
+use common::*;
+use gateway::config::GatewayConfig;
+use gateway::wiring::{start_sharded, ShardedGateway};
+use gateway_core::clock::SharedClock;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+const SHARDS: usize = 3;
+
+async fn start(sim: bedrock_sim::SimBuilder) -> (SimHandle, ShardedGateway) {
+    let sim = sim.start().await.unwrap();
+    let sim_url = sim.url();
+    let text =
+        format!("{BASE_CONFIG}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n");
+    let config = GatewayConfig::parse(&text, &|name| match name {
+        "SIM_URL" => Some(sim_url.clone()),
+        "SIM_SECRET" => Some(SECRET.into()),
+        _ => None,
+    })
+    .unwrap();
+    let gateway = start_sharded(&config, SharedClock::system()).await.unwrap();
+    assert_eq!(gateway.shards(), SHARDS);
+    (sim, gateway)
+}
+
+fn chat(url: &str, stream: bool) -> http::Request<Full<Bytes>> {
+    let body = json!({"model": "sim/claude-3", "messages": user("hi"), "stream": stream});
+    http::Request::post(format!("{url}/v1/chat/completions"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_shard_serves_and_metrics_count_them_all() {
+    let (_sim, gateway) = start(sim()).await;
+    // No pooling: each request is a new connection, which the kernel spreads over the shards.
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let requests = 24;
+    for _ in 0..requests {
+        let response = client.request(chat(&gateway.url(), false)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+    }
+    let response = client
+        .request(
+            http::Request::get(format!("{}/metrics", gateway.url()))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let counted: f64 = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("gateway_http_requests_total{")
+                && line.contains("sim/claude-3")
+                && line.contains("status=\"2xx\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, f64::from(requests), "{text}");
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_streams_finish_and_stops_every_shard() {
+    let gate = Gate::new();
+    let mut steps = stream::text(&["first", " second"], "end_turn", (1, 2));
+    steps.insert(2, StreamStep::WaitFor(gate.clone()));
+    let (_sim, gateway) = start(sim().script(CLAUDE, Script::Stream(steps))).await;
+    let url = gateway.url();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let mut reader = SseReader::new(client.request(chat(&url, true)).await.unwrap());
+    assert!(reader.next().await.is_some(), "the role chunk");
+    assert!(reader.next().await.is_some(), "the first text chunk");
+
+    let shutdown = tokio::spawn(gateway.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown did not wait for the open stream"
+    );
+    gate.open();
+    let rest = reader.rest().await;
+    assert_eq!(rest.last().map(String::as_str), Some("[DONE]"));
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let fresh = Client::builder(TokioExecutor::new()).build_http();
+    assert!(
+        fresh.request(chat(&url, false)).await.is_err(),
+        "a shard still accepts after shutdown"
+    );
+}
