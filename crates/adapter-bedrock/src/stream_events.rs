@@ -399,26 +399,17 @@ struct ExceptionBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_smithy_eventstream::frame::write_message_to;
     use aws_smithy_types::event_stream::{Header, HeaderValue};
     use http_body_util::StreamBody;
     use hyper::body::Frame;
     use hyper_util::rt::TokioIo;
 
     fn event(event_type: &str, payload: &str) -> Bytes {
-        let message = Message::new_from_parts(
-            vec![
-                Header::new(":message-type", HeaderValue::String("event".into())),
-                Header::new(
-                    ":event-type",
-                    HeaderValue::String(event_type.to_owned().into()),
-                ),
-            ],
-            Bytes::copy_from_slice(payload.as_bytes()),
-        );
-        let mut out = Vec::new();
-        write_message_to(&message, &mut out).unwrap();
-        out.into()
+        bedrock_sim::encode_frame(
+            &[(":message-type", "event"), (":event-type", event_type)],
+            payload.as_bytes(),
+        )
+        .unwrap()
     }
 
     /// Serves one streamed response over an in-memory HTTP/1.1 connection and returns the

@@ -10,8 +10,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_smithy_eventstream::frame::write_message_to;
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use gateway_adapter_bedrock::event_stream::{
@@ -22,19 +20,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 fn event_frame(event_type: &str, payload: &str) -> Bytes {
-    let message = Message::new_from_parts(
-        vec![
-            Header::new(":message-type", HeaderValue::String("event".into())),
-            Header::new(
-                ":event-type",
-                HeaderValue::String(event_type.to_owned().into()),
-            ),
-        ],
-        Bytes::copy_from_slice(payload.as_bytes()),
-    );
-    let mut out = Vec::new();
-    write_message_to(&message, &mut out).unwrap();
-    out.into()
+    bedrock_sim::encode_frame(
+        &[(":message-type", "event"), (":event-type", event_type)],
+        payload.as_bytes(),
+    )
+    .unwrap()
 }
 
 fn prelude(total_length: u32) -> Bytes {

@@ -84,13 +84,7 @@ async fn arn_model_ids_with_slashes_are_decoded() {
     let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
     let sim = sim(Script::Echo).await;
     sim.set_script(arn, Script::Reply(Reply::text("from the profile")));
-    let req = bedrock_request(
-        &sim.url(),
-        arn,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let req = hi_request(&sim.url(), arn, "converse");
     assert!(
         req.uri().path().contains("%2Fus.anthropic"),
         "{}",
@@ -159,13 +153,7 @@ async fn raw_garbage_is_sent_verbatim() {
         "<html><body>502 Bad Gateway</body></html>",
     ))
     .await;
-    let req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let req = hi_request(&sim.url(), CLAUDE, "converse");
     let (status, headers, body) = call(sim.addr(), req).await;
     assert_eq!(status, 502);
     assert_eq!(headers["content-type"], "text/html");
@@ -176,13 +164,7 @@ async fn raw_garbage_is_sent_verbatim() {
         CLAUDE,
         Script::raw(200, "application/json", r#"{"output":{"mess"#),
     );
-    let req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let req = hi_request(&sim.url(), CLAUDE, "converse");
     let (status, _, body) = call(sim.addr(), req).await;
     assert_eq!(status, 200);
     assert!(serde_json::from_slice::<Value>(&body).is_err());
@@ -196,13 +178,7 @@ async fn cut_body_closes_the_connection_mid_body() {
         body: bytes::Bytes::from_static(br#"{"output":{"message":{"role":"assis"#),
     })
     .await;
-    let req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let req = hi_request(&sim.url(), CLAUDE, "converse");
     let (_conn, resp) = send(sim.addr(), req).await;
     assert_eq!(resp.status(), 200);
     use http_body_util::BodyExt;
@@ -317,13 +293,7 @@ async fn stream_scripts_are_aggregated_for_converse() {
 #[tokio::test]
 async fn stall_never_answers_converse() {
     let sim = sim(Script::Stall).await;
-    let req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let req = hi_request(&sim.url(), CLAUDE, "converse");
     let mut conn = connect(sim.addr()).await;
     conn.sender.ready().await.unwrap();
     let pending = conn.sender.send_request(req);

@@ -272,13 +272,7 @@ async fn clock_skew_of_five_minutes_is_allowed() {
 #[tokio::test]
 async fn unsigned_headers_do_not_matter_but_signed_ones_do() {
     let sim = sim().await;
-    let mut req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let mut req = hi_request(&sim.url(), CLAUDE, "converse");
     req.headers_mut()
         .insert("x-extra", "added after signing".parse().unwrap());
     req.headers_mut()
@@ -286,13 +280,7 @@ async fn unsigned_headers_do_not_matter_but_signed_ones_do() {
     let (status, _, _) = call_json(sim.addr(), req).await;
     assert_eq!(status, 200);
 
-    let mut req = bedrock_request(
-        &sim.url(),
-        CLAUDE,
-        "converse",
-        &converse_body("hi"),
-        &Creds::test(),
-    );
+    let mut req = hi_request(&sim.url(), CLAUDE, "converse");
     req.headers_mut()
         .insert("content-type", "text/plain".parse().unwrap());
     let (status, headers, _) = call_json(sim.addr(), req).await;

@@ -154,6 +154,11 @@ pub fn bedrock_request(
     )
 }
 
+/// The usual test call: `op` on `model_id`, asking "hi", signed with the test keys.
+pub fn hi_request(base_url: &str, model_id: &str, op: &str) -> Request<Full<Bytes>> {
+    bedrock_request(base_url, model_id, op, &converse_body("hi"), &Creds::test())
+}
+
 #[expect(
     clippy::disallowed_methods,
     reason = "tests sign requests at the real time"
