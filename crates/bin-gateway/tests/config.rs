@@ -8,11 +8,13 @@
 
 use std::path::Path;
 
-use gateway::config::GatewayConfig;
+use gateway::config::{GatewayConfig, API_KEY_ENV};
+use secrecy::ExposeSecret;
 
+/// Every variable is set except `NOT_SET_ANYWHERE` and the api-key fallback.
 fn fake_env(name: &str) -> Option<String> {
     match name {
-        "NOT_SET_ANYWHERE" => None,
+        "NOT_SET_ANYWHERE" | API_KEY_ENV => None,
         other => Some(format!("value-of-{other}")),
     }
 }
@@ -70,5 +72,70 @@ auth = { type = "default-chain" }
 models.m = { model_id = "m" }
 "#;
     let config = GatewayConfig::parse(text, &|_| Some("middle".into())).unwrap();
-    assert_eq!(config.keys[0].key, "prefix-middle-suffix");
+    assert_eq!(config.keys[0].key.expose_secret(), "prefix-middle-suffix");
+}
+
+#[test]
+fn an_api_key_account_without_key_takes_the_environment_variable() {
+    let text = r#"
+[auth]
+keys = [{ name = "a", key = "gateway-key-1" }]
+[accounts.x]
+type = "aws-bedrock"
+region = "us-east-1"
+auth = { type = "api-key", key = "" }
+models.m = { model_id = "m" }
+"#;
+    let from_env = |name: &str| (name == API_KEY_ENV).then(|| "bedrock-key-from-env".to_owned());
+    let config = GatewayConfig::parse(text, &from_env).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("bedrock-key-from-env"), "{shown}");
+    let gateway_adapter_bedrock::AuthConfig::ApiKey { key } = &config.accounts[0].auth else {
+        panic!("{shown}");
+    };
+    assert_eq!(key.expose_secret(), "bedrock-key-from-env");
+    // The configured key wins over the environment.
+    let configured = text.replace(r#"key = """#, r#"key = "bedrock-key-configured""#);
+    let config = GatewayConfig::parse(&configured, &from_env).unwrap();
+    let gateway_adapter_bedrock::AuthConfig::ApiKey { key } = &config.accounts[0].auth else {
+        panic!("not an api key");
+    };
+    assert_eq!(key.expose_secret(), "bedrock-key-configured");
+    // An empty variable counts as missing.
+    let error = GatewayConfig::parse(text, &|_| Some(String::new())).unwrap_err();
+    insta::assert_snapshot!(error.to_string(), @"accounts.x.auth.key: set `key` or the AWS_BEARER_TOKEN_BEDROCK environment variable");
+}
+
+#[test]
+fn every_secret_type_stays_out_of_debug_output() {
+    let text = r#"
+[auth]
+keys = [{ name = "a", key = "gateway-key-secret-1" }]
+[accounts.keys]
+type = "aws-bedrock"
+region = "us-east-1"
+auth = { type = "access-key", access_key_id = "AKID", secret_access_key = "secret-access-key-1", session_token = "session-token-1" }
+models.m = { model_id = "m" }
+[accounts.role]
+type = "aws-bedrock"
+region = "us-east-1"
+auth = { type = "assume-role", role_arn = "arn:aws:iam::123456789012:role/r", external_id = "external-id-1" }
+models.m = { model_id = "m" }
+[accounts.api]
+type = "aws-bedrock"
+region = "us-east-1"
+auth = { type = "api-key", key = "bedrock-api-key-1" }
+models.m = { model_id = "m" }
+"#;
+    let config = GatewayConfig::parse(text, &|_| None).unwrap();
+    let shown = format!("{config:?} {:?} {:?}", config.keys, config.accounts);
+    for secret in [
+        "gateway-key-secret-1",
+        "secret-access-key-1",
+        "session-token-1",
+        "external-id-1",
+        "bedrock-api-key-1",
+    ] {
+        assert!(!shown.contains(secret), "{secret} leaked into {shown}");
+    }
 }
