@@ -113,3 +113,31 @@ fn visit(dir: &Path, on_file: &mut dyn FnMut(&Path)) {
         }
     }
 }
+
+/// The simulator reaches the production binary only through the `demo` feature: a gateway
+/// built with `--no-default-features` has no `bedrock-sim` in its dependency tree.
+#[test]
+fn gateway_without_default_features_has_no_simulator() {
+    let tree = |features: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["tree", "--package", "gateway", "--edges", "normal"])
+            .args(features)
+            .args(["--prefix", "none", "--format", "{p}", "--offline"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let has_sim = |tree: &str| tree.lines().any(|line| line.starts_with("bedrock-sim "));
+    assert!(
+        !has_sim(&tree(&["--no-default-features"])),
+        "bedrock-sim is a normal dependency of the gateway without the `demo` feature"
+    );
+    // The check itself works: the default build (with `demo`) does list it.
+    assert!(has_sim(&tree(&[])));
+}
