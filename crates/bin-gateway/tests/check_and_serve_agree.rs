@@ -9,6 +9,9 @@
     reason = "helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
+use common::fixture_env;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -17,15 +20,6 @@ use std::process::Command;
 use gateway::config::{GatewayConfig, API_KEY_ENV};
 use gateway::wiring::start_sharded;
 use gateway_core::clock::SharedClock;
-
-/// The values both sides see for `${VAR}`: everything is set except `NOT_SET_ANYWHERE` and
-/// the api-key fallback.
-fn fake_env(name: &str) -> Option<String> {
-    match name {
-        "NOT_SET_ANYWHERE" | API_KEY_ENV => None,
-        other => Some(format!("value-of-{other}")),
-    }
-}
 
 /// `${NAME}`s in `text`.
 fn variables(text: &str) -> Vec<String> {
@@ -64,7 +58,7 @@ fn check(path: &Path, text: &str) -> Result<(), String> {
             "/nonexistent/aws-credentials-for-tests",
         );
     for name in variables(text) {
-        match fake_env(&name) {
+        match fixture_env(&name) {
             Some(value) => command.env(&name, value),
             None => command.env_remove(&name),
         };
@@ -83,7 +77,7 @@ fn check(path: &Path, text: &str) -> Result<(), String> {
 /// What `gateway serve` makes of the file: everything it does, on a free loopback port with
 /// one thread, then stops.
 async fn serve(text: &str) -> Result<(), String> {
-    let mut config = GatewayConfig::parse(text, &fake_env).map_err(|e| e.to_string())?;
+    let mut config = GatewayConfig::parse(text, &fixture_env).map_err(|e| e.to_string())?;
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.worker_threads = NonZeroUsize::new(1);
     let gateway = start_sharded(&config, SharedClock::system())

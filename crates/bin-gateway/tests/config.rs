@@ -6,18 +6,13 @@
     reason = "helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
+use common::fixture_env;
 use std::path::Path;
 
 use gateway::config::{GatewayConfig, API_KEY_ENV};
 use secrecy::ExposeSecret;
-
-/// Every variable is set except `NOT_SET_ANYWHERE` and the api-key fallback.
-fn fake_env(name: &str) -> Option<String> {
-    match name {
-        "NOT_SET_ANYWHERE" | API_KEY_ENV => None,
-        other => Some(format!("value-of-{other}")),
-    }
-}
 
 fn fixture(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
@@ -26,7 +21,7 @@ fn fixture(path: &Path) -> String {
 #[test]
 fn valid_configurations_parse() {
     insta::glob!("../../../fixtures/config/valid", "*.toml", |path| {
-        let config = GatewayConfig::parse(&fixture(path), &fake_env)
+        let config = GatewayConfig::parse(&fixture(path), &fixture_env)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         insta::assert_debug_snapshot!(config);
     });
@@ -35,7 +30,7 @@ fn valid_configurations_parse() {
 #[test]
 fn invalid_configurations_name_the_bad_key() {
     insta::glob!("../../../fixtures/config/invalid", "*.toml", |path| {
-        let error = GatewayConfig::parse(&fixture(path), &fake_env).unwrap_err();
+        let error = GatewayConfig::parse(&fixture(path), &fixture_env).unwrap_err();
         insta::assert_snapshot!(error.to_string());
     });
 }
@@ -46,7 +41,7 @@ fn secrets_never_appear_in_debug_output() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/config/valid/every_option.toml"
     )));
-    let config = GatewayConfig::parse(&text, &fake_env).unwrap();
+    let config = GatewayConfig::parse(&text, &fixture_env).unwrap();
     let shown = format!("{config:?}");
     for secret in [
         "value-of-AWS_SECRET_ACCESS_KEY",
