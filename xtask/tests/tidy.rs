@@ -16,24 +16,13 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
-/// dependency tree may hold only these crates (and what they pull in, listed too).
-#[test]
-fn core_depends_only_on_allowed_crates() {
+/// `cargo tree` of `package`'s normal dependencies, one `name version` per line.
+fn normal_dependencies(package: &str, extra_args: &[&str]) -> String {
     let output = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
-        .args([
-            "tree",
-            "--package",
-            "gateway-core",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "--offline",
-        ])
+        .args(["tree", "--package", package, "--edges", "normal"])
+        .args(extra_args)
+        .args(["--prefix", "none", "--format", "{p}", "--offline"])
         .output()
         .unwrap();
     assert!(
@@ -41,6 +30,14 @@ fn core_depends_only_on_allowed_crates() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
+/// dependency tree may hold only these crates (and what they pull in, listed too).
+#[test]
+fn core_depends_only_on_allowed_crates() {
+    let tree = normal_dependencies("gateway-core", &[]);
     let allowed = [
         "gateway-core",
         "serde",
@@ -64,7 +61,6 @@ fn core_depends_only_on_allowed_crates() {
     let forbidden = [
         "tokio", "hyper", "reqwest", "axum", "http", "aws-", "mio", "socket2",
     ];
-    let tree = String::from_utf8_lossy(&output.stdout);
     for line in tree.lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
         if name.is_empty() {
@@ -112,4 +108,18 @@ fn visit(dir: &Path, on_file: &mut dyn FnMut(&Path)) {
             on_file(&path);
         }
     }
+}
+
+/// The simulator reaches the production binary only through the `demo` feature: a gateway
+/// built with `--no-default-features` has no `bedrock-sim` in its dependency tree.
+#[test]
+fn gateway_without_default_features_has_no_simulator() {
+    let tree = |features: &[&str]| normal_dependencies("gateway", features);
+    let has_sim = |tree: &str| tree.lines().any(|line| line.starts_with("bedrock-sim "));
+    assert!(
+        !has_sim(&tree(&["--no-default-features"])),
+        "bedrock-sim is a normal dependency of the gateway without the `demo` feature"
+    );
+    // The check itself works: the default build (with `demo`) does list it.
+    assert!(has_sim(&tree(&[])));
 }

@@ -17,6 +17,6 @@ pub mod signing;
 pub(crate) mod stream_events;
 pub mod wire;
 
-pub use config::{AuthConfig, BedrockAccountConfig};
+pub use config::{AuthConfig, BedrockAccountConfig, Timeouts};
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
-pub use provider::{BedrockProvider, BuildError, Timeouts};
+pub use provider::{BedrockProvider, BuildError};

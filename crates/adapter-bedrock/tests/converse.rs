@@ -51,11 +51,11 @@ async fn sim(script: impl FnOnce(bedrock_sim::SimBuilder) -> bedrock_sim::SimBui
 fn account(endpoint: String, secret: &str) -> BedrockAccountConfig {
     BedrockAccountConfig {
         name: ACCOUNT.into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
+        region: "us-east-1".try_into().unwrap(),
+        endpoint: Some(endpoint.try_into().unwrap()),
         auth: AuthConfig::AccessKey {
-            access_key_id: KEY_ID.into(),
-            secret_access_key: secret.into(),
+            access_key_id: KEY_ID.try_into().unwrap(),
+            secret_access_key: secret.try_into().unwrap(),
             session_token: None,
         },
     }

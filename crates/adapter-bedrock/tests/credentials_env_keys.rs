@@ -38,12 +38,12 @@ async fn sim_with(role: SimRole) -> SimHandle {
 
 fn assume_role(sim_url: &str, external_id: Option<&str>) -> AuthConfig {
     AuthConfig::AssumeRole {
-        role_arn: ROLE.into(),
-        external_id: external_id.map(Into::into),
-        session_name: "ai-gateway".into(),
-        duration_seconds: Some(3600),
+        role_arn: ROLE.try_into().unwrap(),
+        external_id: external_id.map(|id| id.try_into().unwrap()),
+        session_name: "ai-gateway".try_into().unwrap(),
+        duration_seconds: Some(3600.try_into().unwrap()),
         sts_region: None,
-        sts_endpoint: Some(sim_url.into()),
+        sts_endpoint: Some(sim_url.try_into().unwrap()),
     }
 }
 
@@ -85,7 +85,7 @@ async fn default_chain_uses_the_environment_keys_without_sts() {
     let clock = OffsetClock::default();
     let account = AccountCredentials::from_config_with_clock(
         "chain",
-        &AuthConfig::DefaultChain,
+        &AuthConfig::DefaultChain {},
         REGION,
         clock.shared(),
     )
@@ -119,12 +119,12 @@ async fn refused_roles_name_account_and_role_and_spare_other_accounts() {
     .await
     .unwrap();
     let revoked_config = AuthConfig::AssumeRole {
-        role_arn: "arn:aws:iam::123456789012:role/revoked".into(),
+        role_arn: "arn:aws:iam::123456789012:role/revoked".try_into().unwrap(),
         external_id: None,
-        session_name: "ai-gateway".into(),
+        session_name: "ai-gateway".try_into().unwrap(),
         duration_seconds: None,
-        sts_region: Some("eu-west-1".into()),
-        sts_endpoint: Some(sim.url()),
+        sts_region: Some("eu-west-1".try_into().unwrap()),
+        sts_endpoint: Some(sim.url().try_into().unwrap()),
     };
     let revoked = AccountCredentials::from_config("revoked", &revoked_config, REGION)
         .await

@@ -58,12 +58,12 @@ async fn renewal_is_one_sts_call_and_never_stalls_valid_credentials() {
         sim.advance_clock(by);
     };
     let auth = AuthConfig::AssumeRole {
-        role_arn: ROLE.into(),
+        role_arn: ROLE.try_into().unwrap(),
         external_id: None,
-        session_name: "ai-gateway".into(),
+        session_name: "ai-gateway".try_into().unwrap(),
         duration_seconds: None,
         sts_region: None,
-        sts_endpoint: Some(sim.url()),
+        sts_endpoint: Some(sim.url().try_into().unwrap()),
     };
     let account = AccountCredentials::from_config_with_clock(
         "internal-bedrock",

@@ -20,12 +20,12 @@ const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bn
 
 fn assume(sts_endpoint: Option<String>) -> AuthConfig {
     AuthConfig::AssumeRole {
-        role_arn: BEDROCK_ROLE.into(),
-        external_id: Some("partner-42".into()),
-        session_name: "ai-gateway".into(),
+        role_arn: BEDROCK_ROLE.try_into().unwrap(),
+        external_id: Some("partner-42".try_into().unwrap()),
+        session_name: "ai-gateway".try_into().unwrap(),
         duration_seconds: None,
-        sts_region: Some("us-west-2".into()),
-        sts_endpoint,
+        sts_region: Some("us-west-2".try_into().unwrap()),
+        sts_endpoint: sts_endpoint.map(|url| url.try_into().unwrap()),
     }
 }
 
@@ -89,7 +89,7 @@ async fn web_identity_then_assume_role() {
     // default-chain: the pod role's own credentials.
     let pod = AccountCredentials::from_config_with_clock(
         "pod",
-        &AuthConfig::DefaultChain,
+        &AuthConfig::DefaultChain {},
         REGION,
         clock.shared(),
     )

@@ -66,15 +66,15 @@ async fn setup(script: Script) -> (SimHandle, BedrockProvider) {
         .unwrap();
     let account = BedrockAccountConfig {
         name: ACCOUNT.into(),
-        region: "us-east-1".into(),
-        endpoint: Some(sim.url()),
+        region: "us-east-1".try_into().unwrap(),
+        endpoint: Some(sim.url().try_into().unwrap()),
         auth: AuthConfig::AssumeRole {
-            role_arn: ROLE.into(),
+            role_arn: ROLE.try_into().unwrap(),
             external_id: None,
-            session_name: "ai-gateway".into(),
-            duration_seconds: Some(3600),
-            sts_region: Some("us-east-1".into()),
-            sts_endpoint: Some(sim.url()),
+            session_name: "ai-gateway".try_into().unwrap(),
+            duration_seconds: Some(3600.try_into().unwrap()),
+            sts_region: Some("us-east-1".try_into().unwrap()),
+            sts_endpoint: Some(sim.url().try_into().unwrap()),
         },
     };
     // The simulator's clock is the real one here, so the provider signs with it too.

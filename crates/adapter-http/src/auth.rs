@@ -4,6 +4,7 @@ use std::fmt;
 
 use gateway_core::Caller;
 use http::HeaderValue;
+use secrecy::ExposeSecret;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::settings::GatewayKey;
@@ -27,7 +28,7 @@ impl KeyStore {
         let token = bearer_token(authorization?)?;
         let mut matched: Option<&GatewayKey> = None;
         for key in &self.keys {
-            if bool::from(constant_time_eq(token, key.key.as_bytes())) {
+            if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
                 matched = Some(key);
             }
         }

@@ -1,28 +1,39 @@
 //! What the operator configures about the HTTP side: gateway keys and limits.
 
-use std::fmt;
 use std::time::Duration;
 
 use gateway_core::FinishReasonStyle;
+use secrecy::SecretString;
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
 
-/// A key clients send as `Authorization: Bearer <key>`.
-#[derive(Clone)]
+/// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
+/// from its configuration (`name`, `key`, `finish_reason_style`), which checks the key's shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewayKey {
     /// A name for logs and metrics; never the key.
     pub name: String,
-    pub key: String,
+    /// Never printed; compared in constant time.
+    #[serde(deserialize_with = "key_secret")]
+    pub key: SecretString,
     /// Overrides the account's finish-reason style for clients using this key.
     pub finish_reason_style: Option<FinishReasonStyle>,
 }
 
-impl fmt::Debug for GatewayKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayKey")
-            .field("name", &self.name)
-            .field("key", &"<redacted>")
-            .field("finish_reason_style", &self.finish_reason_style)
-            .finish()
+/// The shortest key accepted from configuration: shorter ones are guessable.
+pub const MIN_GATEWAY_KEY_CHARS: usize = 8;
+
+/// A configured key: at least [`MIN_GATEWAY_KEY_CHARS`] characters, no white space (it
+/// travels in a header, and a pasted line break would never match).
+fn key_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    let key = String::deserialize(deserializer)?;
+    if key.chars().count() < MIN_GATEWAY_KEY_CHARS || key.chars().any(char::is_whitespace) {
+        return Err(D::Error::custom(format!(
+            "must be at least {MIN_GATEWAY_KEY_CHARS} characters with no white space"
+        )));
     }
+    Ok(key.into())
 }
 
 /// Limits and keys of the HTTP server.
@@ -68,5 +79,22 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(debug.contains("team-a"), "{debug}");
         assert!(!debug.contains("sk-very-secret"), "{debug}");
+    }
+
+    #[test]
+    fn deserialized_keys_are_checked_and_never_shown() {
+        let key: GatewayKey =
+            serde_json::from_value(serde_json::json!({"name": "a", "key": "sk-long-enough"}))
+                .unwrap();
+        assert!(!format!("{key:?}").contains("sk-long-enough"));
+        for bad in ["short", "has white space"] {
+            let error =
+                serde_json::from_value::<GatewayKey>(serde_json::json!({"name": "a", "key": bad}))
+                    .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "must be at least 8 characters with no white space"
+            );
+        }
     }
 }

@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod wiring;

@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
-use gateway::demo::{instructions, start_demo};
-use gateway::wiring::start_sharded;
+use gateway::wiring::{prepare, start_sharded};
 use gateway_core::clock::SharedClock;
 use tracing_subscriber::EnvFilter;
 
@@ -107,17 +106,26 @@ async fn run(command: Command) -> ExitCode {
                 }
             }
         }
-        Command::Demo { listen } => {
-            let demo = match start_demo(listen).await {
-                Ok(demo) => demo,
-                Err(e) => return fail(&e.to_string()),
-            };
-            say(&instructions(&demo.gateway.url()));
-            shutdown_signal().await;
-            demo.sim.shutdown();
-            exit_with(demo.gateway.shutdown().await)
-        }
+        Command::Demo { listen } => demo(listen).await,
     }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(listen: SocketAddr) -> ExitCode {
+    use gateway::demo::{instructions, start_demo};
+    let demo = match start_demo(listen).await {
+        Ok(demo) => demo,
+        Err(e) => return fail(&e.to_string()),
+    };
+    say(&instructions(&demo.gateway.url()));
+    shutdown_signal().await;
+    demo.sim.shutdown();
+    exit_with(demo.gateway.shutdown().await)
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_listen: SocketAddr) -> ExitCode {
+    fail("this gateway was built without the Bedrock simulator (cargo feature `demo`); build it with default features to run the demo")
 }
 
 async fn check(path: &std::path::Path, probe: bool) -> ExitCode {
@@ -125,6 +133,10 @@ async fn check(path: &std::path::Path, probe: bool) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&format!("{}: {e}", path.display())),
     };
+    // Everything `serve` does before it listens, so `check` refuses what `serve` would.
+    if let Err(e) = prepare(&config, SharedClock::system()).await {
+        return fail(&e.to_string());
+    }
     say(&format!(
         "{}: valid ({} accounts, {} models, {} gateway keys)",
         path.display(),
@@ -140,7 +152,7 @@ async fn check(path: &std::path::Path, probe: bool) -> ExitCode {
         let outcome = match gateway_adapter_bedrock::AccountCredentials::from_config(
             &account.name,
             &account.auth,
-            &account.region,
+            account.region.as_str(),
         )
         .await
         {

@@ -13,8 +13,8 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::thread;
 
-use gateway_adapter_bedrock::provider::{BedrockProvider, Timeouts};
-use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings};
+use gateway_adapter_bedrock::BedrockProvider;
+use gateway_adapter_http::{serve, HttpApp, HttpSettings};
 use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, ModelCatalog};
 use thiserror::Error;
@@ -107,6 +107,13 @@ pub async fn start_on(
     })
 }
 
+/// Builds everything `serve` builds before it listens (the catalog, the provider with each
+/// account's client and credential source, the HTTP app), then drops it: `gateway check`
+/// runs this, so it refuses exactly what `serve` would.
+pub async fn prepare(config: &GatewayConfig, clock: SharedClock) -> Result<(), StartError> {
+    build_app(config, clock).await.map(drop)
+}
+
 /// The app, plus what a shard needs to make its own service: the catalog and a provider to
 /// take clients from.
 async fn build_app(
@@ -117,22 +124,10 @@ async fn build_app(
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
-        .with_timeouts(Timeouts {
-            connect: config.timeouts.connect,
-            first_byte: config.timeouts.first_byte,
-            idle_stream: config.timeouts.stream_idle,
-        });
+        .with_timeouts(config.timeouts);
     let service = ChatService::new(catalog.clone(), Arc::new(provider.clone()));
     let settings = HttpSettings {
-        keys: config
-            .keys
-            .iter()
-            .map(|k| GatewayKey {
-                name: k.name.clone(),
-                key: k.key.clone(),
-                finish_reason_style: k.finish_reason_style,
-            })
-            .collect(),
+        keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         ..HttpSettings::default()
     };
@@ -220,6 +215,8 @@ pub async fn start_sharded(
     clock: SharedClock,
 ) -> Result<ShardedGateway, StartError> {
     let shards = shard_count(config);
+    // Everything that can refuse the configuration runs before a port is taken.
+    let (base, catalog, provider) = build_app(config, clock).await?;
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -232,7 +229,6 @@ pub async fn start_sharded(
         listeners.push(bind_shared(addr).map_err(listen_error)?);
     }
 
-    let (base, catalog, provider) = build_app(config, clock).await?;
     let (stop, stopped) = watch::channel(false);
     let (report, finished) = mpsc::unbounded_channel();
     let mut apps = Vec::with_capacity(shards);

@@ -20,6 +20,15 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+/// The environment the config fixtures are read with: every variable is set except
+/// `NOT_SET_ANYWHERE` and the api-key fallback.
+pub fn fixture_env(name: &str) -> Option<String> {
+    match name {
+        "NOT_SET_ANYWHERE" | gateway::config::API_KEY_ENV => None,
+        other => Some(format!("value-of-{other}")),
+    }
+}
+
 pub const KEY: &str = "test-gateway-key";
 pub const STRICT_KEY: &str = "test-strict-key";
 pub const ACCESS_KEY_ID: &str = "AKIDTESTGATEWAY00001";

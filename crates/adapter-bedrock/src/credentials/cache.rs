@@ -1,48 +1,23 @@
-//! Per-account credentials: where they come from, caching and refresh.
+//! The cache in front of a refreshing credential source.
 //!
-//! - `access-key`: the configured keys, used as they are.
-//! - `api-key`: a Bedrock API key (`Authorization: Bearer`), from config or
-//!   `AWS_BEARER_TOKEN_BEDROCK`.
-//! - `default-chain`: `aws-config`'s default chain (environment, shared config and credentials
-//!   files, web identity token, ECS / EKS Pod Identity container credentials, instance metadata).
-//! - `assume-role`: `aws-config`'s [`AssumeRoleProvider`] on top of that chain.
-//!
-//! STS and the chain are `aws-config`'s; this module only builds them once per account (with one
-//! process-wide rustls/ring HTTPS client, since `aws-config` is built without a bundled one) and
-//! puts a cache in front. The cache is our own rather than `aws-smithy-runtime`'s `LazyCache`:
-//! `LazyCache` can only be driven from inside an SDK orchestrator (it needs `RuntimeComponents`
-//! and a `ConfigBag`), it makes callers wait once credentials enter the refresh buffer, and it
+//! The cache is our own rather than `aws-smithy-runtime`'s `LazyCache`: `LazyCache` can only
+//! be driven from inside an SDK orchestrator (it needs `RuntimeComponents` and a
+//! `ConfigBag`), it makes callers wait once credentials enter the refresh buffer, and it
 //! cannot drop one identity when Bedrock says it expired. Ours serves the cached credentials
-//! until shortly before expiry while one background task renews them, lets exactly one fetch run
-//! at a time per account, shares a fetch's outcome with everyone who waited for it, and never
-//! keeps a failure: the next request after a failed fetch tries again.
+//! until shortly before expiry while one background task renews them, lets exactly one fetch
+//! run at a time per account, shares a fetch's outcome with everyone who waited for it, and
+//! never keeps a failure: the next request after a failed fetch tries again.
 
 use std::error::Error as StdError;
-use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError as AwsCredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use aws_smithy_async::rt::sleep::TokioSleep;
-use aws_smithy_async::time::TimeSource;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-use aws_smithy_http_client::tls::Provider as TlsProvider;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::ErrorMetadata;
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use gateway_core::clock::SharedClock;
 use gateway_core::ProviderError;
-use thiserror::Error;
-
-use crate::config::AuthConfig;
-
-/// The environment variable a Bedrock API key is read from when the config has none.
-pub const API_KEY_ENV: &str = "AWS_BEARER_TOKEN_BEDROCK";
 
 /// Renew at most this long before expiry (with 1 h STS sessions, renewal starts at 55 min).
 const MAX_REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);
@@ -56,359 +31,12 @@ const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// After a failed background renewal, wait at most this long before the next attempt, so an
 /// STS outage is not hit by every request in the refresh window.
 const MAX_BACKGROUND_RETRY: Duration = Duration::from_secs(5);
-const STS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const STS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const STS_MAX_ATTEMPTS: u32 = 3;
-
-/// What to put on one request.
-#[derive(Clone)]
-pub enum RequestAuth {
-    /// Sign with SigV4 (adds `x-amz-security-token` when the credentials carry a session token).
-    SigV4(Credentials),
-    /// Send `Authorization: Bearer <key>` (Bedrock API keys); no SigV4.
-    Bearer(Arc<str>),
-}
-
-impl fmt::Debug for RequestAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // `Credentials`' own Debug redacts the secret and token.
-            Self::SigV4(credentials) => f.debug_tuple("SigV4").field(credentials).finish(),
-            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-        }
-    }
-}
-
-/// A credential source that cannot be built from its configuration.
-#[derive(Debug, Error)]
-pub enum CredentialsError {
-    #[error("account `{account}`: {message}")]
-    Invalid { account: String, message: String },
-}
-
-/// The credentials of one account, shared by all its requests. Cloning is cheap and clones
-/// share one cache.
-#[derive(Clone)]
-pub struct AccountCredentials {
-    account: Arc<str>,
-    source: Source,
-}
-
-#[derive(Clone)]
-enum Source {
-    Static(RequestAuth),
-    Refreshing(Arc<RefreshingCache>),
-}
-
-impl fmt::Debug for AccountCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.source {
-            Source::Static(RequestAuth::SigV4(_)) => "static keys",
-            Source::Static(RequestAuth::Bearer(_)) => "api key",
-            Source::Refreshing(cache) => cache.what.as_str(),
-        };
-        f.debug_struct("AccountCredentials")
-            .field("account", &self.account)
-            .field("source", &source)
-            .finish()
-    }
-}
-
-impl AccountCredentials {
-    /// Builds the credential source for an account. No network call happens here: STS, the
-    /// container endpoint or instance metadata are first asked on [`get`](Self::get) (or
-    /// [`probe`](Self::probe)).
-    pub async fn from_config(
-        account: &str,
-        auth: &AuthConfig,
-        region: &str,
-    ) -> Result<Self, CredentialsError> {
-        Self::from_config_with_clock(account, auth, region, SharedClock::system()).await
-    }
-
-    /// [`from_config`](Self::from_config) with the clock that decides when cached credentials
-    /// are renewed; it is also the time source of the STS client (SigV4 dates, session names).
-    pub async fn from_config_with_clock(
-        account: &str,
-        auth: &AuthConfig,
-        region: &str,
-        clock: SharedClock,
-    ) -> Result<Self, CredentialsError> {
-        let invalid = |message: String| CredentialsError::Invalid {
-            account: account.into(),
-            message,
-        };
-        match auth {
-            AuthConfig::AccessKey {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            } => Ok(Self::static_keys(
-                account,
-                Credentials::new(
-                    access_key_id,
-                    secret_access_key,
-                    session_token.clone(),
-                    None,
-                    "gateway-config",
-                ),
-            )),
-            AuthConfig::ApiKey { key } => {
-                let from_env = std::env::var(API_KEY_ENV).ok();
-                let key = api_key(key.as_deref(), from_env.as_deref()).ok_or_else(|| {
-                    invalid(format!(
-                        "auth type `api-key` needs `key` or the {API_KEY_ENV} environment variable"
-                    ))
-                })?;
-                Ok(Self {
-                    account: account.into(),
-                    source: Source::Static(RequestAuth::Bearer(key.into())),
-                })
-            }
-            AuthConfig::DefaultChain => {
-                let sdk = load_sdk_config(region, None, &clock).await;
-                let chain = sdk.credentials_provider().ok_or_else(|| {
-                    invalid("the AWS default credential chain could not be built".into())
-                })?;
-                Ok(Self::refreshing(
-                    account,
-                    "the AWS default credential chain".into(),
-                    chain,
-                    None,
-                    clock,
-                ))
-            }
-            AuthConfig::AssumeRole {
-                role_arn,
-                external_id,
-                session_name,
-                duration_seconds,
-                sts_region,
-                sts_endpoint,
-            } => {
-                validate_assume_role(
-                    role_arn,
-                    external_id.as_deref(),
-                    session_name,
-                    *duration_seconds,
-                    sts_endpoint.as_deref(),
-                )
-                .map_err(invalid)?;
-                let sts_region = sts_region.as_deref().unwrap_or(region);
-                // The chain that supplies the base credentials lives in this config too; it
-                // reads its own STS endpoint (web identity) from AWS_ENDPOINT_URL_STS /
-                // AWS_ENDPOINT_URL, while `sts_endpoint` applies to the AssumeRole call.
-                let sdk = load_sdk_config(sts_region, sts_endpoint.as_deref(), &clock).await;
-                let mut builder = AssumeRoleProvider::builder(role_arn.as_str())
-                    .configure(&sdk)
-                    .region(Region::new(sts_region.to_owned()))
-                    .session_name(session_name.as_str());
-                if let Some(external_id) = external_id {
-                    builder = builder.external_id(external_id.as_str());
-                }
-                if let Some(seconds) = duration_seconds {
-                    builder = builder.session_length(Duration::from_secs(u64::from(*seconds)));
-                }
-                let provider = builder.build().await;
-                Ok(Self::refreshing(
-                    account,
-                    format!("assume role `{role_arn}`"),
-                    SharedCredentialsProvider::new(provider),
-                    external_id.clone(),
-                    clock,
-                ))
-            }
-        }
-    }
-
-    /// Fixed keys (an IAM user's access key, optionally with a session token); never refreshed.
-    pub fn static_keys(account: &str, credentials: Credentials) -> Self {
-        Self {
-            account: account.into(),
-            source: Source::Static(RequestAuth::SigV4(credentials)),
-        }
-    }
-
-    /// Any `aws-credential-types` provider behind this module's cache (for hosts that bring their
-    /// own provider, and for tests).
-    pub fn from_provider(
-        account: &str,
-        provider: impl ProvideCredentials + 'static,
-        clock: SharedClock,
-    ) -> Self {
-        Self::refreshing(
-            account,
-            "the credential provider".into(),
-            SharedCredentialsProvider::new(provider),
-            None,
-            clock,
-        )
-    }
-
-    fn refreshing(
-        account: &str,
-        what: String,
-        provider: SharedCredentialsProvider,
-        redact: Option<String>,
-        clock: SharedClock,
-    ) -> Self {
-        let account: Arc<str> = account.into();
-        let cache = RefreshingCache {
-            account: Arc::clone(&account),
-            what,
-            provider,
-            redact: redact.filter(|value| !value.is_empty()),
-            clock,
-            state: Mutex::default(),
-            flight: tokio::sync::Mutex::new(()),
-        };
-        Self {
-            account,
-            source: Source::Refreshing(Arc::new(cache)),
-        }
-    }
-
-    pub fn account(&self) -> &str {
-        &self.account
-    }
-
-    /// Credentials for one request, from the cache when they are fresh. Failure is
-    /// `ProviderError::Credentials` naming the account (and role), never a secret.
-    pub async fn get(&self) -> Result<RequestAuth, ProviderError> {
-        match &self.source {
-            Source::Static(auth) => Ok(auth.clone()),
-            Source::Refreshing(cache) => cache.get().await.map(RequestAuth::SigV4),
-        }
-    }
-
-    /// Bedrock said the credentials in `stale` expired although the cache thought them
-    /// valid: drop them so the next `get` refreshes. Returns true if a retry may help.
-    pub fn invalidate(&self, stale: &RequestAuth) -> bool {
-        match (&self.source, stale) {
-            (Source::Refreshing(cache), RequestAuth::SigV4(stale)) => cache.invalidate(stale),
-            _ => false,
-        }
-    }
-
-    /// Obtains credentials once without calling Bedrock (`gateway check --probe`); the result
-    /// stays cached for the requests that follow.
-    pub async fn probe(&self) -> Result<(), ProviderError> {
-        self.get().await.map(|_| ())
-    }
-}
-
-/// The config's key if it has one, else the environment's; empty counts as missing.
-fn api_key(configured: Option<&str>, from_env: Option<&str>) -> Option<String> {
-    configured
-        .filter(|key| !key.is_empty())
-        .or(from_env.filter(|key| !key.is_empty()))
-        .map(str::to_owned)
-}
-
-/// Catches what STS would refuse with an obscure message, before any request is made. The
-/// external id is checked but never echoed.
-fn validate_assume_role(
-    role_arn: &str,
-    external_id: Option<&str>,
-    session_name: &str,
-    duration_seconds: Option<u32>,
-    sts_endpoint: Option<&str>,
-) -> Result<(), String> {
-    let is_role_arn =
-        role_arn.starts_with("arn:") && role_arn.contains(":iam::") && role_arn.contains(":role/");
-    if !is_role_arn {
-        return Err(format!("`role_arn` `{role_arn}` is not a role ARN"));
-    }
-    let name_ok = (2..=64).contains(&session_name.len())
-        && session_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
-    if !name_ok {
-        return Err(format!(
-            "`session_name` `{session_name}` must be 2 to 64 characters of letters, digits and +=,.@_-"
-        ));
-    }
-    if external_id.is_some_and(|id| !(2..=1224).contains(&id.len())) {
-        return Err("`external_id` must be 2 to 1224 characters".into());
-    }
-    if let Some(seconds) = duration_seconds {
-        if !(900..=43_200).contains(&seconds) {
-            return Err(format!(
-                "`duration_seconds` {seconds} is outside 900..=43200"
-            ));
-        }
-    }
-    if let Some(endpoint) = sts_endpoint {
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|_| format!("`sts_endpoint` `{endpoint}` is not a URL"))?;
-        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-        if !scheme_ok || uri.authority().is_none() {
-            return Err(format!(
-                "`sts_endpoint` `{endpoint}` must be an http:// or https:// URL"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The one HTTPS client every account's STS and chain providers share (connection pools
-/// included); `aws-config` is built without a default client.
-fn http_client() -> SharedHttpClient {
-    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
-                .build_https()
-        })
-        .clone()
-}
-
-/// `aws-config`'s loader with our HTTP client, sleep, clock and limits. It builds the default
-/// chain (which reads only the environment and files here) and the STS settings
-/// (`endpoint_url` is the AssumeRole endpoint override).
-async fn load_sdk_config(
-    region: &str,
-    sts_endpoint: Option<&str>,
-    clock: &SharedClock,
-) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
-        .sleep_impl(TokioSleep::new())
-        .time_source(ClockTimeSource(clock.clone()))
-        .region(Region::new(region.to_owned()))
-        // STS signs with our clock, exactly like the Bedrock signer; the SDK's skew correction
-        // would shift only the STS half by the server's `Date` header.
-        .disable_clock_skew_correction(true)
-        .retry_config(RetryConfig::standard().with_max_attempts(STS_MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(STS_CONNECT_TIMEOUT)
-                .operation_attempt_timeout(STS_ATTEMPT_TIMEOUT)
-                .build(),
-        );
-    if let Some(endpoint) = sts_endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
-}
-
-/// Our clock as the SDK's time source, so STS signing and the cache agree on "now".
-#[derive(Debug, Clone)]
-struct ClockTimeSource(SharedClock);
-
-impl TimeSource for ClockTimeSource {
-    fn now(&self) -> SystemTime {
-        self.0.now()
-    }
-}
 
 /// A provider behind a single-flight cache.
-struct RefreshingCache {
+pub(super) struct RefreshingCache {
     account: Arc<str>,
     /// What the provider does, for messages: "assume role `arn:...`".
-    what: String,
+    pub(super) what: String,
     // Never printed: `AssumeRoleProvider`'s Debug shows its request, external id included.
     provider: SharedCredentialsProvider,
     /// A value that must not appear in error messages (the external id).
@@ -473,13 +101,31 @@ impl Cached {
 }
 
 impl RefreshingCache {
+    pub(super) fn new(
+        account: Arc<str>,
+        what: String,
+        provider: SharedCredentialsProvider,
+        redact: Option<String>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            account,
+            what,
+            provider,
+            redact: redact.filter(|value| !value.is_empty()),
+            clock,
+            state: Mutex::default(),
+            flight: tokio::sync::Mutex::new(()),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, CacheState> {
         // The state is consistent after every statement, so a panic elsewhere cannot leave it
         // half-written.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn get(self: &Arc<Self>) -> Result<Credentials, ProviderError> {
+    pub(super) async fn get(self: &Arc<Self>) -> Result<Credentials, ProviderError> {
         let now = self.clock.now();
         let seen = {
             let mut state = self.state();
@@ -597,7 +243,7 @@ impl RefreshingCache {
     /// Drops `stale` if they are still the cached credentials. True if a retry may help:
     /// newer credentials are (or will be) fetched. Long-term keys from the chain are not
     /// dropped, since fetching them again yields the same keys.
-    fn invalidate(&self, stale: &Credentials) -> bool {
+    pub(super) fn invalidate(&self, stale: &Credentials) -> bool {
         let mut state = self.state();
         let is_current = state
             .current
@@ -670,7 +316,10 @@ mod tests {
     use gateway_core::clock::Clock;
     use tokio::sync::watch;
 
+    use std::fmt;
+
     use super::*;
+    use crate::credentials::{AccountCredentials, RequestAuth, Source};
 
     /// A clock tests move by hand.
     #[derive(Clone)]
@@ -955,81 +604,5 @@ mod tests {
         assert!(h.creds.invalidate(&first));
         assert_eq!(key(&h.creds.get().await.unwrap()), "AKID2");
         assert_eq!(h.fake.calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn static_sources_are_never_invalidated() {
-        let keys = AccountCredentials::static_keys(
-            "acct",
-            Credentials::new("AKID", "secret", None, None, "t"),
-        );
-        let auth = keys.get().await.unwrap();
-        assert!(!keys.invalidate(&auth));
-        keys.probe().await.unwrap();
-
-        let auth_config = AuthConfig::ApiKey {
-            key: Some("bedrock-key".into()),
-        };
-        let api = AccountCredentials::from_config("acct", &auth_config, "us-east-1")
-            .await
-            .unwrap();
-        let bearer = api.get().await.unwrap();
-        assert!(matches!(&bearer, RequestAuth::Bearer(k) if &**k == "bedrock-key"));
-        assert!(!api.invalidate(&bearer));
-        assert_eq!(format!("{bearer:?}"), "Bearer(<redacted>)");
-    }
-
-    #[test]
-    fn api_key_comes_from_config_then_environment() {
-        assert_eq!(api_key(Some("cfg"), Some("env")).as_deref(), Some("cfg"));
-        assert_eq!(api_key(None, Some("env")).as_deref(), Some("env"));
-        assert_eq!(api_key(Some(""), Some("env")).as_deref(), Some("env"));
-        assert_eq!(api_key(None, Some("")), None);
-        assert_eq!(api_key(None, None), None);
-    }
-
-    #[test]
-    fn assume_role_settings_are_checked_without_echoing_the_external_id() {
-        let arn = "arn:aws:iam::111122223333:role/bedrock";
-        let check = |arn, ext: Option<&str>, name, secs, ep: Option<&str>| {
-            validate_assume_role(arn, ext, name, secs, ep).err()
-        };
-        assert_eq!(
-            check(arn, Some("ext-1"), "ai-gateway", Some(3600), None),
-            None
-        );
-        assert_eq!(
-            check(arn, None, "ai-gateway", None, Some("http://127.0.0.1:9101")),
-            None
-        );
-        let errors = [
-            check("role/bedrock", None, "ai-gateway", None, None),
-            check(arn, None, "ai gateway", None, None),
-            check(arn, Some("x"), "ai-gateway", None, None),
-            check(arn, None, "ai-gateway", Some(60), None),
-            check(arn, None, "ai-gateway", None, Some("127.0.0.1:9101")),
-        ];
-        insta::assert_debug_snapshot!(errors);
-    }
-
-    #[tokio::test]
-    async fn debug_output_never_shows_the_external_id() {
-        let auth = AuthConfig::AssumeRole {
-            role_arn: "arn:aws:iam::111122223333:role/bedrock".into(),
-            external_id: Some("ext-secret-1".into()),
-            session_name: "ai-gateway".into(),
-            duration_seconds: None,
-            sts_region: None,
-            sts_endpoint: Some("http://127.0.0.1:9".into()),
-        };
-        let creds = AccountCredentials::from_config("acct", &auth, "us-east-1")
-            .await
-            .unwrap();
-        let shown = format!("{creds:?}");
-        assert!(!shown.contains("ext-secret-1"), "{shown}");
-        assert!(
-            shown.contains("arn:aws:iam::111122223333:role/bedrock"),
-            "{shown}"
-        );
     }
 }

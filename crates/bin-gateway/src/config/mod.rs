@@ -1,0 +1,105 @@
+//! The configuration file: TOML with `${VAR}` expansion (`env`), deserialized (`raw`) straight
+//! into the adapters' own validated types, then assembled and cross-checked (`validate`).
+//!
+//! Every error names the key it is about, so a typo never passes silently. Rules about a
+//! single value live with the value's type in the adapter that uses it (an endpoint, a role
+//! ARN, a gateway key); this module only checks what spans several values.
+
+mod env;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
+use gateway_adapter_http::GatewayKey;
+use gateway_core::ModelEntry;
+use thiserror::Error;
+
+pub use env::API_KEY_ENV;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{key}: environment variable `{var}` is not set")]
+    MissingVariable { key: String, var: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// A validated configuration. `Debug` shows no secret: keys and credentials are
+/// `secrecy` secrets.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// How many single-threaded runtimes `serve` runs, one per OS thread; `None`: one per
+    /// available core.
+    pub worker_threads: Option<NonZeroUsize>,
+    pub timeouts: Timeouts,
+    pub keys: Vec<GatewayKey>,
+    pub accounts: Vec<BedrockAccountConfig>,
+    pub models: Vec<ModelEntry>,
+}
+
+impl GatewayConfig {
+    /// Reads and validates a file, taking `${VAR}` (and a missing api key) from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config text; `lookup` answers `${VAR}` references and
+    /// [`API_KEY_ENV`].
+    pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        env::expand_variables(&mut table, lookup)?;
+        env::fill_api_keys(&mut table, lookup)?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                // toml repeats the path on a second line; the key is already in front.
+                let message = e.into_inner().to_string();
+                let first_line = message.lines().next().unwrap_or_default();
+                deserialize_error(&path, first_line)
+            })?;
+        raw.validate()
+    }
+}
+
+/// The error for a deserialization failure at `path`. Serde buffers the internally tagged
+/// `auth` table, so the path stops there; the adapter's auth fields then say
+/// `<field>: <message>`, and the field moves into the key.
+fn deserialize_error(path: &str, message: &str) -> ConfigError {
+    if path == "." {
+        return invalid("(top level)", message);
+    }
+    if path.ends_with("auth") {
+        if let Some((field, rest)) = message.split_once(": ") {
+            if !field.is_empty() && field.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                return invalid(format!("{path}.{field}"), rest);
+            }
+        }
+    }
+    invalid(path, message)
+}

@@ -1,0 +1,86 @@
+//! The file's schema: what serde reads, with `deny_unknown_fields` everywhere. Values with a
+//! rule of their own are the adapters' types, so they are checked while being read.
+
+use std::collections::BTreeMap;
+
+use gateway_adapter_bedrock::config::{Endpoint, Region, TimeLimit};
+use gateway_adapter_bedrock::AuthConfig;
+use gateway_adapter_http::GatewayKey;
+use gateway_core::{FinishReasonStyle, GuardrailMode};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, RawAccount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub worker_threads: Option<usize>,
+    pub connect_timeout_ms: Option<TimeLimit>,
+    pub first_byte_timeout_ms: Option<TimeLimit>,
+    pub stream_idle_timeout_ms: Option<TimeLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub keys: Vec<GatewayKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    #[serde(rename = "type")]
+    pub kind: AccountKind,
+    pub region: Region,
+    pub endpoint: Option<Endpoint>,
+    pub auth: AuthConfig,
+    pub guardrail: Option<RawGuardrail>,
+    pub allow_client_guardrails: Option<bool>,
+    pub finish_reason_style: Option<FinishReasonStyle>,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawModel>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub(super) enum AccountKind {
+    #[serde(rename = "aws-bedrock")]
+    AwsBedrock,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {
+    pub model_id: String,
+    pub region: Option<Region>,
+    pub guardrail: Option<RawGuardrail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuardrail {
+    pub identifier: String,
+    pub version: RawVersion,
+    pub trace: Option<String>,
+    pub stream_processing_mode: Option<String>,
+    #[serde(default)]
+    pub mode: GuardrailMode,
+}
+
+/// Guardrail versions are strings on the wire; TOML users write `version = 1` as often as
+/// `version = "1"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawVersion {
+    Text(String),
+    Number(u64),
+}

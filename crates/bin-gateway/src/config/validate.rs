@@ -1,0 +1,229 @@
+//! From the file's schema to a [`GatewayConfig`]: defaults, and the checks that span several
+//! values (unique key names, at least one account and model, guardrail fields).
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+
+use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
+use gateway_adapter_http::{GatewayKey, HttpSettings};
+use gateway_core::guardrail::GuardrailPolicy;
+use gateway_core::{
+    ConfiguredGuardrail, GuardrailConfig, GuardrailTrace, ModelEntry, StreamProcessingMode,
+};
+use secrecy::ExposeSecret;
+
+use super::raw::{AccountKind, RawAccount, RawConfig, RawGuardrail, RawVersion};
+use super::{invalid, ConfigError, GatewayConfig};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
+/// of starting that many threads.
+const MAX_WORKER_THREADS: usize = 1024;
+
+impl RawConfig {
+    pub(super) fn validate(self) -> Result<GatewayConfig, ConfigError> {
+        let listen_text = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let max_body_bytes = self
+            .server
+            .max_body_bytes
+            .unwrap_or(HttpSettings::DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        let worker_threads = match self.server.worker_threads {
+            None => None,
+            Some(n) if n > MAX_WORKER_THREADS => {
+                return Err(invalid(
+                    "server.worker_threads",
+                    format!("must be at most {MAX_WORKER_THREADS}"),
+                ))
+            }
+            Some(n) => Some(
+                NonZeroUsize::new(n)
+                    .ok_or_else(|| invalid("server.worker_threads", "must be greater than 0"))?,
+            ),
+        };
+        let timeouts = Timeouts::with_limits(
+            self.server.connect_timeout_ms,
+            self.server.first_byte_timeout_ms,
+            self.server.stream_idle_timeout_ms,
+        );
+
+        let keys = validate_keys(self.auth.keys)?;
+        let mut accounts = Vec::new();
+        let mut models = Vec::new();
+        for (name, account) in self.accounts {
+            let RawAccount {
+                kind: AccountKind::AwsBedrock,
+                region,
+                endpoint,
+                auth,
+                guardrail,
+                allow_client_guardrails,
+                finish_reason_style,
+                models: raw_models,
+            } = account;
+            let key = format!("accounts.{name}");
+            validate_name(&key, &name, false)?;
+            let account_guardrail = guardrail
+                .map(|g| g.validate(&format!("{key}.guardrail")))
+                .transpose()?;
+            let allow_client_guardrails = allow_client_guardrails.unwrap_or(true);
+            let finish_reason_style = finish_reason_style.unwrap_or_default();
+            if raw_models.is_empty() {
+                return Err(invalid(
+                    format!("{key}.models"),
+                    "an account needs at least one model",
+                ));
+            }
+            for (model, raw) in raw_models {
+                let model_key = format!("{key}.models.{model}");
+                validate_name(&model_key, &model, true)?;
+                if raw.model_id.trim().is_empty() {
+                    return Err(invalid(
+                        format!("{model_key}.model_id"),
+                        "must not be empty",
+                    ));
+                }
+                let model_region = raw.region.as_ref().unwrap_or(&region).to_string();
+                let configured = match raw.guardrail {
+                    Some(g) => Some(g.validate(&format!("{model_key}.guardrail"))?),
+                    None => account_guardrail.clone(),
+                };
+                models.push(ModelEntry {
+                    account: name.clone(),
+                    model,
+                    model_id: raw.model_id,
+                    region: model_region,
+                    guardrail: GuardrailPolicy {
+                        configured,
+                        allow_client_guardrails,
+                    },
+                    finish_reason_style,
+                });
+            }
+            accounts.push(BedrockAccountConfig {
+                name,
+                region,
+                endpoint,
+                auth,
+            });
+        }
+        if accounts.is_empty() {
+            return Err(invalid("accounts", "configure at least one account"));
+        }
+        Ok(GatewayConfig {
+            listen,
+            max_body_bytes,
+            worker_threads,
+            timeouts,
+            keys,
+            accounts,
+            models,
+        })
+    }
+}
+
+/// Keys are checked one by one as they are read (`GatewayKey`); here, across the list.
+fn validate_keys(keys: Vec<GatewayKey>) -> Result<Vec<GatewayKey>, ConfigError> {
+    if keys.is_empty() {
+        return Err(invalid(
+            "auth.keys",
+            "configure at least one gateway key; clients send it as `Authorization: Bearer <key>`",
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut secrets = HashSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let at = format!("auth.keys[{i}]");
+        if key.name.trim().is_empty() {
+            return Err(invalid(format!("{at}.name"), "must not be empty"));
+        }
+        if !names.insert(key.name.as_str()) {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!("`{}` is used twice", key.name),
+            ));
+        }
+        if !secrets.insert(key.key.expose_secret()) {
+            return Err(invalid(
+                format!("{at}.key"),
+                "the same key is configured twice",
+            ));
+        }
+    }
+    Ok(keys)
+}
+
+fn validate_name(key: &str, name: &str, slash_allowed: bool) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric() || "-_.:".contains(c) || (slash_allowed && c == '/')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            "names may use letters, digits, `-`, `_`, `.` and `:`",
+        ))
+    }
+}
+
+impl RawGuardrail {
+    fn validate(self, key: &str) -> Result<ConfiguredGuardrail, ConfigError> {
+        if self.identifier.trim().is_empty() {
+            return Err(invalid(format!("{key}.identifier"), "must not be empty"));
+        }
+        let version = match self.version {
+            RawVersion::Text(v) => v,
+            RawVersion::Number(n) => n.to_string(),
+        };
+        if version != "DRAFT" && version.parse::<u32>().is_err() {
+            return Err(invalid(
+                format!("{key}.version"),
+                "must be a version number or \"DRAFT\"",
+            ));
+        }
+        let trace = self
+            .trace
+            .map(|t| {
+                GuardrailTrace::parse(&t).ok_or_else(|| {
+                    invalid(
+                        format!("{key}.trace"),
+                        format!("`{t}` is not one of {}", GuardrailTrace::ALL.join(", ")),
+                    )
+                })
+            })
+            .transpose()?;
+        let stream_processing_mode = self
+            .stream_processing_mode
+            .map(|m| {
+                StreamProcessingMode::parse(&m).ok_or_else(|| {
+                    invalid(
+                        format!("{key}.stream_processing_mode"),
+                        format!(
+                            "`{m}` is not one of {}",
+                            StreamProcessingMode::ALL.join(", ")
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(ConfiguredGuardrail {
+            guardrail: GuardrailConfig {
+                identifier: self.identifier,
+                version,
+                trace,
+                stream_processing_mode,
+            },
+            mode: self.mode,
+        })
+    }
+}
