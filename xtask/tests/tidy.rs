@@ -113,3 +113,58 @@ fn visit(dir: &Path, on_file: &mut dyn FnMut(&Path)) {
         }
     }
 }
+
+/// `gateway-adapter-bedrock`'s modules are private: hosts use what `lib.rs` re-exports, and
+/// its integration tests reach internals only through `testing`, behind feature `test-util`.
+#[test]
+fn bedrock_adapter_modules_are_private() {
+    let lib = std::fs::read_to_string(workspace_root().join("crates/adapter-bedrock/src/lib.rs"))
+        .unwrap();
+    let lines: Vec<&str> = lib.lines().map(str::trim).collect();
+    for (index, line) in lines.iter().enumerate() {
+        if !line.starts_with("pub mod") {
+            continue;
+        }
+        let gated = index
+            .checked_sub(1)
+            .and_then(|previous| lines.get(previous))
+            .is_some_and(|previous| *previous == r#"#[cfg(feature = "test-util")]"#);
+        assert!(
+            *line == "pub mod testing;" && gated,
+            "adapter-bedrock's lib.rs declares `{line}`: modules stay private (`mod`); re-export \
+             what hosts need from lib.rs and what tests need from `testing`"
+        );
+    }
+}
+
+/// The gateway binary is built without adapter-bedrock's `test-util` (only the adapter's own
+/// tests turn it on).
+#[test]
+fn the_gateway_is_built_without_test_util() {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "tree",
+            "--package",
+            "gateway",
+            "--edges",
+            "normal,features",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !tree
+            .lines()
+            .any(|line| line.starts_with(r#"gateway-adapter-bedrock feature "test-util""#)),
+        "the gateway enables adapter-bedrock's `test-util`"
+    );
+}

@@ -161,17 +161,6 @@ impl BedrockErrorResponse {
     }
 }
 
-/// The error for a Bedrock answer with a non-success status; `account` is named where the
-/// account's credentials are at fault.
-pub fn provider_error(
-    account: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ProviderError {
-    BedrockErrorResponse::parse(status, headers, body).into_provider_error(account)
-}
-
 /// True for the exception names that mean "these credentials expired".
 pub fn is_expired_token(kind: Option<&str>) -> bool {
     matches!(
@@ -276,6 +265,15 @@ fn bounded(message: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+
+    fn provider_error(
+        account: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        BedrockErrorResponse::parse(status, headers, body).into_provider_error(account)
+    }
 
     /// The first error a ConverseStream body of one exception frame of type `kind` yields.
     async fn stream_error(kind: &str, payload: &str) -> ProviderError {

@@ -92,10 +92,11 @@ pub enum ToolResultContentBlock<'a> {
     Text(&'a str),
 }
 
+/// `success` | `error`; the adapter only ever sends `error` (a result without a status
+/// is a success), so that is the only variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolResultStatus {
-    Success,
     Error,
 }
 

@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::thread;
 
-use gateway_adapter_bedrock::provider::{BedrockProvider, Timeouts};
+use gateway_adapter_bedrock::{BedrockProvider, Timeouts};
 use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings};
 use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, ModelCatalog};
