@@ -16,24 +16,12 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
-/// dependency tree may hold only these crates (and what they pull in, listed too).
-#[test]
-fn core_depends_only_on_allowed_crates() {
+/// `cargo tree --prefix none --offline` with `args`: one crate (or feature) a line.
+fn cargo_tree(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
-        .args([
-            "tree",
-            "--package",
-            "gateway-core",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "--offline",
-        ])
+        .args(["tree", "--prefix", "none", "--offline"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -41,6 +29,21 @@ fn core_depends_only_on_allowed_crates() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
+/// dependency tree may hold only these crates (and what they pull in, listed too).
+#[test]
+fn core_depends_only_on_allowed_crates() {
+    let tree = cargo_tree(&[
+        "--package",
+        "gateway-core",
+        "--edges",
+        "normal",
+        "--format",
+        "{p}",
+    ]);
     let allowed = [
         "gateway-core",
         "serde",
@@ -64,7 +67,6 @@ fn core_depends_only_on_allowed_crates() {
     let forbidden = [
         "tokio", "hyper", "reqwest", "axum", "http", "aws-", "mio", "socket2",
     ];
-    let tree = String::from_utf8_lossy(&output.stdout);
     for line in tree.lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
         if name.is_empty() {
@@ -141,26 +143,7 @@ fn bedrock_adapter_modules_are_private() {
 /// tests turn it on).
 #[test]
 fn the_gateway_is_built_without_test_util() {
-    let output = Command::new(env!("CARGO"))
-        .current_dir(workspace_root())
-        .args([
-            "tree",
-            "--package",
-            "gateway",
-            "--edges",
-            "normal,features",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tree = String::from_utf8_lossy(&output.stdout);
+    let tree = cargo_tree(&["--package", "gateway", "--edges", "normal,features"]);
     assert!(
         !tree
             .lines()

@@ -161,6 +161,18 @@ impl BedrockErrorResponse {
     }
 }
 
+/// The error the provider makes of a Bedrock answer with a non-success status (tests only:
+/// the provider parses first, to ask [`BedrockErrorResponse::is_expired_token`]).
+#[cfg(any(test, feature = "test-util"))]
+pub fn provider_error(
+    account: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ProviderError {
+    BedrockErrorResponse::parse(status, headers, body).into_provider_error(account)
+}
+
 /// True for the exception names that mean "these credentials expired".
 pub fn is_expired_token(kind: Option<&str>) -> bool {
     matches!(
@@ -265,15 +277,6 @@ fn bounded(message: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
-
-    fn provider_error(
-        account: &str,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> ProviderError {
-        BedrockErrorResponse::parse(status, headers, body).into_provider_error(account)
-    }
 
     /// The first error a ConverseStream body of one exception frame of type `kind` yields.
     async fn stream_error(kind: &str, payload: &str) -> ProviderError {

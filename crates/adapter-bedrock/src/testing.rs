@@ -2,24 +2,11 @@
 //! which the crate's own dev-dependency turns on). Not for hosts: nothing here is a stable
 //! interface.
 
-use gateway_core::ProviderError;
-use http::{HeaderMap, StatusCode};
-
 pub use crate::client::build_client;
 pub use crate::converse_request::{converse_body, Operation};
 pub use crate::converse_response::parse_converse_response;
-pub use crate::errors::{is_expired_token, BedrockErrorResponse};
+pub use crate::errors::{is_expired_token, provider_error, BedrockErrorResponse};
 pub use crate::event_stream::{EventStreamError, MessageStream, MAX_FRAME_LEN};
 pub use crate::provider::{model_path, unsigned_request};
 pub use crate::signing::{host_header_value, Signer, SIGNING_NAME};
 pub use crate::stream_events::converse_stream_events;
-
-/// The error the provider makes of a Bedrock answer with a non-success status.
-pub fn provider_error(
-    account: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ProviderError {
-    BedrockErrorResponse::parse(status, headers, body).into_provider_error(account)
-}
