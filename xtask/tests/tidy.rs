@@ -16,13 +16,12 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `cargo tree` of `package`'s normal dependencies, one `name version` per line.
-fn normal_dependencies(package: &str, extra_args: &[&str]) -> String {
+/// `cargo tree --prefix none --offline` with `args`: one crate (or feature) a line.
+fn cargo_tree(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
-        .args(["tree", "--package", package, "--edges", "normal"])
-        .args(extra_args)
-        .args(["--prefix", "none", "--format", "{p}", "--offline"])
+        .args(["tree", "--prefix", "none", "--offline"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -30,7 +29,14 @@ fn normal_dependencies(package: &str, extra_args: &[&str]) -> String {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `cargo tree` of `package`'s normal dependencies, one `name version` per line.
+fn normal_dependencies(package: &str, extra_args: &[&str]) -> String {
+    let mut args = vec!["--package", package, "--edges", "normal", "--format", "{p}"];
+    args.extend_from_slice(extra_args);
+    cargo_tree(&args)
 }
 
 /// `gateway-core` does no I/O and knows nothing of HTTP, AWS or a runtime: its normal
@@ -122,4 +128,40 @@ fn gateway_without_default_features_has_no_simulator() {
     );
     // The check itself works: the default build (with `demo`) does list it.
     assert!(has_sim(&tree(&[])));
+}
+
+/// `gateway-adapter-bedrock`'s modules are private: hosts use what `lib.rs` re-exports, and
+/// its integration tests reach internals only through `testing`, behind feature `test-util`.
+#[test]
+fn bedrock_adapter_modules_are_private() {
+    let lib = std::fs::read_to_string(workspace_root().join("crates/adapter-bedrock/src/lib.rs"))
+        .unwrap();
+    let lines: Vec<&str> = lib.lines().map(str::trim).collect();
+    for (index, line) in lines.iter().enumerate() {
+        if !line.starts_with("pub mod") {
+            continue;
+        }
+        let gated = index
+            .checked_sub(1)
+            .and_then(|previous| lines.get(previous))
+            .is_some_and(|previous| *previous == r#"#[cfg(feature = "test-util")]"#);
+        assert!(
+            *line == "pub mod testing;" && gated,
+            "adapter-bedrock's lib.rs declares `{line}`: modules stay private (`mod`); re-export \
+             what hosts need from lib.rs and what tests need from `testing`"
+        );
+    }
+}
+
+/// The gateway binary is built without adapter-bedrock's `test-util` (only the adapter's own
+/// tests turn it on).
+#[test]
+fn the_gateway_is_built_without_test_util() {
+    let tree = cargo_tree(&["--package", "gateway", "--edges", "normal,features"]);
+    assert!(
+        !tree
+            .lines()
+            .any(|line| line.starts_with(r#"gateway-adapter-bedrock feature "test-util""#)),
+        "the gateway enables adapter-bedrock's `test-util`"
+    );
 }

@@ -1,6 +1,7 @@
-//! Bedrock error responses to [`ProviderError`].
+//! Bedrock exceptions to [`ProviderError`]: HTTP error answers and ConverseStream's
+//! mid-stream exception frames both go through one table, [`EXCEPTIONS`].
 //!
-//! The exception name comes from the `x-amzn-ErrorType` header (`Kind:namespace`, the part
+//! For an HTTP answer the exception name comes from the `x-amzn-ErrorType` header (`Kind:namespace`, the part
 //! before `:`) or else the body's `__type` (`namespace#Kind`, the part after `#`); the
 //! message from the body's `message` or `Message`. The kind decides the error; where it is
 //! missing or unknown, the HTTP status does (see [`BedrockErrorResponse::into_provider_error`]
@@ -10,6 +11,7 @@
 //! line: AWS's signature-mismatch message goes on to quote the canonical request, which
 //! holds the session token.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use gateway_core::ProviderError;
@@ -17,8 +19,37 @@ use http::{HeaderMap, StatusCode};
 
 use crate::wire::ErrorBody;
 
-/// The longest upstream message passed on, in bytes.
+/// The longest upstream message passed on, in bytes: upstream text goes into client error
+/// bodies and logs, and a cap keeps a misbehaving upstream from inflating them.
 const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Every Bedrock exception the adapter knows, by name without the `Exception` suffix, and
+/// the error it becomes. HTTP answers name them in PascalCase (`ThrottlingException`),
+/// stream frames in lowerCamelCase (`throttlingException`); both match here.
+pub(crate) const EXCEPTIONS: &[(&str, ErrorClass)] = &[
+    ("AccessDenied", ErrorClass::Unauthorized),
+    ("UnrecognizedClient", ErrorClass::Unauthorized),
+    ("InvalidSignature", ErrorClass::Unauthorized),
+    ("ExpiredToken", ErrorClass::Unauthorized),
+    ("IncompleteSignature", ErrorClass::Unauthorized),
+    ("MissingAuthenticationToken", ErrorClass::Unauthorized),
+    ("InvalidClientTokenId", ErrorClass::Unauthorized),
+    ("TokenRefreshRequired", ErrorClass::Unauthorized),
+    ("Throttling", ErrorClass::Throttled),
+    ("ServiceQuotaExceeded", ErrorClass::Throttled),
+    ("ModelNotReady", ErrorClass::Throttled),
+    ("TooManyRequests", ErrorClass::Throttled),
+    ("ModelTimeout", ErrorClass::Timeout),
+    ("ModelError", ErrorClass::ModelError),
+    ("ModelStreamError", ErrorClass::ModelError),
+    ("ServiceUnavailable", ErrorClass::Unavailable),
+    ("InternalServer", ErrorClass::Upstream),
+    ("InternalFailure", ErrorClass::Upstream),
+    ("ResourceNotFound", ErrorClass::NotFound),
+    ("Validation", ErrorClass::InvalidRequest),
+    ("Serialization", ErrorClass::InvalidRequest),
+    ("Conflict", ErrorClass::InvalidRequest),
+];
 
 /// One Bedrock error answer, parsed.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,7 +104,7 @@ impl BedrockErrorResponse {
         let message = parsed_body
             .as_ref()
             .and_then(ErrorBody::message)
-            .map(bounded);
+            .map(|message| bounded(message).into_owned());
         Self {
             status,
             kind: header_kind.or(body_kind).map(str::to_owned),
@@ -94,43 +125,27 @@ impl BedrockErrorResponse {
 
     /// The domain error for this answer, naming `account` where credentials are at fault.
     ///
-    /// | kind | error |
-    /// |---|---|
-    /// | `AccessDenied`, `UnrecognizedClient`, `InvalidSignature`, `ExpiredToken`, `IncompleteSignature`, `MissingAuthenticationToken`, `InvalidClientTokenId` | `Unauthorized` |
-    /// | `Throttling`, `ServiceQuotaExceeded`, `ModelNotReady`, `TooManyRequests` | `Throttled` |
-    /// | `ModelTimeout` | `Timeout` |
-    /// | `ModelError`, `ModelStreamError` | `ModelError` |
-    /// | `ServiceUnavailable` | `Unavailable` |
-    /// | `InternalServer`, `InternalFailure` | `Upstream` |
-    /// | `ResourceNotFound` | `NotFound` |
-    /// | `Validation`, `Serialization`, `Conflict` | `InvalidRequest`, with Bedrock's message |
-    /// | unknown or missing | by status: 401/403 `Unauthorized`, 404 `NotFound`, 408 `Timeout`, 429 `Throttled`, 503 `Unavailable`, other 4xx with a Bedrock message `InvalidRequest`, anything else (5xx, unparseable) `Upstream` |
+    /// A kind in [`EXCEPTIONS`] decides the error (`Validation` and the like keep Bedrock's
+    /// message verbatim). An unknown or missing kind leaves it to the status: 401/403
+    /// `Unauthorized`, 404 `NotFound`, 408 `Timeout`, 429 `Throttled`, 503 `Unavailable`,
+    /// other 4xx with a Bedrock message `InvalidRequest`, anything else (5xx, unparseable)
+    /// `Upstream`.
     pub fn into_provider_error(self, account: &str) -> ProviderError {
         let class = self
             .kind
             .as_deref()
-            .and_then(classify_kind)
+            .and_then(classify_exception)
             .unwrap_or_else(|| classify_status(self.status, self.message.is_some()));
         let message = self.message_for(class);
-        match class {
-            Class::Unauthorized => ProviderError::Unauthorized {
-                account: account.to_owned(),
-                message,
-            },
-            Class::Throttled => ProviderError::Throttled { message },
-            Class::Timeout => ProviderError::Timeout { message },
-            Class::ModelError => ProviderError::ModelError { message },
-            Class::Unavailable => ProviderError::Unavailable { message },
-            Class::NotFound => ProviderError::NotFound { message },
-            Class::InvalidRequest => ProviderError::InvalidRequest { message },
-            Class::Upstream => ProviderError::Upstream { message },
-        }
+        class.error(account, message)
     }
 
-    fn message_for(&self, class: Class) -> String {
+    fn message_for(&self, class: ErrorClass) -> String {
         let status = self.status.as_u16();
         match (&self.message, &self.kind, self.body) {
-            (Some(message), _, _) if class == Class::Unauthorized => first_line(message).to_owned(),
+            (Some(message), _, _) if class == ErrorClass::Unauthorized => {
+                first_line(message).to_owned()
+            }
             (Some(message), _, _) => message.clone(),
             (None, Some(kind), _) => format!("Bedrock answered HTTP {status} {kind}"),
             (None, None, ErrorBodyKind::Json) => {
@@ -146,8 +161,9 @@ impl BedrockErrorResponse {
     }
 }
 
-/// The error for a Bedrock answer with a non-success status; `account` is named where the
-/// account's credentials are at fault.
+/// The error the provider makes of a Bedrock answer with a non-success status (tests only:
+/// the provider parses first, to ask [`BedrockErrorResponse::is_expired_token`]).
+#[cfg(any(test, feature = "test-util"))]
 pub fn provider_error(
     account: &str,
     status: StatusCode,
@@ -165,8 +181,9 @@ pub fn is_expired_token(kind: Option<&str>) -> bool {
     )
 }
 
+/// The error an exception becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(crate) enum ErrorClass {
     Unauthorized,
     Throttled,
     Timeout,
@@ -177,39 +194,66 @@ enum Class {
     InvalidRequest,
 }
 
-fn classify_kind(kind: &str) -> Option<Class> {
-    let base = kind.strip_suffix("Exception").unwrap_or(kind);
-    Some(match base {
-        "AccessDenied"
-        | "UnrecognizedClient"
-        | "InvalidSignature"
-        | "ExpiredToken"
-        | "IncompleteSignature"
-        | "MissingAuthenticationToken"
-        | "InvalidClientTokenId"
-        | "TokenRefreshRequired" => Class::Unauthorized,
-        "Throttling" | "ServiceQuotaExceeded" | "ModelNotReady" | "TooManyRequests" => {
-            Class::Throttled
+impl ErrorClass {
+    fn error(self, account: &str, message: String) -> ProviderError {
+        match self {
+            Self::Unauthorized => ProviderError::Unauthorized {
+                account: account.to_owned(),
+                message,
+            },
+            Self::Throttled => ProviderError::Throttled { message },
+            Self::Timeout => ProviderError::Timeout { message },
+            Self::ModelError => ProviderError::ModelError { message },
+            Self::Unavailable => ProviderError::Unavailable { message },
+            Self::NotFound => ProviderError::NotFound { message },
+            Self::InvalidRequest => ProviderError::InvalidRequest { message },
+            Self::Upstream => ProviderError::Upstream { message },
         }
-        "ModelTimeout" => Class::Timeout,
-        "ModelError" | "ModelStreamError" => Class::ModelError,
-        "ServiceUnavailable" => Class::Unavailable,
-        "InternalServer" | "InternalFailure" => Class::Upstream,
-        "ResourceNotFound" => Class::NotFound,
-        "Validation" | "Serialization" | "Conflict" => Class::InvalidRequest,
-        _ => return None,
+    }
+}
+
+/// The class of a named exception, `None` when [`EXCEPTIONS`] does not know it. The first
+/// letter's case is ignored (HTTP answers capitalize it, stream frames do not), the rest
+/// must match.
+fn classify_exception(kind: &str) -> Option<ErrorClass> {
+    let base = kind.strip_suffix("Exception").unwrap_or(kind);
+    let mut chars = base.chars();
+    let first = chars.next()?;
+    let rest = chars.as_str();
+    EXCEPTIONS.iter().find_map(|&(name, class)| {
+        let mut name_chars = name.chars();
+        let same = name_chars
+            .next()
+            .is_some_and(|c| c.eq_ignore_ascii_case(&first))
+            && name_chars.as_str() == rest;
+        same.then_some(class)
     })
 }
 
-fn classify_status(status: StatusCode, has_bedrock_message: bool) -> Class {
+/// The error for a ConverseStream `exception` frame of type `kind` (e.g.
+/// `throttlingException`) with JSON `payload`: classified like an HTTP answer's kind, and
+/// `Upstream` when the kind is unknown (a stream has no status to fall back on). The message
+/// names the kind, since a stream's errors reach the client mid-answer.
+pub(crate) fn stream_exception(account: &str, kind: &str, payload: &[u8]) -> ProviderError {
+    let body: ErrorBody = serde_json::from_slice(payload).unwrap_or_default();
+    let class = classify_exception(kind).unwrap_or(ErrorClass::Upstream);
+    let text = body.message().unwrap_or("(no message)");
+    let text = match class {
+        ErrorClass::Unauthorized => first_line(text),
+        _ => text,
+    };
+    class.error(account, format!("Bedrock {kind}: {}", bounded(text)))
+}
+
+fn classify_status(status: StatusCode, has_bedrock_message: bool) -> ErrorClass {
     match status.as_u16() {
-        401 | 403 => Class::Unauthorized,
-        404 => Class::NotFound,
-        408 => Class::Timeout,
-        429 => Class::Throttled,
-        503 => Class::Unavailable,
-        400..=499 if has_bedrock_message => Class::InvalidRequest,
-        _ => Class::Upstream,
+        401 | 403 => ErrorClass::Unauthorized,
+        404 => ErrorClass::NotFound,
+        408 => ErrorClass::Timeout,
+        429 => ErrorClass::Throttled,
+        503 => ErrorClass::Unavailable,
+        400..=499 if has_bedrock_message => ErrorClass::InvalidRequest,
+        _ => ErrorClass::Upstream,
     }
 }
 
@@ -217,20 +261,93 @@ fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or_default().trim_end()
 }
 
-fn bounded(message: &str) -> String {
+/// `message`, cut on a char boundary to at most [`MAX_MESSAGE_BYTES`] (plus an ellipsis).
+fn bounded(message: &str) -> Cow<'_, str> {
     if message.len() <= MAX_MESSAGE_BYTES {
-        return message.to_owned();
+        return message.into();
     }
     let mut end = MAX_MESSAGE_BYTES;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &message[..end])
+    format!("{}…", &message[..end]).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+
+    /// The first error a ConverseStream body of one exception frame of type `kind` yields.
+    async fn stream_error(kind: &str, payload: &str) -> ProviderError {
+        let frame = bedrock_sim::encode_frame(
+            &[(":message-type", "exception"), (":exception-type", kind)],
+            payload.as_bytes(),
+        )
+        .unwrap();
+        let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(frame)]);
+        let mut events = crate::stream_events::converse_stream_events(
+            "acct".into(),
+            body,
+            std::time::Duration::from_secs(60),
+        );
+        events.next().await.unwrap().unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn http_answers_and_stream_frames_map_every_exception_alike() {
+        for &(name, class) in EXCEPTIONS {
+            let mut headers = HeaderMap::new();
+            let http_kind = format!("{name}Exception");
+            headers.insert(
+                "x-amzn-errortype",
+                http::HeaderValue::from_str(&http_kind).unwrap(),
+            );
+            // A status that would decide otherwise, so only the table can make them agree.
+            let from_http = provider_error(
+                "acct",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &headers,
+                br#"{"message":"m"}"#,
+            );
+            let mut stream_kind = http_kind.clone();
+            stream_kind[..1].make_ascii_lowercase();
+            let from_stream = stream_error(&stream_kind, r#"{"message":"m"}"#).await;
+            let expected = class.error("acct", String::new());
+            assert_eq!(from_http.kind(), expected.kind(), "{http_kind}");
+            assert_eq!(from_stream.kind(), expected.kind(), "{stream_kind}");
+            if let ProviderError::Unauthorized { account, .. } = &from_stream {
+                assert_eq!(account, "acct");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_stream_exceptions_are_upstream_errors() {
+        let error = stream_error("someNewException", r#"{"message":"hello"}"#).await;
+        assert_eq!(
+            error,
+            ProviderError::Upstream {
+                message: "Bedrock someNewException: hello".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_credential_errors_keep_only_the_first_line() {
+        let error = stream_error(
+            "invalidSignatureException",
+            r#"{"message":"signature mismatch\nCanonical request: x-amz-security-token:SECRET"}"#,
+        )
+        .await;
+        assert_eq!(
+            error,
+            ProviderError::Unauthorized {
+                account: "acct".into(),
+                message: "Bedrock invalidSignatureException: signature mismatch".into()
+            }
+        );
+    }
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary() {

@@ -20,10 +20,6 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use thiserror::Error;
 
-// `stream_events` is crate-private in lib.rs; the mapping is re-exported here so integration
-// tests (and embedders with their own HTTP client) can feed it arbitrary byte chunks.
-pub use crate::stream_events::converse_stream_events;
-
 /// Bytes of a prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: usize = 12;
 /// The smallest possible frame: a prelude and the message CRC, no headers, no payload.
@@ -79,11 +75,6 @@ impl FrameDecoder {
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
-    }
-
-    /// Bytes received but not yet decoded into a message.
-    pub fn buffered_len(&self) -> usize {
-        self.buffer.len()
     }
 
     /// The next complete message, `Ok(None)` when more bytes are needed. A bad prelude is

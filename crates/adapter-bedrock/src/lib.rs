@@ -5,18 +5,25 @@
 //! decoder live here; nothing outside this crate knows Bedrock's wire format.
 #![forbid(unsafe_code)]
 
-pub mod client;
-pub mod config;
-pub mod converse_request;
-pub mod converse_response;
-pub mod credentials;
-pub mod errors;
-pub mod event_stream;
-pub mod provider;
-pub mod signing;
-pub(crate) mod stream_events;
-pub mod wire;
+// Modules stay private: hosts use the re-exports below; tests reach the rest through
+// `testing` (feature `test-util`).
+mod client;
+mod config;
+mod converse_request;
+mod converse_response;
+mod credentials;
+mod errors;
+mod event_stream;
+mod provider;
+mod signing;
+mod stream_events;
+#[cfg(feature = "test-util")]
+pub mod testing;
+mod wire;
 
-pub use config::{AuthConfig, BedrockAccountConfig, Timeouts};
+pub use config::{
+    AccessKeyId, AuthConfig, BedrockAccountConfig, Endpoint, ExternalId, InvalidValue, Region,
+    RequiredSecret, RoleArn, SessionDuration, SessionName, TimeLimit, Timeouts,
+};
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
 pub use provider::{BedrockProvider, BuildError};

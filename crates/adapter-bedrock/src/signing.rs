@@ -10,7 +10,8 @@
 //!
 //! The requests the adapter sends (no query, an already-encoded model path, plain header
 //! values) are signed by a short fast path with the derived signing key cached per secret,
-//! day and region; anything else goes through `aws-sigv4`'s general signer. Unit tests
+//! day and region; anything else, and any request where a fast-path step fails its own
+//! check, goes through `aws-sigv4`'s general signer. Unit tests
 //! compare the two byte for byte, and `tests/sigv4_vectors.rs` checks the result against botocore.
 
 use std::fmt;
@@ -177,7 +178,9 @@ impl Signer {
     ///
     /// Returns `x-amz-date`, `authorization` and `x-amz-security-token`, or `None` when the
     /// request is anything but the plain shape, so that `aws-sigv4` decides (and errs)
-    /// exactly as before. The canonical request is the one `aws-sigv4`'s default settings
+    /// exactly as before. Every step that can fail (a key or digest of an unexpected
+    /// length, a timestamp that does not format) also answers `None`: a wrong signature must
+    /// never leave here, the general signer runs instead. The canonical request is the one `aws-sigv4`'s default settings
     /// build: path normalized (the plain shape has nothing to normalize) and encoded once
     /// more, no query, signed headers `content-type`, `host`, `x-amz-date` and the session
     /// token; no payload-hash header.
@@ -204,9 +207,11 @@ impl Signer {
             return None;
         }
         let stamp = Stamp::new(time)?;
+        let date_time = stamp.date_time_str()?;
+        let date = date_time.get(..8)?;
         let key = self
             .keys
-            .get(credentials.secret_access_key(), &stamp, time, region);
+            .get(credentials.secret_access_key(), &stamp, time, region)?;
 
         let signed_headers = match (content_type.is_some(), token.is_some()) {
             (true, true) => "content-type;host;x-amz-date;x-amz-security-token",
@@ -236,7 +241,7 @@ impl Signer {
         canonical.push_str("host:");
         canonical.push_str(host);
         canonical.push_str("\nx-amz-date:");
-        canonical.push_str(stamp.date_time_str());
+        canonical.push_str(date_time);
         canonical.push('\n');
         if let Some(token) = token {
             canonical.push_str("x-amz-security-token:");
@@ -246,15 +251,15 @@ impl Signer {
         canonical.push('\n');
         canonical.push_str(signed_headers);
         canonical.push('\n');
-        push_sha256_hex(&mut canonical, body);
+        push_sha256_hex(&mut canonical, body)?;
 
         let scope_len = 8 + 1 + region.len() + 1 + SIGNING_NAME.len() + "/aws4_request".len();
         let mut string_to_sign = String::with_capacity(17 + 16 + scope_len + 1 + 64 + 2);
         string_to_sign.push_str("AWS4-HMAC-SHA256\n");
-        string_to_sign.push_str(stamp.date_time_str());
+        string_to_sign.push_str(date_time);
         string_to_sign.push('\n');
         let scope_start = string_to_sign.len();
-        string_to_sign.push_str(stamp.date_str());
+        string_to_sign.push_str(date);
         string_to_sign.push('/');
         string_to_sign.push_str(region);
         string_to_sign.push('/');
@@ -262,7 +267,7 @@ impl Signer {
         string_to_sign.push_str("/aws4_request");
         let scope_end = string_to_sign.len();
         string_to_sign.push('\n');
-        push_sha256_hex(&mut string_to_sign, canonical.as_bytes());
+        push_sha256_hex(&mut string_to_sign, canonical.as_bytes())?;
         let signature = v4::calculate_signature(key, string_to_sign.as_bytes());
 
         let mut authorization = String::with_capacity(
@@ -281,7 +286,7 @@ impl Signer {
         authorization.push_str(", Signature=");
         authorization.push_str(&signature);
 
-        let date = HeaderValue::from_str(stamp.date_time_str()).ok()?;
+        let date = HeaderValue::from_str(date_time).ok()?;
         let mut authorization = HeaderValue::try_from(authorization).ok()?;
         authorization.set_sensitive(true);
         let token = match token {
@@ -327,23 +332,25 @@ fn plain_value(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
-fn push_sha256_hex(out: &mut String, data: &[u8]) {
+/// Appends the lowercase hex SHA-256 of `data`; `None`, with `out` unchanged, if the digest
+/// does not encode to 64 hex digits.
+fn push_sha256_hex(out: &mut String, data: &[u8]) -> Option<()> {
     let digest = Sha256::digest(data);
+    let digest = seam::corrupt(seam::Step::DigestHex, digest.as_slice());
     let mut hex = [0u8; 64];
-    if hex::encode_to_slice(digest.as_slice(), &mut hex).is_ok() {
-        // Hex digits are ASCII.
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-    }
+    hex::encode_to_slice(digest, &mut hex).ok()?;
+    out.push_str(std::str::from_utf8(&hex).ok()?);
+    Some(())
 }
 
-/// A signing time in SigV4's two formats: `YYYYMMDD'T'HHMMSS'Z'` (its first 8 bytes are
-/// the date), UTC.
+/// A signing time in SigV4's format `YYYYMMDD'T'HHMMSS'Z'` (its first 8 bytes are the
+/// date), UTC.
 struct Stamp {
     text: [u8; 16],
-    date: [u8; 8],
 }
 
 impl Stamp {
+    /// `None` for a time before 1970 or past year 9999, which the format cannot hold.
     fn new(time: SystemTime) -> Option<Self> {
         let seconds = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
         let days = i64::try_from(seconds / 86_400).ok()?;
@@ -352,36 +359,43 @@ impl Stamp {
         if !(0..=9999).contains(&year) {
             return None;
         }
-        let mut text = [0u8; 16];
-        let mut put = |at: usize, value: u64, width: usize| {
-            let mut value = value;
-            for i in (at..at + width).rev() {
-                if let Some(slot) = text.get_mut(i) {
-                    *slot = b'0' + (value % 10) as u8;
-                }
-                value /= 10;
-            }
-        };
-        put(0, year.unsigned_abs(), 4);
-        put(4, u64::from(month), 2);
-        put(6, u64::from(day), 2);
-        put(9, of_day / 3600, 2);
-        put(11, of_day / 60 % 60, 2);
-        put(13, of_day % 60, 2);
-        text[8] = b'T';
-        text[15] = b'Z';
-        let mut date = [0u8; 8];
-        date.copy_from_slice(&text[..8]);
-        Some(Self { text, date })
+        let [y0, y1, y2, y3] = digits(year.unsigned_abs());
+        let [mo0, mo1] = digits(u64::from(month));
+        let [d0, d1] = digits(u64::from(day));
+        let [h0, h1] = digits(of_day / 3600);
+        let [mi0, mi1] = digits(of_day / 60 % 60);
+        let [s0, s1] = digits(of_day % 60);
+        Some(Self {
+            text: [
+                y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z',
+            ],
+        })
     }
 
-    fn date_time_str(&self) -> &str {
-        std::str::from_utf8(&self.text).unwrap_or_default()
+    /// The text, or `None` if it is not the 16 ASCII bytes it must be.
+    fn date_time_str(&self) -> Option<&str> {
+        let text = seam::corrupt(seam::Step::StampText, &self.text);
+        std::str::from_utf8(text)
+            .ok()
+            .filter(|text| text.len() == 16)
     }
 
-    fn date_str(&self) -> &str {
-        std::str::from_utf8(&self.date).unwrap_or_default()
+    /// The date part, `YYYYMMDD`.
+    fn date(&self) -> [u8; 8] {
+        let [y0, y1, y2, y3, mo0, mo1, d0, d1, ..] = self.text;
+        [y0, y1, y2, y3, mo0, mo1, d0, d1]
     }
+}
+
+/// The last `N` decimal digits of `value`, zero-padded, as ASCII.
+fn digits<const N: usize>(value: u64) -> [u8; N] {
+    let mut out = [b'0'; N];
+    let mut rest = value;
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
@@ -417,42 +431,92 @@ struct KeyEntry {
 const MAX_SIGNING_KEYS: usize = 64;
 
 impl SigningKeys {
-    /// The key for `secret` and `region` on the UTC day of `stamp` (which is `time`).
-    fn get(&self, secret: &str, stamp: &Stamp, time: SystemTime, region: &str) -> [u8; 32] {
-        let date = &stamp.date;
+    /// The key for `secret` and `region` on the UTC day of `stamp` (which is `time`), or
+    /// `None` (and nothing cached) if the derivation gave something else than 32 bytes.
+    fn get(&self, secret: &str, stamp: &Stamp, time: SystemTime, region: &str) -> Option<[u8; 32]> {
+        let date = stamp.date();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries
             .iter()
-            .find(|e| &e.date == date && &*e.region == region && &*e.secret == secret)
+            .find(|e| e.date == date && &*e.region == region && &*e.secret == secret)
         {
-            return entry.key;
+            return Some(entry.key);
         }
+        let key = derive_signing_key(secret, time, region)?;
         // Keys of other days are of no further use.
-        entries.retain(|e| &e.date == date);
+        entries.retain(|e| e.date == date);
         if entries.len() >= MAX_SIGNING_KEYS {
             entries.remove(0);
         }
-        let key = derive_signing_key(secret, time, region);
         entries.push(KeyEntry {
             secret: Arc::from(secret),
-            date: *date,
+            date,
             region: Arc::from(region),
             key,
         });
-        key
+        Some(key)
     }
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"),
 /// via `aws-sigv4`'s own derivation so the two paths cannot disagree.
-fn derive_signing_key(secret: &str, time: SystemTime, region: &str) -> [u8; 32] {
-    let mut key = [0u8; 32];
+/// `None` if the derived key is not 32 bytes long.
+fn derive_signing_key(secret: &str, time: SystemTime, region: &str) -> Option<[u8; 32]> {
     let derived = v4::generate_signing_key(secret, time, region, SIGNING_NAME);
-    let derived = derived.as_ref();
-    if derived.len() == key.len() {
-        key.copy_from_slice(derived);
+    let derived = seam::corrupt(seam::Step::SigningKeyLength, derived.as_ref());
+    <[u8; 32]>::try_from(derived).ok()
+}
+
+/// Lets tests make each fallible step of the fast path fail, to prove a failure falls back
+/// to `aws-sigv4` rather than signing wrongly. Outside tests it changes nothing.
+mod seam {
+    /// A step of the fast path that checks what it computed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Step {
+        SigningKeyLength,
+        DigestHex,
+        StampText,
     }
-    key
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(super) fn corrupt(_step: Step, bytes: &[u8]) -> &[u8] {
+        bytes
+    }
+
+    #[cfg(test)]
+    pub(super) use armed::{arm, corrupt, hits};
+
+    #[cfg(test)]
+    mod armed {
+        use std::cell::Cell;
+
+        use super::Step;
+
+        thread_local! {
+            static ARMED: Cell<Option<Step>> = const { Cell::new(None) };
+            static HITS: Cell<usize> = const { Cell::new(0) };
+        }
+
+        /// From now on, on this thread, `step` sees its input one byte short.
+        pub(in crate::signing) fn arm(step: Option<Step>) {
+            ARMED.set(step);
+            HITS.set(0);
+        }
+
+        /// How often the armed step ran since [`arm`].
+        pub(in crate::signing) fn hits() -> usize {
+            HITS.get()
+        }
+
+        pub(in crate::signing) fn corrupt(step: Step, bytes: &[u8]) -> &[u8] {
+            if ARMED.get() != Some(step) {
+                return bytes;
+            }
+            HITS.set(HITS.get() + 1);
+            bytes.get(1..).unwrap_or_default()
+        }
+    }
 }
 
 /// The `Host` header value HTTP clients send for `uri`: the host, plus the port when it is
@@ -630,6 +694,7 @@ mod tests {
         let day = 1_700_000_000;
         let key = |secret: &str, unix: u64, region: &str| {
             keys.get(secret, &Stamp::new(at(unix)).unwrap(), at(unix), region)
+                .unwrap()
         };
         let first = key("s", day, "us-east-1");
         let expected = v4::generate_signing_key("s", at(day), "us-east-1", SIGNING_NAME);
@@ -640,6 +705,89 @@ mod tests {
         assert_ne!(key("s", day + 86_400, "us-east-1"), first);
         // The new day's key dropped the old day's.
         assert_eq!(keys.entries.lock().unwrap().len(), 1);
+    }
+
+    /// Each step of the fast path that checks its own result, made to fail: the request is
+    /// still signed exactly as `aws-sigv4` signs it, and a failed key derivation caches
+    /// nothing.
+    #[test]
+    fn every_fast_path_failure_falls_back_to_aws_sigv4() {
+        let temporary = Credentials::new("ASIAEXAMPLE", "secret", Some("token".into()), None, "t");
+        let uri = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m%3A0/converse";
+        let signer = Signer::new(SharedClock::new(FixedClock::at_unix(1_700_000_000)));
+        let host = "bedrock-runtime.us-east-1.amazonaws.com";
+        let request = || {
+            let mut request = Request::post(uri).body(()).unwrap();
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            request
+        };
+        let mut reference = request();
+        signer
+            .sdk_sigv4(
+                &temporary,
+                "us-east-1",
+                host,
+                &mut reference,
+                b"{}",
+                signer.clock.now(),
+            )
+            .unwrap();
+        for step in [
+            seam::Step::SigningKeyLength,
+            seam::Step::DigestHex,
+            seam::Step::StampText,
+        ] {
+            let signer = signer.with_own_key_cache();
+            seam::arm(Some(step));
+            let mut signed = request();
+            let auth = RequestAuth::SigV4(temporary.clone());
+            signer
+                .authorize(&auth, "us-east-1", host, &mut signed, b"{}")
+                .unwrap();
+            let hits = seam::hits();
+            seam::arm(None);
+            assert!(hits > 0, "{step:?} never ran");
+            assert_eq!(signed.headers(), reference.headers(), "{step:?}");
+            assert!(
+                signer
+                    .keys
+                    .entries
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e.key != [0; 32]),
+                "{step:?}"
+            );
+            if step == seam::Step::SigningKeyLength {
+                assert!(signer.keys.entries.lock().unwrap().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_declines_times_its_format_cannot_hold() {
+        let year_10000 = 253_402_300_800;
+        let signer = Signer::new(SharedClock::new(FixedClock::at_unix(year_10000)));
+        let keys = Credentials::new("AKID", "SECRET", None, None, "t");
+        let request = Request::post("http://127.0.0.1:9100/model/m/converse")
+            .body(())
+            .unwrap();
+        let time = signer.clock.now();
+        assert!(signer
+            .fast_sigv4(&keys, "us-east-1", "127.0.0.1:9100", &request, b"{}", time)
+            .is_none());
+        assert!(Stamp::new(UNIX_EPOCH - std::time::Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn stamps_format_every_field_zero_padded() {
+        let stamp =
+            Stamp::new(UNIX_EPOCH + std::time::Duration::from_secs(951_782_400 + 3_723)).unwrap();
+        assert_eq!(stamp.date_time_str(), Some("20000229T010203Z"));
+        assert_eq!(&stamp.date(), b"20000229");
+        assert_eq!(digits::<4>(12_345), *b"2345");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Follows botocore's `ConverseStreamOutput` union: each event-stream message carries
 //! `:message-type` (`event` or `exception`) and `:event-type` / `:exception-type`, with a JSON
-//! payload. Unknown event types and unknown JSON fields (real payloads carry a random-length
-//! `p` padding field) are ignored, so newer Bedrock releases do not break the gateway.
+//! payload (its types are in [`crate::wire`]; exception frames map through
+//! [`crate::errors`]). Unknown event types and unknown JSON fields (real payloads carry a
+//! random-length `p` padding field) are ignored, so newer Bedrock releases do not break the gateway.
 //!
 //! The stream is lazy and frame-by-frame: each event is yielded as soon as its frame is
 //! decoded, nothing is buffered beyond the current frame, and dropping the stream drops the
@@ -21,13 +22,17 @@ use aws_smithy_types::event_stream::Message;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use gateway_core::{ChatEvent, ChatEventStream, ProviderError, StopReason, Usage};
+use gateway_core::{ChatEvent, ChatEventStream, ProviderError, StopReason};
 use http_body_util::BodyExt;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 
+use crate::converse_response::usage;
+use crate::errors::stream_exception;
 use crate::event_stream::{EventStreamError, MessageStream};
+use crate::wire::{
+    ContentBlockDeltaEvent, ContentBlockStartEvent, MessageStopEvent, MetadataEvent,
+};
 
 /// Decodes a ConverseStream response body into domain events.
 ///
@@ -101,7 +106,7 @@ where
                     if let Some(idle) = this.idle.as_mut() {
                         idle.as_mut().reset(deadline(idle_timeout));
                     }
-                    match this.mapper.map(&message) {
+                    match this.mapper.map(&this.account, &message) {
                         Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
                         Ok(None) => {}
                         Err(error) => return this.fail(error),
@@ -163,13 +168,18 @@ struct EventMapper {
 }
 
 impl EventMapper {
-    fn map(&mut self, message: &Message) -> Result<Option<ChatEvent>, ProviderError> {
+    /// The event for `message`; `account` is named by errors its credentials caused.
+    fn map(
+        &mut self,
+        account: &str,
+        message: &Message,
+    ) -> Result<Option<ChatEvent>, ProviderError> {
         let message_type = header(message, ":message-type");
         match message_type {
             Some("event") => self.map_event(message),
             Some("exception") => {
                 let kind = header(message, ":exception-type").unwrap_or("unknownException");
-                Err(exception(kind, message.payload()))
+                Err(stream_exception(account, kind, message.payload()))
             }
             // Smithy's unmodeled-error frames: `:error-code` and `:error-message` headers.
             Some("error") => Err(ProviderError::Upstream {
@@ -202,7 +212,7 @@ impl EventMapper {
         match event_type {
             "messageStart" => Ok(Some(ChatEvent::MessageStart)),
             "contentBlockStart" => {
-                let start: ContentBlockStart = parse(event_type, payload)?;
+                let start: ContentBlockStartEvent = parse(event_type, payload)?;
                 let Some(tool) = start.start.and_then(|s| s.tool_use) else {
                     return Ok(None);
                 };
@@ -218,7 +228,7 @@ impl EventMapper {
                 }))
             }
             "contentBlockDelta" => {
-                let block: ContentBlockDelta = parse(event_type, payload)?;
+                let block: ContentBlockDeltaEvent = parse(event_type, payload)?;
                 let delta = block.delta;
                 if let Some(text) = delta.text {
                     return Ok(Some(ChatEvent::TextDelta(text)));
@@ -244,21 +254,14 @@ impl EventMapper {
                     .map(ChatEvent::ReasoningDelta))
             }
             "messageStop" => {
-                let stop: MessageStop = parse(event_type, payload)?;
+                let stop: MessageStopEvent = parse(event_type, payload)?;
                 self.stopped = true;
                 Ok(Some(ChatEvent::Stop(StopReason::parse(&stop.stop_reason))))
             }
             "metadata" => {
-                let metadata: Metadata = parse(event_type, payload)?;
-                let usage = metadata.usage.unwrap_or_default();
+                let metadata: MetadataEvent = parse(event_type, payload)?;
                 Ok(Some(ChatEvent::Metadata {
-                    usage: Usage {
-                        input_tokens: usage.input_tokens,
-                        output_tokens: usage.output_tokens,
-                        total_tokens: usage.total_tokens,
-                        cache_read_input_tokens: usage.cache_read_input_tokens,
-                        cache_write_input_tokens: usage.cache_write_input_tokens,
-                    },
+                    usage: usage(metadata.usage.unwrap_or_default()),
                     guardrail_trace: metadata.trace.and_then(|t| t.guardrail),
                 }))
             }
@@ -282,118 +285,6 @@ fn parse<'a, T: Deserialize<'a>>(event_type: &str, payload: &'a [u8]) -> Result<
     serde_json::from_slice(payload).map_err(|error| ProviderError::Protocol {
         message: format!("malformed {event_type} event from Bedrock: {error}"),
     })
-}
-
-fn exception(kind: &str, payload: &[u8]) -> ProviderError {
-    let body: ExceptionBody = serde_json::from_slice(payload).unwrap_or_default();
-    let message = format!(
-        "Bedrock {kind}: {}",
-        bounded(body.message.as_deref().unwrap_or("(no message)"))
-    );
-    match kind {
-        "throttlingException" => ProviderError::Throttled { message },
-        "modelStreamErrorException" => ProviderError::ModelError { message },
-        "validationException" => ProviderError::InvalidRequest { message },
-        "serviceUnavailableException" => ProviderError::Unavailable { message },
-        // internalServerException and anything newer.
-        _ => ProviderError::Upstream { message },
-    }
-}
-
-/// Upstream text goes into client error bodies and logs; a cap keeps a misbehaving upstream
-/// from inflating them.
-const MAX_UPSTREAM_MESSAGE_BYTES: usize = 1024;
-
-fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
-    if message.len() <= MAX_UPSTREAM_MESSAGE_BYTES {
-        return message.into();
-    }
-    let mut end = MAX_UPSTREAM_MESSAGE_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end]).into()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ContentBlockStart {
-    content_block_index: u64,
-    start: Option<BlockStart>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BlockStart {
-    tool_use: Option<ToolUseStart>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUseStart {
-    tool_use_id: String,
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ContentBlockDelta {
-    content_block_index: u64,
-    delta: Delta,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Delta {
-    text: Option<String>,
-    tool_use: Option<ToolUseDelta>,
-    reasoning_content: Option<ReasoningDelta>,
-}
-
-#[derive(Deserialize)]
-struct ToolUseDelta {
-    input: String,
-}
-
-#[derive(Deserialize)]
-struct ReasoningDelta {
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageStop {
-    stop_reason: String,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    usage: Option<UsageWire>,
-    trace: Option<Trace>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct UsageWire {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-    #[serde(default)]
-    total_tokens: u64,
-    cache_read_input_tokens: Option<u64>,
-    cache_write_input_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Trace {
-    guardrail: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct ExceptionBody {
-    #[serde(alias = "Message")]
-    message: Option<String>,
 }
 
 #[cfg(test)]
@@ -497,7 +388,7 @@ mod tests {
         );
         let mut mapper = EventMapper::default();
         assert_eq!(
-            mapper.map(&message),
+            mapper.map("acct", &message),
             Err(ProviderError::Upstream {
                 message: "Bedrock internalServerException: (no message)".into()
             })

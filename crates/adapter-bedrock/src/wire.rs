@@ -92,10 +92,11 @@ pub enum ToolResultContentBlock<'a> {
     Text(&'a str),
 }
 
+/// `success` | `error`; the adapter only ever sends `error` (a result without a status
+/// is a success), so that is the only variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolResultStatus {
-    Success,
     Error,
 }
 
@@ -286,7 +287,88 @@ pub struct ConverseTrace {
     pub prompt_router: Option<Value>,
 }
 
-/// An error body: `{"message": ...}`, sometimes `Message`, sometimes with `__type`.
+// ---------------------------------------------------------------------------------------
+// ConverseStream events: the JSON payload of each event-stream message, by `:event-type`
+// ---------------------------------------------------------------------------------------
+
+/// `contentBlockStart`: a tool call's id and name (text blocks start without one).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockStartEvent {
+    pub content_block_index: u64,
+    #[serde(default)]
+    pub start: Option<ContentBlockStart>,
+}
+
+/// A union; only `toolUse` is used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockStart {
+    #[serde(default)]
+    pub tool_use: Option<ToolUseBlockStart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseBlockStart {
+    pub tool_use_id: String,
+    pub name: String,
+}
+
+/// `contentBlockDelta`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockDeltaEvent {
+    pub content_block_index: u64,
+    pub delta: ContentBlockDelta,
+}
+
+/// A union read as a struct of optional members, like [`ResponseContentBlock`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockDelta {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_use: Option<ToolUseBlockDelta>,
+    #[serde(default)]
+    pub reasoning_content: Option<ReasoningContentBlockDelta>,
+}
+
+/// A piece of a tool call's JSON arguments.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ToolUseBlockDelta {
+    pub input: String,
+}
+
+/// `{text}` | `{signature}` | `{redactedContent}`; only text is used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReasoningContentBlockDelta {
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// `messageStop`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStopEvent {
+    pub stop_reason: String,
+}
+
+/// `metadata`: the same usage and trace as a Converse answer's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MetadataEvent {
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    #[serde(default)]
+    pub trace: Option<ConverseTrace>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/// An error body, of an HTTP error answer or a stream exception frame: `{"message": ...}`, sometimes `Message`, sometimes with `__type`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ErrorBody {
     #[serde(default)]

@@ -5,8 +5,8 @@
 //! - `fixtures/bedrock/converse/*.json`: a Bedrock Converse response and the domain
 //!   `ChatResponse` it becomes.
 
-use gateway_adapter_bedrock::converse_request::{converse_body, Operation};
-use gateway_adapter_bedrock::converse_response::parse_converse_response;
+use gateway_adapter_bedrock::testing::parse_converse_response;
+use gateway_adapter_bedrock::testing::{converse_body, Operation};
 use gateway_core::ChatRequest;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@
     reason = "helpers outside #[test] functions fail the test on bad input, like the tests themselves"
 )]
 
-use gateway_adapter_bedrock::errors::{is_expired_token, provider_error, BedrockErrorResponse};
+use gateway_adapter_bedrock::testing::{is_expired_token, provider_error, BedrockErrorResponse};
 use gateway_core::ProviderError;
 use http::{HeaderMap, HeaderValue, StatusCode};
 

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use gateway_adapter_bedrock::converse_request::Operation;
-use gateway_adapter_bedrock::provider::{model_path, unsigned_request};
-use gateway_adapter_bedrock::signing::{host_header_value, Signer};
+use gateway_adapter_bedrock::testing::Operation;
+use gateway_adapter_bedrock::testing::{host_header_value, Signer};
+use gateway_adapter_bedrock::testing::{model_path, unsigned_request};
 use gateway_adapter_bedrock::RequestAuth;
 use gateway_core::clock::{FixedClock, SharedClock};
 use serde::Deserialize;
@@ -67,7 +67,7 @@ fn the_adapter_signs_exactly_like_botocore() {
     for (name, v) in vectors {
         assert_eq!(
             v.service,
-            gateway_adapter_bedrock::signing::SIGNING_NAME,
+            gateway_adapter_bedrock::testing::SIGNING_NAME,
             "{name}"
         );
         let operation = match v.operation.as_str() {

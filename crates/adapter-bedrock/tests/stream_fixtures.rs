@@ -19,7 +19,7 @@ use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_adapter_bedrock::event_stream::converse_stream_events;
+use gateway_adapter_bedrock::testing::converse_stream_events;
 use gateway_core::{ChatEvent, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use gateway_adapter_bedrock::event_stream::{
+use gateway_adapter_bedrock::testing::{
     converse_stream_events, EventStreamError, MessageStream, MAX_FRAME_LEN,
 };
 use gateway_core::{ChatEvent, ProviderError};

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use bedrock_sim::SimHandle;
 use bytes::Bytes;
-use gateway_adapter_bedrock::client::build_client;
-use gateway_adapter_bedrock::signing::{host_header_value, Signer};
+use gateway_adapter_bedrock::testing::build_client;
+use gateway_adapter_bedrock::testing::{host_header_value, Signer};
 use gateway_adapter_bedrock::RequestAuth;
 use gateway_core::clock::{Clock, SharedClock, SystemClock};
 use http_body_util::{BodyExt, Full};

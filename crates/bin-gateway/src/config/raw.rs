@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use gateway_adapter_bedrock::config::{Endpoint, Region, TimeLimit};
 use gateway_adapter_bedrock::AuthConfig;
+use gateway_adapter_bedrock::{Endpoint, Region, TimeLimit};
 use gateway_adapter_http::GatewayKey;
 use gateway_core::{FinishReasonStyle, GuardrailMode};
 use serde::Deserialize;
