@@ -165,3 +165,109 @@ fn the_gateway_is_built_without_test_util() {
         "the gateway enables adapter-bedrock's `test-util`"
     );
 }
+
+/// Asserts `package`'s normal dependency tree holds no crate whose name starts with one of
+/// `forbidden`.
+fn assert_no_dependency(package: &str, forbidden: &[&str], why: &str) {
+    let tree = normal_dependencies(package, &[]);
+    for line in tree.lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if name == package {
+            continue;
+        }
+        assert!(
+            !forbidden.iter().any(|f| name.starts_with(f)),
+            "{package} depends on `{name}`: {why}"
+        );
+    }
+}
+
+#[test]
+fn the_http_adapter_knows_nothing_of_bedrock() {
+    assert_no_dependency(
+        "gateway-adapter-http",
+        &["gateway-adapter-bedrock", "bedrock-sim", "aws-"],
+        "the HTTP adapter talks to core's ports only",
+    );
+}
+
+#[test]
+fn the_simulator_depends_on_no_gateway_crate() {
+    assert_no_dependency(
+        "bedrock-sim",
+        &["gateway"],
+        "the simulator plays Bedrock on its own, so adapter mistakes cannot hide in shared code",
+    );
+}
+
+/// Status codes are chosen in `adapter-http/src/error.rs` only; other modules answer 200.
+#[test]
+fn statuses_are_mapped_in_one_module() {
+    let src = workspace_root().join("crates/adapter-http/src");
+    let mut offenders = Vec::new();
+    visit(&src, &mut |path| {
+        if path.ends_with("error.rs") {
+            return;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("StatusCode::") {
+                rest = &rest[at + "StatusCode::".len()..];
+                if !rest.starts_with("OK") {
+                    offenders.push(format!("{}:{}", path.display(), number + 1));
+                }
+            }
+        }
+    });
+    assert!(
+        offenders.is_empty(),
+        "status codes other than 200 chosen outside error.rs: {offenders:?}"
+    );
+}
+
+/// The binary wires; ports and HTTP services are implemented in the library crates.
+#[test]
+fn the_binary_implements_no_port() {
+    let src = workspace_root().join("crates/bin-gateway/src");
+    let mut offenders = Vec::new();
+    visit(&src, &mut |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        for needle in [
+            "impl ChatProvider",
+            "impl ModelRouter",
+            "impl Service<",
+            "service_fn(",
+        ] {
+            if text.contains(needle) {
+                offenders.push(format!("{}: {needle}", path.display()));
+            }
+        }
+    });
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+/// CI runs the README's test command, and nothing shipped depends on xtask.
+#[test]
+fn ci_runs_the_readme_test_command_and_nothing_depends_on_xtask() {
+    let root = workspace_root();
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|line| line.trim() == "cargo xtask ci"),
+        ".ci/run must run `cargo xtask ci`"
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("```sh\ncargo xtask ci\n```"),
+        "the README's test command must be `cargo xtask ci`"
+    );
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(
+            !text.contains("xtask"),
+            "{} mentions xtask",
+            manifest.display()
+        );
+    }
+}
