@@ -16,9 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
-use gateway_core::{
-    ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ProviderError, Route,
-};
+use gateway_core::{ChatEventStream, ChatProvider, ChatResponse, ProviderError, ProviderRequest};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
@@ -307,10 +305,10 @@ impl BedrockProvider {
     /// Sends `operation` and returns the successful response, or the mapped error.
     async fn send(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'_>,
         operation: Operation,
     ) -> Result<(Arc<Account>, Response<Incoming>), ProviderError> {
+        let route = request.route;
         let account = Arc::clone(self.account(&route.account)?);
         let body = converse_body(request, operation)
             .map(Bytes::from)
@@ -420,12 +418,11 @@ impl BedrockProvider {
 
 #[async_trait]
 impl ChatProvider for BedrockProvider {
-    async fn complete(
+    async fn complete<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
-        let (_account, response) = self.send(route, request, Operation::Converse).await?;
+        let (_account, response) = self.send(request, Operation::Converse).await?;
         let (parts, incoming) = response.into_parts();
         let body = read_body(
             incoming,
@@ -438,12 +435,11 @@ impl ChatProvider for BedrockProvider {
         parse_converse_response(&body)
     }
 
-    async fn stream(
+    async fn stream<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
-        let (account, response) = self.send(route, request, Operation::ConverseStream).await?;
+        let (account, response) = self.send(request, Operation::ConverseStream).await?;
         Ok(crate::stream_events::chat_events(
             Arc::clone(&account.name),
             response.into_body(),

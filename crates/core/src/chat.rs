@@ -21,8 +21,12 @@ pub struct ChatRequest {
     pub inference: InferenceParams,
     pub tools: Vec<ToolSpec>,
     pub tool_choice: Option<ToolChoice>,
-    /// The guardrail the client asked for (`guardrailConfig`), before policy.
-    pub guardrail: Option<GuardrailConfig>,
+    /// The guardrail the client asked for (`guardrailConfig`), before policy. What the
+    /// provider applies is [`ProviderRequest::guardrail`](crate::ProviderRequest::guardrail),
+    /// the effective one; this field is never rewritten. (Serialized as `guardrail`, the name
+    /// the request snapshots and domain fixtures have always used.)
+    #[serde(rename = "guardrail")]
+    pub requested_guardrail: Option<GuardrailConfig>,
     /// Provider-specific request fields passed through unchanged
     /// (Converse `additionalModelRequestFields`).
     pub additional_model_request_fields: Option<Value>,

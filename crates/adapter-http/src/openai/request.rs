@@ -140,7 +140,7 @@ fn convert(raw: RawRequest) -> Result<ChatRequest, RequestError> {
     // OpenAI refuses stream_options without stream; ignoring it is kinder and harmless.
     request.include_usage = request.stream && include_usage.unwrap_or(false);
 
-    request.guardrail = optional(
+    request.requested_guardrail = optional(
         raw.guardrail_config,
         &At::Root("guardrailConfig"),
         guardrail_config,
