@@ -17,15 +17,16 @@
 use std::sync::LazyLock;
 
 use gateway_core::{
-    ChatRequest, ContentPart, ProviderRequest, Role, ToolChoice as DomainToolChoice,
+    ChatRequest, ContentPart, ProviderError, ProviderRequest, ToolChoice as DomainToolChoice,
 };
 use serde_json::Value;
 
+use crate::converse_turns::converse_turns;
 use crate::wire::{
-    ContentBlock, ConversationRole, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock,
-    ImageSource, InferenceConfiguration, Message, SpecificToolChoice, SystemContentBlock, Tool,
-    ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
-    ToolResultStatus, ToolSpecification, ToolUseBlock,
+    ContentBlock, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock, ImageSource,
+    InferenceConfiguration, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus,
+    ToolSpecification, ToolUseBlock,
 };
 
 /// Which Bedrock operation a body is for; they differ in path and in
@@ -50,24 +51,15 @@ impl Operation {
 static OPEN_SCHEMA: LazyLock<Value> = LazyLock::new(|| serde_json::json!({"type": "object"}));
 
 /// The Converse body for `call`: the client's request with the effective guardrail (never
-/// the one the client asked for, which policy may have replaced).
+/// the one the client asked for, which policy may have replaced). Fails, before any call,
+/// when the conversation breaks Converse's turn rules ([`crate::converse_turns`]).
 pub fn converse_request<'a>(
     call: ProviderRequest<'a>,
     operation: Operation,
-) -> ConverseRequest<'a> {
+) -> Result<ConverseRequest<'a>, ProviderError> {
     let request = call.chat;
-    ConverseRequest {
-        messages: request
-            .messages
-            .iter()
-            .map(|message| Message {
-                role: match message.role {
-                    Role::User => ConversationRole::User,
-                    Role::Assistant => ConversationRole::Assistant,
-                },
-                content: message.content.iter().map(content_block).collect(),
-            })
-            .collect(),
+    Ok(ConverseRequest {
+        messages: converse_turns(&request.messages, content_block)?,
         system: request
             .system
             .iter()
@@ -92,15 +84,19 @@ pub fn converse_request<'a>(
             },
         }),
         additional_model_request_fields: request.additional_model_request_fields.as_ref(),
-    }
+    })
 }
 
 /// The serialized body, ready to sign and send.
 pub fn converse_body(
     call: ProviderRequest<'_>,
     operation: Operation,
-) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&converse_request(call, operation))
+) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(&converse_request(call, operation)?).map_err(|error| {
+        ProviderError::InvalidRequest {
+            message: format!("the request cannot be written as Converse JSON: {error}"),
+        }
+    })
 }
 
 fn content_block(part: &ContentPart) -> ContentBlock<'_> {
@@ -198,7 +194,7 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
 mod tests {
     use super::*;
     use gateway_core::{
-        GuardrailConfig, GuardrailTrace, Route, StreamProcessingMode, ToolCall, ToolResult,
+        GuardrailConfig, GuardrailTrace, Role, Route, StreamProcessingMode, ToolCall, ToolResult,
         ToolSpec,
     };
 
@@ -220,10 +216,9 @@ mod tests {
         operation: Operation,
     ) -> Value {
         let route = route();
-        serde_json::to_value(converse_request(
-            ProviderRequest::new(&route, request, guardrail),
-            operation,
-        ))
+        serde_json::to_value(
+            converse_request(ProviderRequest::new(&route, request, guardrail), operation).unwrap(),
+        )
         .unwrap()
     }
 

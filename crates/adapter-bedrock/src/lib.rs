@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod converse_request;
 pub mod converse_response;
+mod converse_turns;
 pub mod credentials;
 pub mod errors;
 pub mod event_stream;

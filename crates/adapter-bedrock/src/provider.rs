@@ -310,11 +310,7 @@ impl BedrockProvider {
     ) -> Result<(Arc<Account>, Response<Incoming>), ProviderError> {
         let route = request.route;
         let account = Arc::clone(self.account(&route.account)?);
-        let body = converse_body(request, operation)
-            .map(Bytes::from)
-            .map_err(|error| ProviderError::InvalidRequest {
-                message: format!("the request cannot be written as Converse JSON: {error}"),
-            })?;
+        let body = converse_body(request, operation).map(Bytes::from)?;
         let regional;
         let endpoint = if account.endpoint.overridden || route.region == account.region {
             &account.endpoint

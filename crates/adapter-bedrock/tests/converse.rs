@@ -376,3 +376,34 @@ async fn a_stream_is_signed_sent_to_converse_stream_and_yields_events() {
     );
     assert_eq!(sent.headers["accept"], "application/vnd.amazon.eventstream");
 }
+
+#[tokio::test]
+async fn an_assistant_first_turn_is_refused_before_any_call() {
+    let sim = sim(|b| b).await;
+    let provider = provider_for(sim.url(), SECRET).await;
+    let mut assistant_first = request("hello");
+    assistant_first.messages.insert(
+        0,
+        Message {
+            role: Role::Assistant,
+            content: vec![ContentPart::Text("Hi!".into())],
+        },
+    );
+    let route = route(MODEL);
+    let call = ProviderRequest::new(&route, &assistant_first, None);
+    let complete = provider.complete(call).await.unwrap_err();
+    let stream = provider.stream(call).await.err().unwrap();
+    for err in [complete, stream] {
+        assert!(
+            matches!(
+                err,
+                ProviderError::TurnOrder {
+                    message_index: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(sim.requests().is_empty(), "nothing was sent");
+}

@@ -16,7 +16,10 @@ pub struct ChatRequest {
     pub model: String,
     /// System and developer instructions, in order.
     pub system: Vec<String>,
-    /// The conversation, with same-role turns already merged and tool results in user turns.
+    /// The conversation as the client gave it, one entry per client message (tool results
+    /// are user messages). Consecutive messages may share a role and the first may be the
+    /// assistant's: shaping turns for a provider's rules (Converse merges same-role turns
+    /// and refuses an assistant first turn) is that provider adapter's job.
     pub messages: Vec<Message>,
     pub inference: InferenceParams,
     pub tools: Vec<ToolSpec>,

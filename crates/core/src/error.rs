@@ -14,6 +14,14 @@ pub enum ProviderError {
     /// The provider refused the request as invalid (e.g. Bedrock's `ValidationException`).
     #[error("{message}")]
     InvalidRequest { message: String },
+    /// The provider cannot take the conversation in the order it was given (e.g. it must
+    /// start with a user turn). Found before any call, so it is the client's to fix.
+    /// `message_index` indexes [`ChatRequest::messages`](crate::ChatRequest::messages).
+    #[error("messages[{message_index}].role: {message}")]
+    TurnOrder {
+        message_index: usize,
+        message: String,
+    },
     /// The provider refused the account's credentials or permissions. `message` is the
     /// provider's own explanation.
     #[error("the provider refused the credentials of account `{account}`: {message}")]
@@ -51,6 +59,7 @@ impl ProviderError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::TurnOrder { .. } => "invalid_turn_order",
             Self::Unauthorized { .. } => "upstream_unauthorized",
             Self::Credentials { .. } => "credentials_unavailable",
             Self::NotFound { .. } => "upstream_not_found",

@@ -9,8 +9,40 @@ use super::fields::{
 };
 use super::tools::check_function_type;
 
-/// System/developer texts and the alternating user/assistant turns.
-pub(super) fn conversation(value: Value) -> Result<(Vec<String>, Vec<Message>), RequestError> {
+/// OpenAI's `messages`, split the domain's way.
+pub(super) struct Conversation {
+    /// System and developer texts, in order.
+    pub(super) system: Vec<String>,
+    /// Every other message, one each, in the client's order: turn rules such as
+    /// alternation belong to the provider adapter.
+    pub(super) messages: Vec<Message>,
+    pub(super) positions: MessagePositions,
+}
+
+/// Where the domain's messages sit in OpenAI's `messages`, which also holds the system and
+/// developer messages the domain keeps apart; an error about `ChatRequest::messages[i]` is
+/// reported as `messages[openai_index(i)]`, the index the client sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MessagePositions {
+    /// Indices of system and developer messages, ascending (usually none or one).
+    system: Vec<usize>,
+}
+
+impl MessagePositions {
+    pub(crate) fn openai_index(&self, message_index: usize) -> usize {
+        let mut index = message_index;
+        for &system in &self.system {
+            if system > index {
+                break;
+            }
+            index += 1;
+        }
+        index
+    }
+}
+
+/// System/developer texts and the other messages, with where each came from.
+pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
     let at = At::Root("messages");
     let Value::Array(items) = value else {
         return Err(invalid_type(&at, "a non-empty array of messages"));
@@ -19,6 +51,7 @@ pub(super) fn conversation(value: Value) -> Result<(Vec<String>, Vec<Message>), 
         return Err(invalid_value(&at, "must contain at least one message"));
     }
     let mut system = Vec::new();
+    let mut system_positions = Vec::new();
     let mut turns: Vec<Message> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = at.index(i);
@@ -37,6 +70,7 @@ pub(super) fn conversation(value: Value) -> Result<(Vec<String>, Vec<Message>), 
             "system" | "developer" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
                 text_content(content, &content_at, |text| system.push(text))?;
+                system_positions.push(i);
                 continue;
             }
             "user" => {
@@ -63,25 +97,10 @@ pub(super) fn conversation(value: Value) -> Result<(Vec<String>, Vec<Message>), 
                 ))
             }
         };
-        match turns.last_mut() {
-            // Bedrock requires alternating turns; tool results are user turns too.
-            Some(last) if last.role == role => last.content.extend(parts),
-            Some(_) => turns.push(Message {
-                role,
-                content: parts,
-            }),
-            None if role == Role::Assistant => {
-                return Err(invalid_value(
-                    &role_at,
-                    "the conversation must start with a user message (after any system or \
-                     developer messages): Bedrock requires the first turn to be the user's",
-                ))
-            }
-            None => turns.push(Message {
-                role,
-                content: parts,
-            }),
-        }
+        turns.push(Message {
+            role,
+            content: parts,
+        });
     }
     if turns.is_empty() {
         return Err(invalid_value(
@@ -89,7 +108,13 @@ pub(super) fn conversation(value: Value) -> Result<(Vec<String>, Vec<Message>), 
             "must contain a user message besides system and developer messages",
         ));
     }
-    Ok((system, turns))
+    Ok(Conversation {
+        system,
+        messages: turns,
+        positions: MessagePositions {
+            system: system_positions,
+        },
+    })
 }
 
 /// A string or an array of text parts (system, developer and tool messages), each text
@@ -338,6 +363,17 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_indices_map_back_to_the_clients_indices() {
+        let positions = MessagePositions {
+            system: vec![0, 2, 3],
+        };
+        // OpenAI: [system, user, developer, system, assistant, user]
+        let openai: Vec<usize> = (0..3).map(|i| positions.openai_index(i)).collect();
+        assert_eq!(openai, vec![1, 4, 5]);
+        assert_eq!(MessagePositions::default().openai_index(2), 2);
+    }
 
     #[test]
     fn image_data_is_moved_not_copied() {

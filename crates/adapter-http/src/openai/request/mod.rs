@@ -20,7 +20,8 @@ use gateway_core::ChatRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub(crate) use fields::RequestError;
+pub(crate) use fields::{FieldErrorCode, RequestError};
+pub(crate) use messages::MessagePositions;
 
 use fields::{invalid_type, invalid_value, missing, optional, unsupported, At};
 use guardrail::guardrail_config;
@@ -55,8 +56,15 @@ struct RawRequest {
     functions: Option<Value>,
 }
 
+/// A valid request and what is needed to report later errors in the client's terms.
+#[derive(Debug)]
+pub(crate) struct ParsedRequest {
+    pub(crate) chat: ChatRequest,
+    pub(crate) positions: MessagePositions,
+}
+
 /// Parses and validates an OpenAI chat-completion request body.
-pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
+pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ParsedRequest, RequestError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|error| {
         RequestError::InvalidJson(if error.is_data() {
             // serde's message would name the private struct; the cause is the shape.
@@ -68,7 +76,7 @@ pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, RequestErro
     convert(raw)
 }
 
-fn convert(raw: RawRequest) -> Result<ChatRequest, RequestError> {
+fn convert(raw: RawRequest) -> Result<ParsedRequest, RequestError> {
     let mut request = ChatRequest::default();
 
     let model = At::Root("model");
@@ -81,12 +89,12 @@ fn convert(raw: RawRequest) -> Result<ChatRequest, RequestError> {
         Some(_) => return Err(invalid_type(&model, "a string")),
     };
 
-    let (system, messages) = match raw.messages {
+    let conversation = match raw.messages {
         None => return Err(missing(&At::Root("messages"))),
         Some(value) => conversation(value)?,
     };
-    request.system = system;
-    request.messages = messages;
+    request.system = conversation.system;
+    request.messages = conversation.messages;
 
     let max_tokens = optional(raw.max_tokens, &At::Root("max_tokens"), positive_u32)?;
     let max_completion_tokens = optional(
@@ -155,7 +163,10 @@ fn convert(raw: RawRequest) -> Result<ChatRequest, RequestError> {
             "the deprecated `functions` parameter is not supported: use `tools`",
         ));
     }
-    Ok(request)
+    Ok(ParsedRequest {
+        chat: request,
+        positions: conversation.positions,
+    })
 }
 
 #[cfg(test)]
@@ -177,7 +188,8 @@ mod tests {
             insta::glob!("../../../../../fixtures/openai/request", "*.json", |path| {
                 let body = std::fs::read(path).unwrap();
                 let request = parse_chat_request(&body)
-                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+                    .chat;
                 insta::assert_json_snapshot!(request);
             });
         });
