@@ -1,4 +1,4 @@
-//! Domain [`ChatRequest`] to the Converse / ConverseStream request body.
+//! A prepared [`ProviderRequest`] to the Converse / ConverseStream request body.
 //!
 //! A pure function: the body borrows from the request, so nothing is copied until
 //! serialization.
@@ -16,14 +16,17 @@
 
 use std::sync::LazyLock;
 
-use gateway_core::{ChatRequest, ContentPart, Role, ToolChoice as DomainToolChoice};
+use gateway_core::{
+    ChatRequest, ContentPart, ProviderError, ProviderRequest, ToolChoice as DomainToolChoice,
+};
 use serde_json::Value;
 
+use crate::converse_turns::converse_turns;
 use crate::wire::{
-    ContentBlock, ConversationRole, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock,
-    ImageSource, InferenceConfiguration, Message, SpecificToolChoice, SystemContentBlock, Tool,
-    ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
-    ToolResultStatus, ToolSpecification, ToolUseBlock,
+    ContentBlock, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock, ImageSource,
+    InferenceConfiguration, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus,
+    ToolSpecification, ToolUseBlock,
 };
 
 /// Which Bedrock operation a body is for; they differ in path and in
@@ -47,20 +50,16 @@ impl Operation {
 /// Schema for tools the history uses but the request does not declare.
 static OPEN_SCHEMA: LazyLock<Value> = LazyLock::new(|| serde_json::json!({"type": "object"}));
 
-/// The Converse body for `request`.
-pub fn converse_request(request: &ChatRequest, operation: Operation) -> ConverseRequest<'_> {
-    ConverseRequest {
-        messages: request
-            .messages
-            .iter()
-            .map(|message| Message {
-                role: match message.role {
-                    Role::User => ConversationRole::User,
-                    Role::Assistant => ConversationRole::Assistant,
-                },
-                content: message.content.iter().map(content_block).collect(),
-            })
-            .collect(),
+/// The Converse body for `call`: the client's request with the effective guardrail (never
+/// the one the client asked for, which policy may have replaced). Fails, before any call,
+/// when the conversation breaks Converse's turn rules ([`crate::converse_turns`]).
+pub fn converse_request<'a>(
+    call: ProviderRequest<'a>,
+    operation: Operation,
+) -> Result<ConverseRequest<'a>, ProviderError> {
+    let request = call.chat;
+    Ok(ConverseRequest {
+        messages: converse_turns(&request.messages, content_block)?,
         system: request
             .system
             .iter()
@@ -73,30 +72,31 @@ pub fn converse_request(request: &ChatRequest, operation: Operation) -> Converse
             stop_sequences: &request.inference.stop,
         }),
         tool_config: tool_config(request),
-        guardrail_config: request
-            .guardrail
-            .as_ref()
-            .map(|guardrail| GuardrailConfiguration {
-                guardrail_identifier: &guardrail.identifier,
-                guardrail_version: &guardrail.version,
-                trace: guardrail.trace.map(|trace| trace.as_str()),
-                stream_processing_mode: match operation {
-                    Operation::Converse => None,
-                    Operation::ConverseStream => {
-                        guardrail.stream_processing_mode.map(|mode| mode.as_str())
-                    }
-                },
-            }),
+        guardrail_config: call.guardrail.map(|guardrail| GuardrailConfiguration {
+            guardrail_identifier: &guardrail.identifier,
+            guardrail_version: &guardrail.version,
+            trace: guardrail.trace.map(|trace| trace.as_str()),
+            stream_processing_mode: match operation {
+                Operation::Converse => None,
+                Operation::ConverseStream => {
+                    guardrail.stream_processing_mode.map(|mode| mode.as_str())
+                }
+            },
+        }),
         additional_model_request_fields: request.additional_model_request_fields.as_ref(),
-    }
+    })
 }
 
 /// The serialized body, ready to sign and send.
 pub fn converse_body(
-    request: &ChatRequest,
+    call: ProviderRequest<'_>,
     operation: Operation,
-) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&converse_request(request, operation))
+) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(&converse_request(call, operation)?).map_err(|error| {
+        ProviderError::InvalidRequest {
+            message: format!("the request cannot be written as Converse JSON: {error}"),
+        }
+    })
 }
 
 fn content_block(part: &ContentPart) -> ContentBlock<'_> {
@@ -193,7 +193,34 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::{GuardrailConfig, StreamProcessingMode, ToolCall, ToolResult, ToolSpec};
+    use gateway_core::{
+        GuardrailConfig, GuardrailTrace, Role, Route, StreamProcessingMode, ToolCall, ToolResult,
+        ToolSpec,
+    };
+
+    fn route() -> Route {
+        Route {
+            public_name: "acct/model".into(),
+            account: "acct".into(),
+            model_id: "model".into(),
+            region: "us-east-1".into(),
+            guardrail: Default::default(),
+            finish_reason_style: Default::default(),
+        }
+    }
+
+    /// The body for `request` with `guardrail` as the effective guardrail.
+    fn body(
+        request: &ChatRequest,
+        guardrail: Option<&GuardrailConfig>,
+        operation: Operation,
+    ) -> Value {
+        let route = route();
+        serde_json::to_value(
+            converse_request(ProviderRequest::new(&route, request, guardrail), operation).unwrap(),
+        )
+        .unwrap()
+    }
 
     fn with_tool_history(tools: Vec<ToolSpec>, choice: Option<DomainToolChoice>) -> ChatRequest {
         ChatRequest {
@@ -237,7 +264,7 @@ mod tests {
             ..ChatRequest::default()
         };
         assert_eq!(
-            converse_request(&request, Operation::Converse).tool_config,
+            body(&request, None, Operation::Converse).get("toolConfig"),
             None
         );
     }
@@ -245,28 +272,23 @@ mod tests {
     #[test]
     fn tool_history_without_declared_tools_declares_the_used_ones() {
         let request = with_tool_history(vec![], Some(DomainToolChoice::None));
-        let body = serde_json::to_value(converse_request(&request, Operation::Converse)).unwrap();
         assert_eq!(
-            body["toolConfig"],
+            body(&request, None, Operation::Converse)["toolConfig"],
             serde_json::json!({"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}]})
         );
     }
 
     #[test]
     fn stream_processing_mode_is_only_sent_to_converse_stream() {
-        let request = ChatRequest {
-            guardrail: Some(GuardrailConfig {
-                identifier: "gr".into(),
-                version: "1".into(),
-                trace: None,
-                stream_processing_mode: Some(StreamProcessingMode::Async),
-            }),
-            ..ChatRequest::default()
+        let guardrail = GuardrailConfig {
+            identifier: "gr".into(),
+            version: "1".into(),
+            trace: None,
+            stream_processing_mode: Some(StreamProcessingMode::Async),
         };
-        let converse =
-            serde_json::to_value(converse_request(&request, Operation::Converse)).unwrap();
-        let stream =
-            serde_json::to_value(converse_request(&request, Operation::ConverseStream)).unwrap();
+        let request = ChatRequest::default();
+        let converse = body(&request, Some(&guardrail), Operation::Converse);
+        let stream = body(&request, Some(&guardrail), Operation::ConverseStream);
         assert_eq!(
             converse["guardrailConfig"],
             serde_json::json!({"guardrailIdentifier": "gr", "guardrailVersion": "1"})
@@ -274,6 +296,34 @@ mod tests {
         assert_eq!(
             stream["guardrailConfig"]["streamProcessingMode"],
             serde_json::json!("async")
+        );
+    }
+
+    #[test]
+    fn the_effective_guardrail_is_sent_not_the_requested_one() {
+        let requested = GuardrailConfig {
+            identifier: "client".into(),
+            version: "1".into(),
+            trace: Some(GuardrailTrace::EnabledFull),
+            stream_processing_mode: None,
+        };
+        let effective = GuardrailConfig {
+            identifier: "policy".into(),
+            version: "2".into(),
+            trace: None,
+            stream_processing_mode: None,
+        };
+        let request = ChatRequest {
+            requested_guardrail: Some(requested),
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            body(&request, Some(&effective), Operation::Converse)["guardrailConfig"],
+            serde_json::json!({"guardrailIdentifier": "policy", "guardrailVersion": "2"})
+        );
+        assert_eq!(
+            body(&request, None, Operation::Converse).get("guardrailConfig"),
+            None
         );
     }
 }

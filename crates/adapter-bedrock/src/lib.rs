@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod converse_request;
 mod converse_response;
+mod converse_turns;
 mod credentials;
 mod errors;
 mod event_stream;

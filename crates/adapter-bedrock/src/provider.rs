@@ -16,9 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
-use gateway_core::{
-    ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ProviderError, Route,
-};
+use gateway_core::{ChatEventStream, ChatProvider, ChatResponse, ProviderError, ProviderRequest};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
@@ -263,16 +261,12 @@ impl BedrockProvider {
     /// Sends `operation` and returns the successful response, or the mapped error.
     async fn send(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'_>,
         operation: Operation,
     ) -> Result<(Arc<Account>, Response<Incoming>), ProviderError> {
+        let route = request.route;
         let account = Arc::clone(self.account(&route.account)?);
-        let body = converse_body(request, operation)
-            .map(Bytes::from)
-            .map_err(|error| ProviderError::InvalidRequest {
-                message: format!("the request cannot be written as Converse JSON: {error}"),
-            })?;
+        let body = converse_body(request, operation).map(Bytes::from)?;
         let regional;
         let endpoint = if account.endpoint.overridden || route.region == account.region {
             &account.endpoint
@@ -375,12 +369,11 @@ impl BedrockProvider {
 
 #[async_trait]
 impl ChatProvider for BedrockProvider {
-    async fn complete(
+    async fn complete<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
-        let (_account, response) = self.send(route, request, Operation::Converse).await?;
+        let (_account, response) = self.send(request, Operation::Converse).await?;
         let (parts, incoming) = response.into_parts();
         let body = read_body(
             incoming,
@@ -393,12 +386,11 @@ impl ChatProvider for BedrockProvider {
         parse_converse_response(&body)
     }
 
-    async fn stream(
+    async fn stream<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
-        let (account, response) = self.send(route, request, Operation::ConverseStream).await?;
+        let (account, response) = self.send(request, Operation::ConverseStream).await?;
         Ok(crate::stream_events::chat_events(
             Arc::clone(&account.name),
             response.into_body(),

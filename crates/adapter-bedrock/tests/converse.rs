@@ -15,7 +15,7 @@ use gateway_adapter_bedrock::{AuthConfig, BedrockAccountConfig, BedrockProvider,
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::{
     ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
-    Role, Route, StopReason,
+    ProviderRequest, Role, Route, StopReason,
 };
 
 const ACCOUNT: &str = "internal-bedrock";
@@ -101,7 +101,9 @@ fn request(text: &str) -> ChatRequest {
 async fn complete_with(script: Script) -> Result<gateway_core::ChatResponse, ProviderError> {
     let sim = sim(|b| b.script(MODEL, script)).await;
     let provider = provider_for(sim.url(), SECRET).await;
-    provider.complete(&route(MODEL), &request("hello")).await
+    provider
+        .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
+        .await
 }
 
 #[tokio::test]
@@ -109,7 +111,7 @@ async fn a_model_id_with_a_colon_is_signed_sent_and_answered() {
     let sim = sim(|b| b.script(MODEL, Script::Reply(Reply::text("Hi there!").usage(7, 2)))).await;
     let provider = provider_for(sim.url(), SECRET).await;
     let response = provider
-        .complete(&route(MODEL), &request("hello"))
+        .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
         .await
         .unwrap();
     assert_eq!(response.text.as_deref(), Some("Hi there!"));
@@ -146,7 +148,11 @@ async fn an_inference_profile_arn_is_signed_sent_and_answered() {
     let sim = sim(|b| b.script(PROFILE_ARN, Script::Reply(Reply::text("From the profile")))).await;
     let provider = provider_for(sim.url(), SECRET).await;
     let response = provider
-        .complete(&route(PROFILE_ARN), &request("hi"))
+        .complete(ProviderRequest::new(
+            &route(PROFILE_ARN),
+            &request("hi"),
+            None,
+        ))
         .await
         .unwrap();
     assert_eq!(response.text.as_deref(), Some("From the profile"));
@@ -162,7 +168,7 @@ async fn consecutive_requests_share_one_provider_and_reach_the_model() {
     let provider = provider_for(sim.url(), SECRET).await;
     for text in ["one", "two", "three"] {
         let response = provider
-            .complete(&route(MODEL), &request(text))
+            .complete(ProviderRequest::new(&route(MODEL), &request(text), None))
             .await
             .unwrap();
         assert_eq!(response.text, Some(format!("You said: {text}")));
@@ -176,7 +182,7 @@ async fn a_wrong_secret_is_unauthorized_naming_the_account_and_not_the_secret() 
     let wrong = "wrongSECRETwrongSECRETwrongSECRET0000000";
     let provider = provider_for(sim.url(), wrong).await;
     let err = provider
-        .complete(&route(MODEL), &request("hello"))
+        .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
         .await
         .unwrap_err();
     let ProviderError::Unauthorized { account, message } = &err else {
@@ -225,7 +231,7 @@ async fn expired_static_credentials_are_not_retried() {
         .await;
         let provider = provider_for(sim.url(), SECRET).await;
         let err = provider
-            .complete(&route(MODEL), &request("hello"))
+            .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
             .await
             .unwrap_err();
         // Static keys cannot be refreshed, so one attempt is all.
@@ -243,7 +249,7 @@ async fn an_unreachable_endpoint_is_unavailable_naming_the_host() {
     drop(listener);
     let provider = provider_for(format!("http://{addr}"), SECRET).await;
     let err = provider
-        .complete(&route(MODEL), &request("hello"))
+        .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
         .await
         .unwrap_err();
     let ProviderError::Unavailable { message } = &err else {
@@ -305,7 +311,7 @@ async fn a_stalled_upstream_times_out_at_first_byte() {
             idle_stream: Duration::from_secs(10),
         });
     let err = provider
-        .complete(&route(MODEL), &request("hello"))
+        .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Timeout { .. }), "{err:?}");
@@ -317,7 +323,7 @@ async fn an_unknown_account_is_not_found() {
     let mut other = route(MODEL);
     other.account = "nobody".into();
     let err = provider
-        .complete(&other, &request("hello"))
+        .complete(ProviderRequest::new(&other, &request("hello"), None))
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::NotFound { .. }), "{err:?}");
@@ -328,7 +334,7 @@ async fn a_stream_error_before_any_event_comes_back_from_stream() {
     let sim = sim(|b| b.script(MODEL, Script::throttling())).await;
     let provider = provider_for(sim.url(), SECRET).await;
     let err = provider
-        .stream(&route(MODEL), &request("hello"))
+        .stream(ProviderRequest::new(&route(MODEL), &request("hello"), None))
         .await
         .err()
         .unwrap();
@@ -340,7 +346,11 @@ async fn a_stream_is_signed_sent_to_converse_stream_and_yields_events() {
     let sim = sim(|b| b.script(PROFILE_ARN, Script::Echo)).await;
     let provider = provider_for(sim.url(), SECRET).await;
     let events: Vec<_> = provider
-        .stream(&route(PROFILE_ARN), &request("stream me"))
+        .stream(ProviderRequest::new(
+            &route(PROFILE_ARN),
+            &request("stream me"),
+            None,
+        ))
         .await
         .unwrap()
         .collect()
@@ -365,4 +375,35 @@ async fn a_stream_is_signed_sent_to_converse_stream_and_yields_events() {
         sent.raw_path
     );
     assert_eq!(sent.headers["accept"], "application/vnd.amazon.eventstream");
+}
+
+#[tokio::test]
+async fn an_assistant_first_turn_is_refused_before_any_call() {
+    let sim = sim(|b| b).await;
+    let provider = provider_for(sim.url(), SECRET).await;
+    let mut assistant_first = request("hello");
+    assistant_first.messages.insert(
+        0,
+        Message {
+            role: Role::Assistant,
+            content: vec![ContentPart::Text("Hi!".into())],
+        },
+    );
+    let route = route(MODEL);
+    let call = ProviderRequest::new(&route, &assistant_first, None);
+    let complete = provider.complete(call).await.unwrap_err();
+    let stream = provider.stream(call).await.err().unwrap();
+    for err in [complete, stream] {
+        assert!(
+            matches!(
+                err,
+                ProviderError::TurnOrder {
+                    message_index: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(sim.requests().is_empty(), "nothing was sent");
 }

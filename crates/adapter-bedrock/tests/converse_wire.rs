@@ -1,13 +1,14 @@
 //! Converse wire conversions, one snapshot per fixture.
 //!
 //! - `fixtures/domain/request/*.json`: a domain `ChatRequest` (serde JSON) and the Converse
-//!   body the adapter sends for it (ConverseStream's when the request streams).
+//!   body the adapter sends for it (ConverseStream's when the request streams). The routes
+//!   here have no guardrail policy, so the fixture's `guardrail` is also the effective one.
 //! - `fixtures/bedrock/converse/*.json`: a Bedrock Converse response and the domain
 //!   `ChatResponse` it becomes.
 
 use gateway_adapter_bedrock::testing::parse_converse_response;
 use gateway_adapter_bedrock::testing::{converse_body, Operation};
-use gateway_core::ChatRequest;
+use gateway_core::{ChatRequest, ProviderRequest, Route};
 use serde_json::Value;
 
 #[test]
@@ -20,8 +21,16 @@ fn domain_requests_become_converse_bodies() {
         } else {
             Operation::Converse
         };
-        let body: Value =
-            serde_json::from_slice(&converse_body(&request, operation).unwrap()).unwrap();
+        let route = Route {
+            public_name: request.model.clone(),
+            account: "acct".into(),
+            model_id: "model".into(),
+            region: "us-east-1".into(),
+            guardrail: Default::default(),
+            finish_reason_style: Default::default(),
+        };
+        let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
+        let body: Value = serde_json::from_slice(&converse_body(call, operation).unwrap()).unwrap();
         insta::with_settings!({ info => &operation.path_suffix() }, {
             insta::assert_json_snapshot!(body);
         });

@@ -17,7 +17,8 @@ use bedrock_sim::{BedrockSim, RecordedAuth, Script, SimHandle, SimRole};
 use gateway_adapter_bedrock::{AuthConfig, BedrockAccountConfig, BedrockProvider};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError, Role, Route,
+    ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
+    ProviderRequest, Role, Route,
 };
 
 const ACCOUNT: &str = "assumed";
@@ -124,7 +125,7 @@ async fn expired_credentials_are_refreshed_and_the_request_retried_once() {
     .await;
     let response = tokio::time::timeout(
         Duration::from_secs(20),
-        provider.complete(&route(), &request()),
+        provider.complete(ProviderRequest::new(&route(), &request(), None)),
     )
     .await
     .unwrap()
@@ -142,7 +143,7 @@ async fn a_second_expiry_is_not_retried_again() {
     let (sim, provider) = setup(Script::error(403, "ExpiredTokenException", EXPIRED)).await;
     let err = tokio::time::timeout(
         Duration::from_secs(20),
-        provider.complete(&route(), &request()),
+        provider.complete(ProviderRequest::new(&route(), &request(), None)),
     )
     .await
     .unwrap()

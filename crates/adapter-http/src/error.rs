@@ -11,6 +11,7 @@
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
 //! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
+//! | the provider cannot take the turn order (e.g. assistant first) | 400 | `invalid_request_error` | `invalid_value` (`param` = `messages[i].role`, the client's index) |
 //! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
 //! | Bedrock refused the operator's AWS credentials | 502 | `server_error` | `upstream_unauthorized` |
 //! | AWS credentials could not be obtained | 502 | `server_error` | `credentials_unavailable` |
@@ -30,7 +31,7 @@ use gateway_core::{GatewayError, ProviderError, RouteError};
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::openai::request::RequestError;
+use crate::openai::request::{FieldErrorCode, MessagePositions, RequestError};
 
 const INVALID_REQUEST: &str = "invalid_request_error";
 const SERVER_ERROR: &str = "server_error";
@@ -156,7 +157,21 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn from_gateway(error: &GatewayError) -> Self {
+    /// A conversation the provider cannot take in this order: worded like the parser's field
+    /// errors, since it is about a field the client sent and can fix.
+    fn turn_order(client_index: usize, message: &str) -> Self {
+        let param = format!("messages[{client_index}].role");
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            FieldErrorCode::InvalidValue.as_str(),
+            format!("{param}: {message}"),
+        )
+        .with_param(param)
+    }
+
+    /// `positions` reports a provider's message index as the index the client sent.
+    pub(crate) fn from_gateway(error: &GatewayError, positions: &MessagePositions) -> Self {
         match error {
             GatewayError::Route(route) => {
                 let status = match route {
@@ -180,6 +195,10 @@ impl ApiError {
                 policy.to_string(),
             )
             .with_param("guardrailConfig"),
+            GatewayError::Provider(ProviderError::TurnOrder {
+                message_index,
+                message,
+            }) => Self::turn_order(positions.openai_index(*message_index), message),
             GatewayError::Provider(provider) => Self::from_provider(provider),
         }
     }
@@ -193,6 +212,12 @@ impl ApiError {
                 "upstream_validation_error",
                 message,
             ),
+            // Without the client's message positions (see `from_gateway`) the index is the
+            // domain's.
+            ProviderError::TurnOrder {
+                message_index,
+                message,
+            } => Self::turn_order(*message_index, message),
             ProviderError::Throttled { .. } => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 RATE_LIMIT,
@@ -282,6 +307,10 @@ mod tests {
         let message = || "upstream said no".to_string();
         vec![
             ProviderError::InvalidRequest { message: message() },
+            ProviderError::TurnOrder {
+                message_index: 0,
+                message: message(),
+            },
             ProviderError::Unauthorized {
                 account: "internal-bedrock".into(),
                 message: message(),
@@ -327,7 +356,7 @@ mod tests {
             }),
         ];
         for error in &domain {
-            let api = ApiError::from_gateway(error);
+            let api = ApiError::from_gateway(error, &MessagePositions::default());
             table.push_str(&row(api.code, &api));
         }
         for api in [

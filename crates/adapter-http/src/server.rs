@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
-use gateway_core::{Caller, ChatRequest, ChatService, GatewayError};
+use gateway_core::{Caller, ChatRequest, ChatService, GatewayError, ProviderError};
 use http::header::{
     HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
 };
@@ -35,7 +35,7 @@ use crate::ids::completion_id;
 use crate::metrics::{Endpoint, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
 use crate::openai::models::model_list_json;
-use crate::openai::request::parse_chat_request;
+use crate::openai::request::{parse_chat_request, MessagePositions, ParsedRequest};
 use crate::openai::response::completion_json;
 use crate::settings::HttpSettings;
 use crate::sse::SseBody;
@@ -244,16 +244,20 @@ impl HttpApp {
         let request = parse_chat_request(&bytes);
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
-        let request = match request {
-            Ok(request) => request,
+        let ParsedRequest {
+            chat: request,
+            positions,
+        } = match request {
+            Ok(parsed) => parsed,
             Err(error) => return (error_response(&ApiError::from_request(error)), other),
         };
         let model = self.models.get(&request.model);
-        let response = if request.stream {
+        let result = if request.stream {
             self.stream(&caller, request, model).await
         } else {
-            self.complete(&caller, request, model).await
+            self.complete(&caller, request).await
         };
+        let response = result.unwrap_or_else(|error| self.gateway_error(&error, &positions, model));
         (response, model)
     }
 
@@ -261,20 +265,15 @@ impl HttpApp {
         &self,
         caller: &Caller,
         request: ChatRequest,
-        model: &ModelInfo,
-    ) -> Response<ResponseBody> {
-        match self.service.complete(caller, request).await {
-            Ok(completion) => {
-                let body = completion_json(
-                    &completion,
-                    &completion_id(),
-                    self.clock.unix_seconds(),
-                    &completion.route.public_name,
-                );
-                json_response(StatusCode::OK, body.into())
-            }
-            Err(error) => self.gateway_error(&error, model),
-        }
+    ) -> Result<Response<ResponseBody>, GatewayError> {
+        let completion = self.service.complete(caller, request).await?;
+        let body = completion_json(
+            &completion,
+            &completion_id(),
+            self.clock.unix_seconds(),
+            &completion.route.public_name,
+        );
+        Ok(json_response(StatusCode::OK, body.into()))
     }
 
     async fn stream(
@@ -282,41 +281,47 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         model: &ModelInfo,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Response<ResponseBody>, GatewayError> {
         let include_usage = request.include_usage;
-        match self.service.stream(caller, request).await {
-            Ok(stream) => {
-                let encoder = ChunkEncoder::new(
-                    &completion_id(),
-                    self.clock.unix_seconds(),
-                    &stream.route.public_name,
-                    stream.finish_reason_style,
-                    include_usage,
-                );
-                let body = SseBody::new(
-                    stream.events,
-                    encoder,
-                    Arc::clone(&model.account),
-                    self.metrics.open_stream(),
-                );
-                let mut response = Response::new(ResponseBody::Sse(body));
-                let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                // nginx would otherwise buffer the whole stream.
-                headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-                response
-            }
-            Err(error) => self.gateway_error(&error, model),
-        }
+        let stream = self.service.stream(caller, request).await?;
+        let encoder = ChunkEncoder::new(
+            &completion_id(),
+            self.clock.unix_seconds(),
+            &stream.route.public_name,
+            stream.finish_reason_style,
+            include_usage,
+        );
+        let body = SseBody::new(
+            stream.events,
+            encoder,
+            Arc::clone(&model.account),
+            self.metrics.open_stream(),
+        );
+        let mut response = Response::new(ResponseBody::Sse(body));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // nginx would otherwise buffer the whole stream.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(response)
     }
 
-    fn gateway_error(&self, error: &GatewayError, model: &ModelInfo) -> Response<ResponseBody> {
-        if let GatewayError::Provider(provider) = error {
-            self.metrics.upstream_error(provider);
-            tracing::warn!(kind = provider.kind(), account = %model.account, "upstream error");
+    fn gateway_error(
+        &self,
+        error: &GatewayError,
+        positions: &MessagePositions,
+        model: &ModelInfo,
+    ) -> Response<ResponseBody> {
+        match error {
+            // Refused by the adapter before any call: the client's error, not the upstream's.
+            GatewayError::Provider(ProviderError::TurnOrder { .. }) => {}
+            GatewayError::Provider(provider) => {
+                self.metrics.upstream_error(provider);
+                tracing::warn!(kind = provider.kind(), account = %model.account, "upstream error");
+            }
+            _ => {}
         }
-        error_response(&ApiError::from_gateway(error))
+        error_response(&ApiError::from_gateway(error, positions))
     }
 }
 

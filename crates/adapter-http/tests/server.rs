@@ -18,7 +18,7 @@ use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     ChatEvent, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
-    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, Route, StopReason, Usage,
+    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, ProviderRequest, StopReason, Usage,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -94,13 +94,10 @@ impl Drop for DropSignal {
 
 #[async_trait]
 impl ChatProvider for FakeProvider {
-    async fn complete(
-        &self,
-        route: &Route,
-        request: &ChatRequest,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn complete<'a>(&self, call: ProviderRequest<'a>) -> Result<ChatResponse, ProviderError> {
+        let route = call.route;
         self.calls.fetch_add(1, Ordering::SeqCst);
-        *self.last_request.lock().unwrap() = Some(request.clone());
+        *self.last_request.lock().unwrap() = Some(call.chat.clone());
         match route.model_id.as_str() {
             "text" => Ok(response("Hello!", StopReason::EndTurn)),
             "guardrail" => Ok(response("{NAME}", StopReason::GuardrailIntervened)),
@@ -120,13 +117,13 @@ impl ChatProvider for FakeProvider {
         }
     }
 
-    async fn stream(
+    async fn stream<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        call: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
+        let route = call.route;
         self.calls.fetch_add(1, Ordering::SeqCst);
-        *self.last_request.lock().unwrap() = Some(request.clone());
+        *self.last_request.lock().unwrap() = Some(call.chat.clone());
         match route.model_id.as_str() {
             "text" => Ok(Box::pin(futures_util::stream::iter(events()))),
             "throttled" => Err(ProviderError::Throttled {

@@ -311,3 +311,40 @@ async fn models_health_and_metrics() {
     assert_eq!(status, 200);
     assert!(metrics.contains("# TYPE"), "{metrics}");
 }
+
+/// `fixtures/openai/request_refused_by_bedrock/`: requests the OpenAI parser accepts but
+/// Converse cannot take (an assistant first turn). The Bedrock adapter refuses them before
+/// any call, with the 400 naming the client's field that the parser used to give; the
+/// snapshots are the parser's former ones, byte for byte.
+#[tokio::test]
+async fn requests_bedrock_cannot_take_get_a_400_naming_the_field_before_any_call() {
+    let gw = TestGateway::start(sim()).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/openai/request_refused_by_bedrock");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    for path in paths {
+        let mut request: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        // The fixtures name the parser tests' model; route them to the simulator's.
+        request["model"] = json!("sim/claude-3");
+        let (status, body) = gw.chat(&request).await;
+        request["stream"] = json!(true);
+        let (stream_status, stream_body) = json_of(gw.stream(&request).await).await;
+        assert_eq!(
+            (stream_status, &stream_body),
+            (status, &body),
+            "{}",
+            path.display()
+        );
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        insta::with_settings!({ snapshot_suffix => name, input_file => &path }, {
+            insta::assert_json_snapshot!(json!({"status": status.as_u16(), "body": body}));
+        });
+    }
+    assert!(gw.sim.requests().is_empty(), "nothing reached Bedrock");
+}

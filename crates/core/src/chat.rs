@@ -16,13 +16,20 @@ pub struct ChatRequest {
     pub model: String,
     /// System and developer instructions, in order.
     pub system: Vec<String>,
-    /// The conversation, with same-role turns already merged and tool results in user turns.
+    /// The conversation as the client gave it, one entry per client message (tool results
+    /// are user messages). Consecutive messages may share a role and the first may be the
+    /// assistant's: shaping turns for a provider's rules (Converse merges same-role turns
+    /// and refuses an assistant first turn) is that provider adapter's job.
     pub messages: Vec<Message>,
     pub inference: InferenceParams,
     pub tools: Vec<ToolSpec>,
     pub tool_choice: Option<ToolChoice>,
-    /// The guardrail the client asked for (`guardrailConfig`), before policy.
-    pub guardrail: Option<GuardrailConfig>,
+    /// The guardrail the client asked for (`guardrailConfig`), before policy. What the
+    /// provider applies is [`ProviderRequest::guardrail`](crate::ProviderRequest::guardrail),
+    /// the effective one; this field is never rewritten. (Serialized as `guardrail`, the name
+    /// the request snapshots and domain fixtures have always used.)
+    #[serde(rename = "guardrail")]
+    pub requested_guardrail: Option<GuardrailConfig>,
     /// Provider-specific request fields passed through unchanged
     /// (Converse `additionalModelRequestFields`).
     pub additional_model_request_fields: Option<Value>,

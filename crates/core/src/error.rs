@@ -11,14 +11,24 @@ use crate::router::RouteError;
 /// Messages never carry credentials, signatures or tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProviderError {
-    /// The provider refused the request as invalid (Bedrock `ValidationException`).
+    /// The provider refused the request as invalid (e.g. Bedrock's `ValidationException`).
     #[error("{message}")]
     InvalidRequest { message: String },
-    /// The provider refused the account's credentials or permissions.
-    #[error("Bedrock refused the credentials of account `{account}`: {message}")]
+    /// The provider cannot take the conversation in the order it was given (e.g. it must
+    /// start with a user turn). Found before any call, so it is the client's to fix.
+    /// `message_index` indexes [`ChatRequest::messages`](crate::ChatRequest::messages).
+    #[error("messages[{message_index}].role: {message}")]
+    TurnOrder {
+        message_index: usize,
+        message: String,
+    },
+    /// The provider refused the account's credentials or permissions. `message` is the
+    /// provider's own explanation.
+    #[error("the provider refused the credentials of account `{account}`: {message}")]
     Unauthorized { account: String, message: String },
-    /// Credentials for the account could not be obtained (STS denied or unreachable, ...).
-    #[error("could not obtain AWS credentials for account `{account}`: {message}")]
+    /// Credentials for the account could not be obtained (a token service denied or
+    /// unreachable, ...). `message` says which source failed and how, in the provider's terms.
+    #[error("could not obtain credentials for account `{account}`: {message}")]
     Credentials { account: String, message: String },
     /// The model or resource does not exist at the provider.
     #[error("{message}")]
@@ -49,6 +59,7 @@ impl ProviderError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::TurnOrder { .. } => "invalid_turn_order",
             Self::Unauthorized { .. } => "upstream_unauthorized",
             Self::Credentials { .. } => "credentials_unavailable",
             Self::NotFound { .. } => "upstream_not_found",

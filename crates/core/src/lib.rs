@@ -22,6 +22,6 @@ pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,
     StreamProcessingMode,
 };
-pub use ports::{ChatEventStream, ChatProvider, ModelRouter};
+pub use ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
 pub use router::{ModelCatalog, ModelEntry, Route, RouteError};
 pub use service::{Caller, ChatService};

@@ -8,30 +8,58 @@ use futures_core::Stream;
 
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
 use crate::error::ProviderError;
+use crate::guardrail::GuardrailConfig;
 use crate::router::{Route, RouteError};
 
 /// A streamed answer: events in order, ending after `Metadata`, or an error at any point.
 pub type ChatEventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, ProviderError>> + Send>>;
 
-/// A model provider (Bedrock, or a host's own).
+/// One call to a provider, prepared by [`ChatService`](crate::ChatService): where it goes,
+/// what the client asked, and what policy decided.
 ///
-/// `request.guardrail` is the effective guardrail after policy: the provider applies exactly
-/// that one.
+/// The client's [`ChatRequest`] is passed through untouched; decisions made after routing
+/// travel beside it as their own fields, so a provider never has to know whether a field of
+/// the request was rewritten. Non-exhaustive because per-call context (request id,
+/// deadline, ...) will be added here; build one with [`ProviderRequest::new`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct ProviderRequest<'a> {
+    pub route: &'a Route,
+    /// The request as the client sent it.
+    pub chat: &'a ChatRequest,
+    /// The effective guardrail after policy: the provider applies exactly this one, whatever
+    /// `chat.requested_guardrail` says.
+    pub guardrail: Option<&'a GuardrailConfig>,
+}
+
+impl<'a> ProviderRequest<'a> {
+    pub fn new(
+        route: &'a Route,
+        chat: &'a ChatRequest,
+        guardrail: Option<&'a GuardrailConfig>,
+    ) -> Self {
+        Self {
+            route,
+            chat,
+            guardrail,
+        }
+    }
+}
+
+/// A model provider (Bedrock, or a host's own).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ChatProvider: Send + Sync {
-    async fn complete(
+    async fn complete<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError>;
 
     /// Starts a streamed answer. An error before the first event comes back here, so the
     /// caller can still answer with a plain HTTP error.
-    async fn stream(
+    async fn stream<'a>(
         &self,
-        route: &Route,
-        request: &ChatRequest,
+        request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError>;
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::chat::{ChatRequest, ChatResponse};
 use crate::error::GatewayError;
 use crate::finish_reason::{FinishReason, FinishReasonStyle};
-use crate::guardrail::effective_guardrail;
-use crate::ports::{ChatEventStream, ChatProvider, ModelRouter};
+use crate::guardrail::{effective_guardrail, GuardrailConfig};
+use crate::ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
 use crate::router::Route;
 
 /// Who is calling, as far as the domain cares.
@@ -65,49 +65,70 @@ impl ChatService {
         self.router.models()
     }
 
-    /// Resolves the route and the effective guardrail; nothing reaches the provider when
-    /// this fails.
-    fn prepare(
-        &self,
-        caller: &Caller,
-        request: &mut ChatRequest,
-    ) -> Result<(Arc<Route>, FinishReasonStyle), GatewayError> {
+    /// Resolves the route, the effective guardrail and the finish-reason style; nothing
+    /// reaches the provider when this fails. The request itself is left as the client sent it.
+    fn prepare(&self, caller: &Caller, request: &ChatRequest) -> Result<Prepared, GatewayError> {
         let route = self.router.resolve(&request.model)?;
-        request.guardrail = effective_guardrail(&route.guardrail, request.guardrail.as_ref())?;
+        let guardrail =
+            effective_guardrail(&route.guardrail, request.requested_guardrail.as_ref())?;
         let style = caller
             .finish_reason_style
             .unwrap_or(route.finish_reason_style);
-        Ok((route, style))
+        Ok(Prepared {
+            route,
+            guardrail,
+            style,
+        })
     }
 
     pub async fn complete(
         &self,
         caller: &Caller,
-        mut request: ChatRequest,
+        request: ChatRequest,
     ) -> Result<Completion, GatewayError> {
-        let (route, style) = self.prepare(caller, &mut request)?;
-        let response = self.provider.complete(&route, &request).await?;
-        let finish_reason = response.stop_reason.finish_reason(style);
+        let prepared = self.prepare(caller, &request)?;
+        let response = self
+            .provider
+            .complete(prepared.provider_request(&request))
+            .await?;
+        let finish_reason = response.stop_reason.finish_reason(prepared.style);
         Ok(Completion {
-            route,
+            route: prepared.route,
             response,
             finish_reason,
-            finish_reason_style: style,
+            finish_reason_style: prepared.style,
         })
     }
 
     pub async fn stream(
         &self,
         caller: &Caller,
-        mut request: ChatRequest,
+        request: ChatRequest,
     ) -> Result<CompletionStream, GatewayError> {
-        let (route, style) = self.prepare(caller, &mut request)?;
-        let events = self.provider.stream(&route, &request).await?;
+        let prepared = self.prepare(caller, &request)?;
+        let events = self
+            .provider
+            .stream(prepared.provider_request(&request))
+            .await?;
         Ok(CompletionStream {
-            route,
-            finish_reason_style: style,
+            route: prepared.route,
+            finish_reason_style: prepared.style,
             events,
         })
+    }
+}
+
+/// What the service decided for one request before calling the provider.
+struct Prepared {
+    route: Arc<Route>,
+    /// The effective guardrail after policy.
+    guardrail: Option<GuardrailConfig>,
+    style: FinishReasonStyle,
+}
+
+impl Prepared {
+    fn provider_request<'a>(&'a self, chat: &'a ChatRequest) -> ProviderRequest<'a> {
+        ProviderRequest::new(&self.route, chat, self.guardrail.as_ref())
     }
 }
 
@@ -119,6 +140,7 @@ mod tests {
     use crate::finish_reason::StopReason;
     use crate::guardrail::{
         ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicy, GuardrailPolicyError,
+        GuardrailTrace, StreamProcessingMode,
     };
     use crate::ports::{MockChatProvider, MockModelRouter};
     use crate::router::RouteError;
@@ -198,14 +220,61 @@ mod tests {
         let mut provider = MockChatProvider::new();
         provider
             .expect_complete()
-            .withf(|_, request| request.guardrail == Some(guardrail("enforced")))
+            .withf(|request| request.guardrail == Some(&guardrail("enforced")))
             .times(1)
-            .returning(|_, _| Ok(response(StopReason::GuardrailIntervened)));
+            .returning(|_| Ok(response(StopReason::GuardrailIntervened)));
         let completion = service(router, provider)
             .complete(&Caller::default(), request())
             .await
             .unwrap();
         assert_eq!(completion.finish_reason, FinishReason::GuardrailIntervened);
+    }
+
+    #[tokio::test]
+    async fn the_provider_gets_the_effective_guardrail_beside_the_untouched_client_request() {
+        // The client names the enforced guardrail but asks for a full trace and async
+        // streaming; configuration pins the trace off. Policy merges the two, so what the
+        // provider must apply differs from what the client sent.
+        let enforced = GuardrailConfig {
+            trace: Some(GuardrailTrace::Disabled),
+            ..guardrail("enforced")
+        };
+        let requested = GuardrailConfig {
+            trace: Some(GuardrailTrace::EnabledFull),
+            stream_processing_mode: Some(StreamProcessingMode::Async),
+            ..guardrail("enforced")
+        };
+        let effective = GuardrailConfig {
+            trace: Some(GuardrailTrace::Disabled),
+            stream_processing_mode: Some(StreamProcessingMode::Async),
+            ..guardrail("enforced")
+        };
+        let mut router = MockModelRouter::new();
+        router.expect_resolve().returning(move |_| {
+            Ok(route(GuardrailPolicy {
+                configured: Some(ConfiguredGuardrail {
+                    guardrail: enforced.clone(),
+                    mode: GuardrailMode::Enforced,
+                }),
+                allow_client_guardrails: true,
+            }))
+        });
+        let sent = ChatRequest {
+            requested_guardrail: Some(requested),
+            stream: true,
+            ..request()
+        };
+        let expected_chat = sent.clone();
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_stream()
+            .withf(move |call| *call.chat == expected_chat && call.guardrail == Some(&effective))
+            .times(1)
+            .returning(|_| Ok(Box::pin(futures_util::stream::empty())));
+        service(router, provider)
+            .stream(&Caller::default(), sent)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -225,7 +294,7 @@ mod tests {
         provider.expect_stream().never();
         let service = service(router, provider);
         let mut req = request();
-        req.guardrail = Some(guardrail("client"));
+        req.requested_guardrail = Some(guardrail("client"));
         let err = service.stream(&Caller::default(), req).await.err().unwrap();
         assert!(matches!(
             err,
@@ -242,7 +311,7 @@ mod tests {
         let mut provider = MockChatProvider::new();
         provider
             .expect_complete()
-            .returning(|_, _| Ok(response(StopReason::GuardrailIntervened)));
+            .returning(|_| Ok(response(StopReason::GuardrailIntervened)));
         let caller = Caller {
             key_name: Some("strict-team".into()),
             finish_reason_style: Some(FinishReasonStyle::Strict),
@@ -265,7 +334,7 @@ mod tests {
             .expect_resolve()
             .returning(|_| Ok(route(GuardrailPolicy::open())));
         let mut provider = MockChatProvider::new();
-        provider.expect_complete().returning(|_, _| {
+        provider.expect_complete().returning(|_| {
             Err(ProviderError::Throttled {
                 message: "Too many requests".into(),
             })

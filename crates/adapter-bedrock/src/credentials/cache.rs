@@ -553,7 +553,7 @@ mod tests {
         let h = harness(Some(Duration::from_secs(3600)));
         h.fake.fail.store(true, Ordering::SeqCst);
         let error = h.creds.get().await.unwrap_err();
-        insta::assert_snapshot!(error.to_string(), @"could not obtain AWS credentials for account `acct`: assume role `arn:aws:iam::111122223333:role/r`: AccessDenied: not authorized to perform sts:AssumeRole with external id <redacted>");
+        insta::assert_snapshot!(error.to_string(), @"could not obtain credentials for account `acct`: assume role `arn:aws:iam::111122223333:role/r`: AccessDenied: not authorized to perform sts:AssumeRole with external id <redacted>");
         assert_eq!(error.kind(), "credentials_unavailable");
         h.fake.fail.store(false, Ordering::SeqCst);
         assert_eq!(key(&h.creds.get().await.unwrap()), "AKID2");

@@ -1,0 +1,93 @@
+//! Scalar parameters: token limits, sampling, stop sequences, stream options and
+//! `response_format`.
+
+use serde_json::Value;
+
+use super::fields::{invalid_type, invalid_value, required_string, unsupported, At, RequestError};
+
+pub(super) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
+    match &value {
+        Value::Number(number) => number
+            .as_u64()
+            .filter(|&n| n > 0)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid_value(at, "must be a positive integer")),
+        _ => Err(invalid_type(at, "a positive integer")),
+    }
+}
+
+pub(super) fn number_in(
+    value: Value,
+    at: &At<'_>,
+    min: f64,
+    max: f64,
+) -> Result<f32, RequestError> {
+    let Some(number) = value.as_f64() else {
+        return Err(invalid_type(at, "a number"));
+    };
+    if !(min..=max).contains(&number) {
+        return Err(invalid_value(
+            at,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    // Within the checked range f32 only loses digits no sampler distinguishes.
+    Ok(number as f32)
+}
+
+pub(super) fn boolean(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
+    value.as_bool().ok_or_else(|| invalid_type(at, "a boolean"))
+}
+
+pub(super) fn stop_sequences(value: Value, at: &At<'_>) -> Result<Vec<String>, RequestError> {
+    let non_empty = |text: String, at: &At<'_>| {
+        if text.is_empty() {
+            Err(invalid_value(at, "stop sequences must not be empty"))
+        } else {
+            Ok(text)
+        }
+    };
+    match value {
+        Value::String(text) => Ok(vec![non_empty(text, at)?]),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = at.index(i);
+                match item {
+                    Value::String(text) => non_empty(text, &at),
+                    _ => Err(invalid_type(&at, "a string")),
+                }
+            })
+            .collect(),
+        _ => Err(invalid_type(at, "a string or an array of strings")),
+    }
+}
+
+pub(super) fn stream_options(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
+    let Value::Object(mut options) = value else {
+        return Err(invalid_type(at, "an object"));
+    };
+    match options.remove("include_usage") {
+        None | Some(Value::Null) => Ok(false),
+        Some(value) => boolean(value, &at.key("include_usage")),
+    }
+}
+
+pub(super) fn response_format(value: Value, at: &At<'_>) -> Result<(), RequestError> {
+    let Value::Object(mut format) = value else {
+        return Err(invalid_type(at, "an object"));
+    };
+    let kind = required_string(&mut format, "type", at)?;
+    match kind.as_str() {
+        "text" => Ok(()),
+        "json_object" | "json_schema" => Err(unsupported(
+            &at.key("type"),
+            format!("{kind} is not supported by this gateway: describe the format in the prompt or use a tool"),
+        )),
+        other => Err(invalid_value(
+            &at.key("type"),
+            format!("unknown value {other:?}: expected text"),
+        )),
+    }
+}
