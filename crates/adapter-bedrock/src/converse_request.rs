@@ -71,7 +71,7 @@ pub fn converse_request<'a>(
             top_p: request.inference.top_p,
             stop_sequences: &request.inference.stop,
         }),
-        tool_config: tool_config(request),
+        tool_config: tool_config(request)?,
         guardrail_config: call.guardrail.map(|guardrail| GuardrailConfiguration {
             guardrail_identifier: &guardrail.identifier,
             guardrail_version: &guardrail.version,
@@ -99,8 +99,17 @@ pub fn converse_body(
     })
 }
 
-fn content_block(part: &ContentPart) -> ContentBlock<'_> {
-    match part {
+/// A request kind this adapter was not written for (the domain's enums are non-exhaustive):
+/// refused before any call rather than dropped, so the model never answers a different
+/// question than the one asked.
+fn unsupported(what: &str) -> ProviderError {
+    ProviderError::InvalidRequest {
+        message: format!("Bedrock Converse cannot take this {what}"),
+    }
+}
+
+fn content_block(part: &ContentPart) -> Result<ContentBlock<'_>, ProviderError> {
+    Ok(match part {
         ContentPart::Text(text) => ContentBlock::Text(text),
         ContentPart::Image(image) => ContentBlock::Image(ImageBlock {
             format: image.format.as_str(),
@@ -118,7 +127,8 @@ fn content_block(part: &ContentPart) -> ContentBlock<'_> {
             // successful tool turns valid for every model.
             status: result.is_error.then_some(ToolResultStatus::Error),
         }),
-    }
+        _ => return Err(unsupported("kind of content part")),
+    })
 }
 
 fn history_has_tool_blocks(request: &ChatRequest) -> bool {
@@ -130,11 +140,11 @@ fn history_has_tool_blocks(request: &ChatRequest) -> bool {
     })
 }
 
-fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
+fn tool_config(request: &ChatRequest) -> Result<Option<ToolConfiguration<'_>>, ProviderError> {
     let history_needs_tools = history_has_tool_blocks(request);
     let choice_none = matches!(request.tool_choice, Some(DomainToolChoice::None));
     if choice_none && !history_needs_tools {
-        return None;
+        return Ok(None);
     }
     if !request.tools.is_empty() {
         let tool_choice = match &request.tool_choice {
@@ -144,6 +154,7 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
             Some(DomainToolChoice::Tool(name)) => {
                 Some(ToolChoice::Tool(SpecificToolChoice { name }))
             }
+            Some(_) => return Err(unsupported("tool_choice")),
         };
         let tools = request
             .tools
@@ -156,10 +167,10 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
                 })
             })
             .collect();
-        return Some(ToolConfiguration { tools, tool_choice });
+        return Ok(Some(ToolConfiguration { tools, tool_choice }));
     }
     if !history_needs_tools {
-        return None;
+        return Ok(None);
     }
     let mut names: Vec<&str> = Vec::new();
     for message in &request.messages {
@@ -173,9 +184,9 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
     }
     // Tool results alone (their calls trimmed from the history) name no tool to declare.
     if names.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(ToolConfiguration {
+    Ok(Some(ToolConfiguration {
         tools: names
             .into_iter()
             .map(|name| {
@@ -187,7 +198,7 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfiguration<'_>> {
             })
             .collect(),
         tool_choice: None,
-    })
+    }))
 }
 
 #[cfg(test)]

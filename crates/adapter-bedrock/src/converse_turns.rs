@@ -20,7 +20,7 @@ const USER_FIRST: &str = "the conversation must start with a user message (after
 /// neighbours merged, user first.
 pub(crate) fn converse_turns<'a>(
     messages: &'a [Message],
-    content_block: fn(&'a ContentPart) -> ContentBlock<'a>,
+    content_block: fn(&'a ContentPart) -> Result<ContentBlock<'a>, ProviderError>,
 ) -> Result<Vec<WireMessage<'a>>, ProviderError> {
     if let Some(first) = messages.first() {
         if first.role != Role::User {
@@ -38,10 +38,14 @@ pub(crate) fn converse_turns<'a>(
         };
         let blocks = message.content.iter().map(content_block);
         match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
+            Some(last) if last.role == role => {
+                for block in blocks {
+                    last.content.push(block?);
+                }
+            }
             _ => turns.push(WireMessage {
                 role,
-                content: blocks.collect(),
+                content: blocks.collect::<Result<_, _>>()?,
             }),
         }
     }
@@ -53,9 +57,9 @@ mod tests {
     use super::*;
     use gateway_core::ToolResult;
 
-    fn text(part: &ContentPart) -> ContentBlock<'_> {
+    fn text(part: &ContentPart) -> Result<ContentBlock<'_>, ProviderError> {
         match part {
-            ContentPart::Text(text) => ContentBlock::Text(text),
+            ContentPart::Text(text) => Ok(ContentBlock::Text(text)),
             other => panic!("only text in these tests: {other:?}"),
         }
     }
@@ -111,7 +115,7 @@ mod tests {
             message(Role::User, "Explain that result"),
         ];
         let turns = converse_turns(&messages, |part| match part {
-            ContentPart::ToolResult(_) => ContentBlock::Text("<result>"),
+            ContentPart::ToolResult(_) => Ok(ContentBlock::Text("<result>")),
             other => text(other),
         })
         .unwrap();

@@ -27,7 +27,7 @@
 
 use std::borrow::Cow;
 
-use gateway_core::{GatewayError, ProviderError, RouteError};
+use gateway_core::{GatewayError, ProviderError};
 use http::StatusCode;
 use serde::Serialize;
 
@@ -173,21 +173,15 @@ impl ApiError {
     /// `positions` reports a provider's message index as the index the client sent.
     pub(crate) fn from_gateway(error: &GatewayError, positions: &MessagePositions) -> Self {
         match error {
-            GatewayError::Route(route) => {
-                let status = match route {
-                    // OpenAI answers 404 `model_not_found` for any model it cannot serve.
-                    RouteError::UnknownModel(_) | RouteError::MalformedName(_) => {
-                        StatusCode::NOT_FOUND
-                    }
-                };
-                Self::new(
-                    status,
-                    INVALID_REQUEST,
-                    "model_not_found",
-                    route.to_string(),
-                )
-                .with_param("model")
-            }
+            // OpenAI answers 404 `model_not_found` for any model it cannot serve, whatever
+            // the reason (unknown, malformed, or one a later version adds).
+            GatewayError::Route(route) => Self::new(
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "model_not_found",
+                route.to_string(),
+            )
+            .with_param("model"),
             GatewayError::Guardrail(policy) => Self::new(
                 StatusCode::BAD_REQUEST,
                 INVALID_REQUEST,
@@ -200,6 +194,14 @@ impl ApiError {
                 message,
             }) => Self::turn_order(positions.openai_index(*message_index), message),
             GatewayError::Provider(provider) => Self::from_provider(provider),
+            // A failure kind this adapter does not know yet: the gateway's own fault until it
+            // is mapped here.
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                SERVER_ERROR,
+                "internal_error",
+                other.to_string(),
+            ),
         }
     }
 
@@ -274,6 +276,14 @@ impl ApiError {
                 "upstream_protocol_error",
                 message,
             ),
+            // A provider failure kind this adapter does not know yet: reported like any
+            // upstream failure, under its own kind in the logs and metrics.
+            _ => Self::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER_ERROR,
+                "upstream_error",
+                message,
+            ),
         }
     }
 
@@ -301,7 +311,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::GuardrailPolicyError;
+    use gateway_core::{GuardrailPolicyError, RouteError};
 
     fn every_provider_error() -> Vec<ProviderError> {
         let message = || "upstream said no".to_string();

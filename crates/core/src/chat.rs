@@ -56,6 +56,8 @@ impl InferenceParams {
     }
 }
 
+/// Exhaustive on purpose: a conversation has exactly these two parties (system text is kept
+/// apart), and adapters map each turn without a fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -72,6 +74,7 @@ pub struct Message {
 /// One piece of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentPart {
     Text(String),
     Image(Image),
@@ -83,6 +86,7 @@ pub enum ContentPart {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ImageFormat {
     Png,
     Jpeg,
@@ -147,6 +151,7 @@ pub struct ToolSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ToolChoice {
     /// The model decides.
     Auto,
@@ -185,6 +190,7 @@ pub struct ChatResponse {
 /// One step of a streamed answer, in the order the provider produced them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChatEvent {
     /// The assistant message begins.
     MessageStart,

@@ -10,6 +10,7 @@ use crate::router::RouteError;
 ///
 /// Messages never carry credentials, signatures or tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProviderError {
     /// The provider refused the request as invalid (e.g. Bedrock's `ValidationException`).
     #[error("{message}")]
@@ -75,6 +76,7 @@ impl ProviderError {
 
 /// Why the gateway could not answer a chat request.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum GatewayError {
     #[error(transparent)]
     Route(#[from] RouteError),

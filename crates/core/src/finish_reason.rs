@@ -13,6 +13,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Why Bedrock stopped generating (Converse `stopReason`).
+///
+/// Exhaustive on purpose: new Bedrock values arrive as `Unknown` at run time, and each style's
+/// mapping must name every known value (a new one is a compile error in the table).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StopReason {
     EndTurn,
@@ -123,6 +126,9 @@ impl<'de> Deserialize<'de> for StopReason {
 }
 
 /// OpenAI `finish_reason` values the gateway sends.
+///
+/// Exhaustive on purpose: the strict style folds every value into OpenAI's standard ones and
+/// the adapter writes each one; both must be compile errors when a value is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -156,6 +162,8 @@ impl fmt::Display for FinishReason {
 }
 
 /// Which finish-reason vocabulary a client gets.
+///
+/// Exhaustive on purpose: one mapping table per style, matched exhaustively.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FinishReasonStyle {

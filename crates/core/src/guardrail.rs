@@ -34,6 +34,7 @@ impl GuardrailConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum GuardrailTrace {
     Enabled,
     Disabled,
@@ -63,6 +64,7 @@ impl GuardrailTrace {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StreamProcessingMode {
     Sync,
     Async,
@@ -88,6 +90,9 @@ impl StreamProcessingMode {
 }
 
 /// How a configured guardrail treats the client's.
+///
+/// Exhaustive on purpose: `effective_guardrail` and its table test decide every mode; a new
+/// mode must be a compile error there, not a silent fallback.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GuardrailMode {
@@ -124,6 +129,7 @@ impl GuardrailPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum GuardrailPolicyError {
     #[error(
         "guardrail {configured_identifier} version {configured_version} is enforced for this model; \

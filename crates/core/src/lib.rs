@@ -4,6 +4,97 @@
 //! stop reasons become OpenAI finish reasons, and it defines the ports that adapters
 //! implement. It does no I/O and depends on no runtime, HTTP or AWS crate, so other hosts
 //! can embed it and implement the ports themselves.
+//!
+//! # Embedding
+//!
+//! A host supplies a [`ChatProvider`] (here one that answers every request the same way)
+//! and a [`ModelCatalog`], then asks [`ChatService`]. The service resolves the model,
+//! applies guardrail policy and maps the stop reason; the provider only sees a prepared
+//! [`ProviderRequest`]. Core needs no runtime: the futures below are driven by a tiny
+//! `block_on` written with the standard library.
+//!
+//! ```
+//! use std::future::Future;
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll, Wake, Waker};
+//!
+//! use gateway_core::guardrail::GuardrailPolicy;
+//! use gateway_core::{
+//!     Caller, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
+//!     ContentPart, FinishReason, FinishReasonStyle, Message, ModelCatalog, ModelEntry,
+//!     ProviderError, ProviderRequest, Role, StopReason, Usage,
+//! };
+//!
+//! /// A provider that answers every request with the same text.
+//! struct Canned;
+//!
+//! #[async_trait::async_trait]
+//! impl ChatProvider for Canned {
+//!     async fn complete<'a>(
+//!         &self,
+//!         request: ProviderRequest<'a>,
+//!     ) -> Result<ChatResponse, ProviderError> {
+//!         Ok(ChatResponse {
+//!             text: Some(format!("{} says hello", request.route.model_id)),
+//!             reasoning: None,
+//!             tool_calls: vec![],
+//!             stop_reason: StopReason::EndTurn,
+//!             usage: Usage::default(),
+//!             guardrail_trace: None,
+//!         })
+//!     }
+//!
+//!     async fn stream<'a>(
+//!         &self,
+//!         _request: ProviderRequest<'a>,
+//!     ) -> Result<ChatEventStream, ProviderError> {
+//!         Err(ProviderError::Unavailable { message: "no streaming here".into() })
+//!     }
+//! }
+//!
+//! /// Polls a future to completion on this thread, parking between polls.
+//! fn block_on<F: Future>(future: F) -> F::Output {
+//!     struct Unpark(std::thread::Thread);
+//!     impl Wake for Unpark {
+//!         fn wake(self: Arc<Self>) {
+//!             self.0.unpark();
+//!         }
+//!     }
+//!     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+//!     let mut context = Context::from_waker(&waker);
+//!     let mut future = std::pin::pin!(future);
+//!     loop {
+//!         match future.as_mut().poll(&mut context) {
+//!             Poll::Ready(output) => return output,
+//!             Poll::Pending => std::thread::park(),
+//!         }
+//!     }
+//! }
+//!
+//! let catalog = ModelCatalog::new([ModelEntry {
+//!     account: "local".into(),
+//!     model: "echo".into(),
+//!     model_id: "echo-v1".into(),
+//!     region: "here".into(),
+//!     guardrail: GuardrailPolicy::open(),
+//!     finish_reason_style: FinishReasonStyle::Bedrock,
+//! }])
+//! .expect("model names are unique");
+//! let service = ChatService::new(Arc::new(catalog), Arc::new(Canned));
+//!
+//! let request = ChatRequest {
+//!     model: "local/echo".into(),
+//!     messages: vec![Message {
+//!         role: Role::User,
+//!         content: vec![ContentPart::Text("Hi".into())],
+//!     }],
+//!     ..ChatRequest::default()
+//! };
+//! let completion = block_on(service.complete(&Caller::default(), request))
+//!     .expect("the canned provider always answers");
+//! assert_eq!(completion.response.text.as_deref(), Some("echo-v1 says hello"));
+//! assert_eq!(completion.finish_reason, FinishReason::Stop);
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod chat;

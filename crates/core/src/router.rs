@@ -37,6 +37,7 @@ pub struct ModelEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RouteError {
     #[error("the model `{0}` does not exist: use one of the names GET /v1/models lists, as `<account>/<model>`")]
     UnknownModel(String),

@@ -138,6 +138,9 @@ impl ChunkEncoder {
                 usage,
                 guardrail_trace,
             } => return self.metadata(usage, guardrail_trace.as_ref()),
+            // An event kind this encoder does not know carries nothing an OpenAI chunk can
+            // show; skipping it keeps the stream valid.
+            _ => return None,
         };
         let mut out = self.buffer(64);
         self.write_delta(&mut out, delta);

@@ -62,6 +62,20 @@ pub(super) fn required_string(
     }
 }
 
+/// A present, non-null object under `key`; `expected` describes it in the type error.
+pub(super) fn required_object(
+    object: &mut Map<String, Value>,
+    key: &'static str,
+    at: &At<'_>,
+    expected: &str,
+) -> Result<Map<String, Value>, RequestError> {
+    match object.remove(key) {
+        None | Some(Value::Null) => Err(missing(&at.key(key))),
+        Some(Value::Object(inner)) => Ok(inner),
+        Some(_) => Err(invalid_type(&at.key(key), expected)),
+    }
+}
+
 /// Where a value sits in the request, built on the stack and formatted only for errors.
 #[derive(Clone, Copy)]
 pub(super) enum At<'a> {

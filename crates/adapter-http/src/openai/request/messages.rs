@@ -5,7 +5,8 @@ use gateway_core::{ContentPart, Image, ImageFormat, Message, Role, ToolCall, Too
 use serde_json::{Map, Value};
 
 use super::fields::{
-    invalid_type, invalid_value, missing, required_string, unsupported, At, RequestError,
+    invalid_type, invalid_value, missing, required_object, required_string, unsupported, At,
+    RequestError,
 };
 use super::tools::check_function_type;
 
@@ -242,11 +243,7 @@ fn tool_call(call: Value, at: &At<'_>) -> Result<ToolCall, RequestError> {
     let id = required_string(&mut call, "id", at)?;
     check_function_type(&mut call, at)?;
     let function_at = at.key("function");
-    let mut function = match call.remove("function") {
-        None | Some(Value::Null) => return Err(missing(&function_at)),
-        Some(Value::Object(function)) => function,
-        Some(_) => return Err(invalid_type(&function_at, "an object")),
-    };
+    let mut function = required_object(&mut call, "function", at, "an object")?;
     let name = required_string(&mut function, "name", &function_at)?;
     let arguments_at = function_at.key("arguments");
     let input = match function.remove("arguments") {
@@ -298,11 +295,7 @@ fn typed_part(part: Value, at: &At<'_>) -> Result<(String, Map<String, Value>), 
 /// `{"image_url": {"url": "data:image/png;base64,..."}}`: Bedrock takes images inline only.
 fn image(part: &mut Map<String, Value>, at: &At<'_>) -> Result<Image, RequestError> {
     let image_at = at.key("image_url");
-    let mut image_url = match part.remove("image_url") {
-        None | Some(Value::Null) => return Err(missing(&image_at)),
-        Some(Value::Object(object)) => object,
-        Some(_) => return Err(invalid_type(&image_at, "an object with a `url`")),
-    };
+    let mut image_url = required_object(part, "image_url", at, "an object with a `url`")?;
     let url = required_string(&mut image_url, "url", &image_at)?;
     data_url(url, &image_at.key("url"))
 }

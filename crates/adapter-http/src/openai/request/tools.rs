@@ -4,7 +4,7 @@ use gateway_core::{ChatRequest, ToolChoice, ToolSpec};
 use serde_json::{Map, Value};
 
 use super::fields::{
-    invalid_type, invalid_value, missing, required_string, unsupported, At, RequestError,
+    invalid_type, invalid_value, required_object, required_string, unsupported, At, RequestError,
 };
 
 pub(super) fn tools(value: Value, at: &At<'_>) -> Result<Vec<ToolSpec>, RequestError> {
@@ -24,11 +24,7 @@ fn tool(value: Value, at: &At<'_>) -> Result<ToolSpec, RequestError> {
     };
     check_function_type(&mut tool, at)?;
     let function_at = at.key("function");
-    let mut function = match tool.remove("function") {
-        None | Some(Value::Null) => return Err(missing(&function_at)),
-        Some(Value::Object(function)) => function,
-        Some(_) => return Err(invalid_type(&function_at, "an object")),
-    };
+    let mut function = required_object(&mut tool, "function", at, "an object")?;
     let name = required_string(&mut function, "name", &function_at)?;
     if name.is_empty() {
         return Err(invalid_value(&function_at.key("name"), "must not be empty"));
@@ -86,11 +82,7 @@ pub(super) fn tool_choice(value: Value, at: &At<'_>) -> Result<ToolChoice, Reque
         Value::Object(mut choice) => {
             check_function_type(&mut choice, at)?;
             let function_at = at.key("function");
-            let mut function = match choice.remove("function") {
-                None | Some(Value::Null) => return Err(missing(&function_at)),
-                Some(Value::Object(function)) => function,
-                Some(_) => return Err(invalid_type(&function_at, "an object")),
-            };
+            let mut function = required_object(&mut choice, "function", at, "an object")?;
             Ok(ToolChoice::Tool(required_string(
                 &mut function,
                 "name",
