@@ -17,7 +17,8 @@
 use std::sync::LazyLock;
 
 use gateway_core::{
-    ChatRequest, ContentPart, ProviderError, ProviderRequest, ToolChoice as DomainToolChoice,
+    ChatRequest, ContentPart, ProviderError, ProviderRequest, SystemPart,
+    ToolChoice as DomainToolChoice,
 };
 use serde_json::Value;
 
@@ -63,8 +64,8 @@ pub fn converse_request<'a>(
         system: request
             .system
             .iter()
-            .map(|text| SystemContentBlock::Text(text))
-            .collect(),
+            .map(system_block)
+            .collect::<Result<_, _>>()?,
         inference_config: (!request.inference.is_empty()).then(|| InferenceConfiguration {
             max_tokens: request.inference.max_tokens,
             temperature: request.inference.temperature,
@@ -105,6 +106,13 @@ pub fn converse_body(
 fn unsupported(what: &str) -> ProviderError {
     ProviderError::InvalidRequest {
         message: format!("Bedrock Converse cannot take this {what}"),
+    }
+}
+
+fn system_block(part: &SystemPart) -> Result<SystemContentBlock<'_>, ProviderError> {
+    match part {
+        SystemPart::Text(text) => Ok(SystemContentBlock::Text(text)),
+        _ => Err(unsupported("kind of system part")),
     }
 }
 
@@ -217,6 +225,8 @@ mod tests {
             region: "us-east-1".into(),
             guardrail: Default::default(),
             finish_reason_style: Default::default(),
+            drop_unsupported_params: false,
+            family: None,
         }
     }
 
@@ -270,6 +280,7 @@ mod tests {
                 name: "f".into(),
                 description: None,
                 parameters: serde_json::json!({"type": "object"}),
+                cache_point: None,
             }],
             tool_choice: Some(DomainToolChoice::None),
             ..ChatRequest::default()

@@ -5,7 +5,7 @@
 //! the stop reason goes through [`StopReason::parse`], so a value this build does not know
 //! survives as `Unknown` instead of failing the request.
 
-use gateway_core::{ChatResponse, ProviderError, StopReason, ToolCall, Usage};
+use gateway_core::{ChatResponse, ProviderError, ReasoningBlock, StopReason, ToolCall, Usage};
 
 use crate::wire::{ConverseResponse, TokenUsage};
 
@@ -24,7 +24,7 @@ pub fn parse_converse_response(body: &[u8]) -> Result<ChatResponse, ProviderErro
 /// The domain answer for a parsed Converse response.
 pub fn chat_response(wire: ConverseResponse) -> ChatResponse {
     let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
+    let mut reasoning = Vec::new();
     let mut tool_calls = Vec::new();
     for block in wire
         .output
@@ -35,8 +35,15 @@ pub fn chat_response(wire: ConverseResponse) -> ChatResponse {
         if let Some(block_text) = block.text {
             append(&mut text, block_text);
         }
-        if let Some(reasoning_text) = block.reasoning_content.and_then(|r| r.reasoning_text) {
-            append(&mut reasoning, reasoning_text.text);
+        if let Some(content) = block.reasoning_content {
+            if let Some(thinking) = content.reasoning_text {
+                reasoning.push(ReasoningBlock::Thinking {
+                    text: thinking.text,
+                    signature: thinking.signature,
+                });
+            } else if let Some(data) = content.redacted_content {
+                reasoning.push(ReasoningBlock::Redacted { data });
+            }
         }
         if let Some(tool_use) = block.tool_use {
             tool_calls.push(ToolCall {
@@ -53,6 +60,7 @@ pub fn chat_response(wire: ConverseResponse) -> ChatResponse {
         stop_reason: StopReason::parse(&wire.stop_reason),
         usage: usage(wire.usage),
         guardrail_trace: wire.trace.and_then(|trace| trace.guardrail),
+        additional_model_response_fields: wire.additional_model_response_fields,
     }
 }
 
@@ -98,6 +106,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(response.text, None);
-        assert_eq!(response.reasoning, None);
+        assert!(response.reasoning.is_empty());
     }
 }

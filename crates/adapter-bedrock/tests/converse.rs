@@ -84,6 +84,8 @@ fn route(model_id: &str) -> Route {
         region: "us-east-1".into(),
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
+        drop_unsupported_params: false,
+        family: None,
     }
 }
 

@@ -28,6 +28,8 @@ fn domain_requests_become_converse_bodies() {
             region: "us-east-1".into(),
             guardrail: Default::default(),
             finish_reason_style: Default::default(),
+            drop_unsupported_params: false,
+            family: None,
         };
         let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
         let body: Value = serde_json::from_slice(&converse_body(call, operation).unwrap()).unwrap();

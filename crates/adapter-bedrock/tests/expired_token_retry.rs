@@ -93,6 +93,8 @@ fn route() -> Route {
         region: "us-east-1".into(),
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
+        drop_unsupported_params: false,
+        family: None,
     }
 }
 

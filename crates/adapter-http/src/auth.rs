@@ -35,6 +35,7 @@ impl KeyStore {
         matched.map(|key| Caller {
             key_name: Some(key.name.clone()),
             finish_reason_style: key.finish_reason_style,
+            drop_unsupported_params: key.drop_unsupported_params,
         })
     }
 }
@@ -80,11 +81,13 @@ mod tests {
                 name: "team-a".into(),
                 key: "sk-a".into(),
                 finish_reason_style: None,
+                drop_unsupported_params: None,
             },
             GatewayKey {
                 name: "strict".into(),
                 key: "sk-strict-longer".into(),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
+                drop_unsupported_params: None,
             },
         ])
     }
@@ -100,6 +103,7 @@ mod tests {
             Some(Caller {
                 key_name: Some("strict".into()),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
+                drop_unsupported_params: None,
             })
         );
         assert_eq!(

@@ -19,6 +19,9 @@ pub struct GatewayKey {
     pub key: SecretString,
     /// Overrides the account's finish-reason style for clients using this key.
     pub finish_reason_style: Option<FinishReasonStyle>,
+    /// Overrides the account's `drop_unsupported_params` for clients using this key.
+    #[serde(default)]
+    pub drop_unsupported_params: Option<bool>,
 }
 
 /// The shortest key accepted from configuration: shorter ones are guessable.
@@ -73,6 +76,7 @@ mod tests {
                 name: "team-a".into(),
                 key: "sk-very-secret".into(),
                 finish_reason_style: None,
+                drop_unsupported_params: None,
             }],
             ..HttpSettings::default()
         };

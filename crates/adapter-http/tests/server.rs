@@ -55,7 +55,7 @@ struct FakeProvider {
 fn response(text: &str, stop_reason: StopReason) -> ChatResponse {
     ChatResponse {
         text: Some(text.into()),
-        reasoning: None,
+        reasoning: vec![],
         tool_calls: vec![],
         stop_reason,
         usage: Usage {
@@ -66,6 +66,7 @@ fn response(text: &str, stop_reason: StopReason) -> ChatResponse {
             cache_write_input_tokens: None,
         },
         guardrail_trace: None,
+        additional_model_response_fields: None,
     }
 }
 
@@ -180,6 +181,8 @@ impl TestGateway {
             region: "us-east-1".into(),
             guardrail: GuardrailPolicy::open(),
             finish_reason_style: FinishReasonStyle::Bedrock,
+            family: None,
+            drop_unsupported_params: false,
         };
         let catalog = ModelCatalog::new(
             [
@@ -201,11 +204,13 @@ impl TestGateway {
                 name: "team-a".into(),
                 key: KEY.into(),
                 finish_reason_style: None,
+                drop_unsupported_params: None,
             },
             GatewayKey {
                 name: "strict".into(),
                 key: STRICT_KEY.into(),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
+                drop_unsupported_params: None,
             },
         ];
         let app = HttpApp::new(

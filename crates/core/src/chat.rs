@@ -6,16 +6,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::document::Document;
 use crate::finish_reason::StopReason;
 use crate::guardrail::GuardrailConfig;
+use crate::options::{Latency, Reasoning, ResponseFormat, ServiceTier};
 
 /// One chat completion request, as the client asked for it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The public model name the client sent, e.g. `internal-bedrock/claude-3`.
     pub model: String,
-    /// System and developer instructions, in order.
-    pub system: Vec<String>,
+    /// System and developer instructions, in order, with any cache points between them.
+    pub system: Vec<SystemPart>,
     /// The conversation as the client gave it, one entry per client message (tool results
     /// are user messages). Consecutive messages may share a role and the first may be the
     /// assistant's: shaping turns for a provider's rules (Converse merges same-role turns
@@ -30,9 +32,36 @@ pub struct ChatRequest {
     /// the request snapshots and domain fixtures have always used.)
     #[serde(rename = "guardrail")]
     pub requested_guardrail: Option<GuardrailConfig>,
+    /// How much the model should think before answering, if at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// The shape the answer's text must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// The provider's processing tier; `None` is the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
+    /// Latency-optimized inference (Converse `performanceConfig.latency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// Key-value pairs the provider records with the invocation (Converse
+    /// `requestMetadata`), in the client's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_metadata: Vec<(String, String)>,
     /// Provider-specific request fields passed through unchanged
-    /// (Converse `additionalModelRequestFields`).
+    /// (Converse `additionalModelRequestFields`). An object.
     pub additional_model_request_fields: Option<Value>,
+    /// JSON pointers of model-specific response fields to return (Converse
+    /// `additionalModelResponseFieldPaths`); they come back in
+    /// [`ChatResponse::additional_model_response_fields`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_model_response_field_paths: Vec<String>,
+    /// Parameters the client set that the gateway cannot honour (OpenAI `n` > 1,
+    /// `logprobs`, `seed`, ...), by the client's name for them. The service refuses the
+    /// request naming the first one unless the caller or account drops them
+    /// ([`Caller::drop_unsupported_params`](crate::Caller::drop_unsupported_params)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_parameters: Vec<String>,
     pub stream: bool,
     /// Streaming only: send a final chunk with usage (`stream_options.include_usage`).
     pub include_usage: bool,
@@ -71,6 +100,19 @@ pub struct Message {
     pub content: Vec<ContentPart>,
 }
 
+/// One piece of the system prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SystemPart {
+    Text(String),
+    /// Text a guardrail evaluates even when the rest of the prompt is not evaluated
+    /// (Bedrock's selective evaluation, `guardContent`).
+    GuardedText(String),
+    /// Everything before this point may be cached by the provider.
+    CachePoint(CachePoint),
+}
+
 /// One piece of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,10 +120,71 @@ pub struct Message {
 pub enum ContentPart {
     Text(String),
     Image(Image),
+    /// An inline document (PDF, spreadsheet, text, ...).
+    Document(Document),
+    /// Text the guardrail evaluates: when a message holds guarded text, a guardrail
+    /// evaluates only the guarded parts (Bedrock's `guardContent`).
+    GuardedText(String),
+    /// The model's reasoning from an earlier assistant turn, given back verbatim so the
+    /// provider can verify it (signatures and redacted data must be intact).
+    Reasoning(ReasoningBlock),
+    /// Everything before this point (tools, system, earlier messages and parts) may be
+    /// cached by the provider.
+    CachePoint(CachePoint),
     /// A tool call the assistant made earlier in the conversation.
     ToolUse(ToolCall),
     /// The answer to a tool call, sent back by the client.
     ToolResult(ToolResult),
+}
+
+/// A prompt-cache boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachePoint {
+    /// How long the cached prefix lives; `None` is the provider's default (5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<CacheTtl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CacheTtl {
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+impl CacheTtl {
+    /// `5m` | `1h`, as both OpenAI-style clients and Bedrock write it.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "5m" => Some(Self::FiveMinutes),
+            "1h" => Some(Self::OneHour),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FiveMinutes => "5m",
+            Self::OneHour => "1h",
+        }
+    }
+}
+
+/// One block of a model's reasoning, in the order the model produced them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReasoningBlock {
+    /// Readable reasoning and the provider's signature over it.
+    Thinking {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Reasoning the provider encrypted (base64), to be given back as it came.
+    Redacted { data: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +250,9 @@ pub struct ToolSpec {
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+    /// A cache point right after this tool's definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_point: Option<CachePoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +270,9 @@ pub enum ToolChoice {
 }
 
 /// Token counts as the provider reported them.
+///
+/// `input_tokens` counts only the input tokens that were neither read from nor written to
+/// the prompt cache (Bedrock's `inputTokens`); the cache counts are apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
@@ -173,18 +282,58 @@ pub struct Usage {
     pub cache_write_input_tokens: Option<u64>,
 }
 
+impl Usage {
+    /// Every token of the prompt: uncached, read from the cache and written to it
+    /// (what OpenAI calls `prompt_tokens`).
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_input_tokens.unwrap_or(0))
+            .saturating_add(self.cache_write_input_tokens.unwrap_or(0))
+    }
+}
+
 /// A complete, non-streamed answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     /// Text blocks concatenated in order, if any.
     pub text: Option<String>,
-    /// Reasoning text, if the model returned any.
-    pub reasoning: Option<String>,
+    /// The model's reasoning blocks, in order (empty when it did not reason).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<ReasoningBlock>,
     pub tool_calls: Vec<ToolCall>,
     pub stop_reason: StopReason,
     pub usage: Usage,
     /// Bedrock's `trace.guardrail`, kept as raw JSON.
     pub guardrail_trace: Option<Value>,
+    /// The model-specific fields the request asked for by path, as the provider sent them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_model_response_fields: Option<Value>,
+}
+
+impl ChatResponse {
+    /// An answer with only `text` and `stop_reason`; the rest empty.
+    pub fn text(text: impl Into<String>, stop_reason: StopReason) -> Self {
+        Self {
+            text: Some(text.into()),
+            reasoning: Vec::new(),
+            tool_calls: Vec::new(),
+            stop_reason,
+            usage: Usage::default(),
+            guardrail_trace: None,
+            additional_model_response_fields: None,
+        }
+    }
+
+    /// The readable reasoning text, blocks concatenated in order; `None` when there is none.
+    pub fn reasoning_text(&self) -> Option<String> {
+        let mut text: Option<String> = None;
+        for block in &self.reasoning {
+            if let ReasoningBlock::Thinking { text: piece, .. } = block {
+                text.get_or_insert_with(String::new).push_str(piece);
+            }
+        }
+        text
+    }
 }
 
 /// One step of a streamed answer, in the order the provider produced them.
@@ -195,7 +344,13 @@ pub enum ChatEvent {
     /// The assistant message begins.
     MessageStart,
     TextDelta(String),
+    /// A piece of the current reasoning block's text.
     ReasoningDelta(String),
+    /// The signature that closes the current reasoning block; comes after its text and
+    /// before any text or tool call.
+    ReasoningSignature(String),
+    /// A whole redacted reasoning block (base64).
+    RedactedReasoning(String),
     /// A tool call begins; `index` counts tool calls in this answer, from 0.
     ToolCallStart {
         index: u32,
@@ -207,6 +362,8 @@ pub enum ChatEvent {
         index: u32,
         arguments: String,
     },
+    /// The model-specific response fields the request asked for; before `Stop`.
+    AdditionalResponseFields(Value),
     /// Generation stopped.
     Stop(StopReason),
     /// Usage and trace, after the stop.

@@ -15,6 +15,14 @@ pub enum ProviderError {
     /// The provider refused the request as invalid (e.g. Bedrock's `ValidationException`).
     #[error("{message}")]
     InvalidRequest { message: String },
+    /// The route's model cannot do what one feature of the request asks (reasoning on a
+    /// model without it, more cache points than the provider allows, ...). Found before any
+    /// call; `feature` lets each API door name the field in its own terms.
+    #[error("{message}")]
+    Unsupported {
+        feature: RequestFeature,
+        message: String,
+    },
     /// The provider cannot take the conversation in the order it was given (e.g. it must
     /// start with a user turn). Found before any call, so it is the client's to fix.
     /// `message_index` indexes [`ChatRequest::messages`](crate::ChatRequest::messages).
@@ -60,6 +68,7 @@ impl ProviderError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::Unsupported { .. } => "unsupported_feature",
             Self::TurnOrder { .. } => "invalid_turn_order",
             Self::Unauthorized { .. } => "upstream_unauthorized",
             Self::Credentials { .. } => "credentials_unavailable",
@@ -74,6 +83,28 @@ impl ProviderError {
     }
 }
 
+/// A feature of [`ChatRequest`](crate::ChatRequest) a provider may be unable to honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestFeature {
+    /// [`ChatRequest::reasoning`](crate::ChatRequest::reasoning).
+    Reasoning,
+    /// [`ChatRequest::response_format`](crate::ChatRequest::response_format).
+    ResponseFormat,
+    /// Cache points anywhere in the request.
+    CachePoint,
+    /// Document content parts.
+    Document,
+    /// [`ChatRequest::service_tier`](crate::ChatRequest::service_tier).
+    ServiceTier,
+    /// [`ChatRequest::latency`](crate::ChatRequest::latency).
+    Latency,
+    /// [`ChatRequest::request_metadata`](crate::ChatRequest::request_metadata).
+    RequestMetadata,
+    /// [`ChatRequest::additional_model_response_field_paths`](crate::ChatRequest::additional_model_response_field_paths).
+    AdditionalResponseFields,
+}
+
 /// Why the gateway could not answer a chat request.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -84,4 +115,9 @@ pub enum GatewayError {
     Guardrail(#[from] GuardrailPolicyError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The client set a parameter the gateway cannot honour
+    /// ([`ChatRequest::unsupported_parameters`](crate::ChatRequest::unsupported_parameters))
+    /// and neither its key nor the account lets the gateway drop it.
+    #[error("{param} is not supported by this gateway's models; ask the operator to set drop_unsupported_params = true to have it ignored")]
+    UnsupportedParameter { param: String },
 }

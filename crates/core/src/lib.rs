@@ -36,11 +36,12 @@
 //!     ) -> Result<ChatResponse, ProviderError> {
 //!         Ok(ChatResponse {
 //!             text: Some(format!("{} says hello", request.route.model_id)),
-//!             reasoning: None,
+//!             reasoning: vec![],
 //!             tool_calls: vec![],
 //!             stop_reason: StopReason::EndTurn,
 //!             usage: Usage::default(),
 //!             guardrail_trace: None,
+//!             additional_model_response_fields: None,
 //!         })
 //!     }
 //!
@@ -78,6 +79,8 @@
 //!     region: "here".into(),
 //!     guardrail: GuardrailPolicy::open(),
 //!     finish_reason_style: FinishReasonStyle::Bedrock,
+//!     family: None,
+//!     drop_unsupported_params: false,
 //! }])
 //! .expect("model names are unique");
 //! let service = ChatService::new(Arc::new(catalog), Arc::new(Canned));
@@ -99,19 +102,25 @@
 
 pub mod chat;
 pub mod clock;
+pub mod document;
 pub mod error;
 pub mod finish_reason;
 pub mod guardrail;
+pub mod options;
 pub mod ports;
 pub mod router;
 pub mod service;
 
 pub use chat::*;
-pub use error::{GatewayError, ProviderError};
+pub use document::{Document, DocumentFormat};
+pub use error::{GatewayError, ProviderError, RequestFeature};
 pub use finish_reason::{FinishReason, FinishReasonStyle, StopReason};
 pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,
     StreamProcessingMode,
+};
+pub use options::{
+    JsonSchemaFormat, Latency, Reasoning, ReasoningEffort, ResponseFormat, ServiceTier,
 };
 pub use ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
 pub use router::{ModelCatalog, ModelEntry, Route, RouteError};

@@ -23,6 +23,13 @@ pub struct Route {
     pub guardrail: GuardrailPolicy,
     /// The account's finish-reason style; a gateway key may override it.
     pub finish_reason_style: FinishReasonStyle,
+    /// The model family as configured (e.g. `anthropic.claude`), for model ids that do not
+    /// say it (application inference profile ARNs); `None` lets the provider adapter read
+    /// it from `model_id`.
+    pub family: Option<String>,
+    /// The account drops parameters the gateway cannot honour instead of refusing the
+    /// request; a gateway key may override it.
+    pub drop_unsupported_params: bool,
 }
 
 /// One configured model, as the catalog is built from it.
@@ -34,6 +41,8 @@ pub struct ModelEntry {
     pub region: String,
     pub guardrail: GuardrailPolicy,
     pub finish_reason_style: FinishReasonStyle,
+    pub family: Option<String>,
+    pub drop_unsupported_params: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -69,6 +78,8 @@ impl ModelCatalog {
                 region: entry.region,
                 guardrail: entry.guardrail,
                 finish_reason_style: entry.finish_reason_style,
+                family: entry.family,
+                drop_unsupported_params: entry.drop_unsupported_params,
             };
             if catalog
                 .routes
@@ -116,6 +127,8 @@ mod tests {
             region: "us-east-1".into(),
             guardrail: GuardrailPolicy::open(),
             finish_reason_style: FinishReasonStyle::Bedrock,
+            family: None,
+            drop_unsupported_params: false,
         }
     }
 

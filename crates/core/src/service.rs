@@ -16,6 +16,9 @@ pub struct Caller {
     pub key_name: Option<String>,
     /// The key's finish-reason style, overriding the account's.
     pub finish_reason_style: Option<FinishReasonStyle>,
+    /// The key's choice to drop parameters the gateway cannot honour, overriding the
+    /// account's ([`Route::drop_unsupported_params`]).
+    pub drop_unsupported_params: Option<bool>,
 }
 
 /// A complete answer with what the client needs to present it.
@@ -69,6 +72,14 @@ impl ChatService {
     /// reaches the provider when this fails. The request itself is left as the client sent it.
     fn prepare(&self, caller: &Caller, request: &ChatRequest) -> Result<Prepared, GatewayError> {
         let route = self.router.resolve(&request.model)?;
+        let drop_unsupported = caller
+            .drop_unsupported_params
+            .unwrap_or(route.drop_unsupported_params);
+        if let (Some(param), false) = (request.unsupported_parameters.first(), drop_unsupported) {
+            return Err(GatewayError::UnsupportedParameter {
+                param: param.clone(),
+            });
+        }
         let guardrail =
             effective_guardrail(&route.guardrail, request.requested_guardrail.as_ref())?;
         let style = caller
@@ -153,17 +164,15 @@ mod tests {
             region: "us-east-1".into(),
             guardrail: policy,
             finish_reason_style: FinishReasonStyle::Bedrock,
+            family: None,
+            drop_unsupported_params: false,
         })
     }
 
     fn response(stop_reason: StopReason) -> ChatResponse {
         ChatResponse {
-            text: Some("hello".into()),
-            reasoning: None,
-            tool_calls: vec![],
-            stop_reason,
             usage: Usage::default(),
-            guardrail_trace: None,
+            ..ChatResponse::text("hello", stop_reason)
         }
     }
 
@@ -315,6 +324,7 @@ mod tests {
         let caller = Caller {
             key_name: Some("strict-team".into()),
             finish_reason_style: Some(FinishReasonStyle::Strict),
+            drop_unsupported_params: None,
         };
         let completion = service(router, provider)
             .complete(&caller, request())
@@ -344,5 +354,61 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "Too many requests");
+    }
+
+    fn with_seed() -> ChatRequest {
+        ChatRequest {
+            unsupported_parameters: vec!["seed".into(), "logprobs".into()],
+            ..request()
+        }
+    }
+
+    fn router_with(drop_unsupported_params: bool) -> MockModelRouter {
+        let mut router = MockModelRouter::new();
+        router.expect_resolve().returning(move |_| {
+            let mut route = (*route(GuardrailPolicy::open())).clone();
+            route.drop_unsupported_params = drop_unsupported_params;
+            Ok(Arc::new(route))
+        });
+        router
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_parameter_is_refused_naming_the_first_one() {
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().never();
+        let err = service(router_with(false), provider)
+            .complete(&Caller::default(), with_seed())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            GatewayError::UnsupportedParameter {
+                param: "seed".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_account_or_the_key_may_drop_unsupported_parameters() {
+        for (account, key, dropped) in [
+            (true, None, true),
+            (false, Some(true), true),
+            (true, Some(false), false),
+        ] {
+            let mut provider = MockChatProvider::new();
+            provider
+                .expect_complete()
+                .times(usize::from(dropped))
+                .returning(|_| Ok(response(StopReason::EndTurn)));
+            let caller = Caller {
+                drop_unsupported_params: key,
+                ..Caller::default()
+            };
+            let result = service(router_with(account), provider)
+                .complete(&caller, with_seed())
+                .await;
+            assert_eq!(result.is_ok(), dropped, "account {account}, key {key:?}");
+        }
     }
 }

@@ -31,6 +31,8 @@ pub(crate) mod test_support {
             region: "us-east-1".into(),
             guardrail: GuardrailPolicy::open(),
             finish_reason_style: FinishReasonStyle::Bedrock,
+            drop_unsupported_params: false,
+            family: None,
         })
     }
 }

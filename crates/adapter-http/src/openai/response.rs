@@ -126,6 +126,7 @@ pub(crate) fn completion_json(
     model: &str,
 ) -> Vec<u8> {
     let response = &completion.response;
+    let reasoning = response.reasoning_text();
     let body = ChatCompletion {
         id,
         object: "chat.completion",
@@ -138,7 +139,7 @@ pub(crate) fn completion_json(
                 role: "assistant",
                 content: response.text.as_deref(),
                 tool_calls: &response.tool_calls,
-                reasoning_content: response.reasoning.as_deref(),
+                reasoning_content: reasoning.as_deref(),
             },
             finish_reason: completion.finish_reason.as_str(),
             bedrock_stop_reason: response.stop_reason.as_str(),

@@ -47,6 +47,8 @@ pub(super) struct RawAccount {
     pub guardrail: Option<RawGuardrail>,
     pub allow_client_guardrails: Option<bool>,
     pub finish_reason_style: Option<FinishReasonStyle>,
+    /// Drop OpenAI parameters Bedrock cannot honour instead of refusing the request.
+    pub drop_unsupported_params: Option<bool>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
 }
@@ -63,6 +65,9 @@ pub(super) struct RawModel {
     pub model_id: String,
     pub region: Option<Region>,
     pub guardrail: Option<RawGuardrail>,
+    /// The base model family of an id that does not name it (an application inference
+    /// profile ARN), e.g. `anthropic.claude`.
+    pub family: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -67,6 +67,7 @@ impl RawConfig {
                 guardrail,
                 allow_client_guardrails,
                 finish_reason_style,
+                drop_unsupported_params,
                 models: raw_models,
             } = account;
             let key = format!("accounts.{name}");
@@ -106,6 +107,8 @@ impl RawConfig {
                         allow_client_guardrails,
                     },
                     finish_reason_style,
+                    family: raw.family,
+                    drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
                 });
             }
             accounts.push(BedrockAccountConfig {

@@ -1,7 +1,9 @@
 //! `messages`: system and developer texts, user turns (text and inline images), assistant
 //! turns from history (text and tool calls) and tool results.
 
-use gateway_core::{ContentPart, Image, ImageFormat, Message, Role, ToolCall, ToolResult};
+use gateway_core::{
+    ContentPart, Image, ImageFormat, Message, Role, SystemPart, ToolCall, ToolResult,
+};
 use serde_json::{Map, Value};
 
 use super::fields::{
@@ -13,7 +15,7 @@ use super::tools::check_function_type;
 /// OpenAI's `messages`, split the domain's way.
 pub(super) struct Conversation {
     /// System and developer texts, in order.
-    pub(super) system: Vec<String>,
+    pub(super) system: Vec<SystemPart>,
     /// Every other message, one each, in the client's order: turn rules such as
     /// alternation belong to the provider adapter.
     pub(super) messages: Vec<Message>,
@@ -70,7 +72,9 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
         let (role, parts) = match role.as_str() {
             "system" | "developer" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
-                text_content(content, &content_at, |text| system.push(text))?;
+                text_content(content, &content_at, |text| {
+                    system.push(SystemPart::Text(text))
+                })?;
                 system_positions.push(i);
                 continue;
             }

@@ -49,6 +49,7 @@ fn tool(value: Value, at: &At<'_>) -> Result<ToolSpec, RequestError> {
         name,
         description,
         parameters,
+        cache_point: None,
     })
 }
 
