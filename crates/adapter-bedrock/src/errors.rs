@@ -290,6 +290,7 @@ mod tests {
             "acct".into(),
             body,
             std::time::Duration::from_secs(60),
+            None,
         );
         events.next().await.unwrap().unwrap_err()
     }

@@ -18,6 +18,7 @@ mod event_stream;
 mod provider;
 mod signing;
 mod stream_events;
+mod structured_output;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;

@@ -31,6 +31,7 @@ use crate::converse_response::parse_converse_response;
 use crate::credentials::{AccountCredentials, CredentialsError, RequestAuth};
 use crate::errors::BedrockErrorResponse;
 use crate::signing::Signer;
+use crate::structured_output::forced_tool;
 
 /// The largest Converse response read into memory; a hostile or broken upstream must not
 /// be able to exhaust it.
@@ -373,6 +374,7 @@ impl ChatProvider for BedrockProvider {
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
+        let unwrap_tool = forced_tool(request);
         let (_account, response) = self.send(request, Operation::Converse).await?;
         let (parts, incoming) = response.into_parts();
         let body = read_body(
@@ -383,18 +385,20 @@ impl ChatProvider for BedrockProvider {
         )
         .await
         .map_err(BodyError::into_provider_error)?;
-        parse_converse_response(&body)
+        parse_converse_response(&body, unwrap_tool)
     }
 
     async fn stream<'a>(
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
+        let unwrap_tool = forced_tool(request);
         let (account, response) = self.send(request, Operation::ConverseStream).await?;
         Ok(crate::stream_events::chat_events(
             Arc::clone(&account.name),
             response.into_body(),
             self.timeouts.idle_stream,
+            unwrap_tool,
         ))
     }
 }
