@@ -15,6 +15,7 @@ mod converse_turns;
 mod credentials;
 mod errors;
 mod event_stream;
+mod inference_profile;
 mod provider;
 mod signing;
 mod stream_events;
