@@ -123,6 +123,27 @@ impl BedrockErrorResponse {
         is_expired_token(self.kind.as_deref())
     }
 
+    /// True when Bedrock refused a bare model id because the model is served only through an
+    /// inference profile (`ValidationException: Invocation of model ID ... with on-demand
+    /// throughput isn’t supported. ...`; the apostrophe is typographic today, a plain one is
+    /// accepted too): worth retrying once with the geographic profile
+    /// ([`crate::inference_profile`]).
+    pub fn is_on_demand_unsupported(&self) -> bool {
+        let is_validation = self
+            .kind
+            .as_deref()
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("ValidationException"));
+        is_validation
+            && self.message.as_deref().is_some_and(|message| {
+                [
+                    "on-demand throughput isn’t supported",
+                    "on-demand throughput isn't supported",
+                ]
+                .iter()
+                .any(|phrase| message.contains(phrase))
+            })
+    }
+
     /// The domain error for this answer, naming `account` where credentials are at fault.
     ///
     /// A kind in [`EXCEPTIONS`] decides the error (`Validation` and the like keep Bedrock's
@@ -290,6 +311,7 @@ mod tests {
             "acct".into(),
             body,
             std::time::Duration::from_secs(60),
+            None,
         );
         events.next().await.unwrap().unwrap_err()
     }
@@ -347,6 +369,27 @@ mod tests {
                 message: "Bedrock invalidSignatureException: signature mismatch".into()
             }
         );
+    }
+
+    #[test]
+    fn only_the_on_demand_validation_error_asks_for_a_profile() {
+        let answer = |kind: &str, message: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "x-amzn-errortype",
+                http::HeaderValue::from_str(kind).unwrap(),
+            );
+            let body = serde_json::json!({ "message": message }).to_string();
+            BedrockErrorResponse::parse(StatusCode::BAD_REQUEST, &headers, body.as_bytes())
+        };
+        let typographic = "Invocation of model ID anthropic.claude-3-5-sonnet-20241022-v2:0 with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.";
+        let plain = typographic.replace('’', "'");
+        assert!(answer("ValidationException", typographic).is_on_demand_unsupported());
+        assert!(answer("ValidationException", &plain).is_on_demand_unsupported());
+        assert!(
+            !answer("ValidationException", "Malformed input request").is_on_demand_unsupported()
+        );
+        assert!(!answer("ThrottlingException", typographic).is_on_demand_unsupported());
     }
 
     #[test]

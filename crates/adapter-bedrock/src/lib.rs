@@ -15,9 +15,11 @@ mod converse_turns;
 mod credentials;
 mod errors;
 mod event_stream;
+mod inference_profile;
 mod provider;
 mod signing;
 mod stream_events;
+mod structured_output;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;

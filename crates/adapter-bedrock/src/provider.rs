@@ -6,7 +6,10 @@
 //! and map the answer or the error.
 //!
 //! Credentials that Bedrock reports expired although the cache thought them fresh are
-//! invalidated and the request is signed again with fresh ones, once.
+//! invalidated and the request is signed again with fresh ones, once. A bare model id that
+//! Bedrock serves only through an inference profile is retried once with the route's
+//! geographic profile, which the route then keeps ([`crate::inference_profile`]); for
+//! ConverseStream too, since that refusal is the HTTP answer, before any event.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,7 +33,9 @@ use crate::converse_request::{converse_body, Operation};
 use crate::converse_response::parse_converse_response;
 use crate::credentials::{AccountCredentials, CredentialsError, RequestAuth};
 use crate::errors::BedrockErrorResponse;
+use crate::inference_profile::{profile_geography, profile_id, RememberedProfiles};
 use crate::signing::Signer;
+use crate::structured_output::forced_tool;
 
 /// The largest Converse response read into memory; a hostile or broken upstream must not
 /// be able to exhaust it.
@@ -67,6 +72,8 @@ pub struct BedrockProvider {
     accounts: Arc<HashMap<String, Arc<Account>>>,
     signer: Signer,
     timeouts: Timeouts,
+    /// Shared by every clone, so a route switches (and logs it) once per process.
+    profiles: Arc<RememberedProfiles>,
 }
 
 impl fmt::Debug for BedrockProvider {
@@ -144,6 +151,11 @@ pub fn model_path(model_id: &str, operation: Operation) -> String {
     )
 }
 
+/// The URL of `operation` on `model_id` at `endpoint`.
+fn model_url(endpoint: &Target, model_id: &str, operation: Operation) -> String {
+    format!("{}{}", endpoint.base, model_path(model_id, operation))
+}
+
 /// The unsigned request for `operation`: `POST url` with `content-type: application/json`
 /// and the `accept` the operation answers with (unsigned, see [`crate::signing`]).
 pub fn unsigned_request(
@@ -198,6 +210,7 @@ impl BedrockProvider {
             accounts: Arc::new(prepared),
             signer: Signer::new(clock),
             timeouts,
+            profiles: Arc::default(),
         })
     }
 
@@ -243,6 +256,7 @@ impl BedrockProvider {
             accounts: Arc::new(accounts),
             signer: self.signer.with_own_key_cache(),
             timeouts: self.timeouts,
+            profiles: Arc::clone(&self.profiles),
         }
     }
 
@@ -279,11 +293,16 @@ impl BedrockProvider {
             })?;
             &regional
         };
-        let url = format!(
-            "{}{}",
-            endpoint.base,
-            model_path(&route.model_id, operation)
+        // Only a bare model id in a region with profiles can switch; others skip the map.
+        let geography = profile_geography(&route.model_id, &route.region);
+        let remembered = geography.and_then(|_| self.profiles.get(&route.public_name));
+        let mut url = model_url(
+            endpoint,
+            remembered.as_deref().unwrap_or(&route.model_id),
+            operation,
         );
+        // The profile this request switched to, remembered once it answers.
+        let mut switched: Option<Arc<str>> = None;
 
         let mut auth = account.credentials.get().await?;
         let mut refreshed = false;
@@ -300,6 +319,16 @@ impl BedrockProvider {
                 )
                 .await?;
             if response.status().is_success() {
+                if let Some(profile) = switched {
+                    if self.profiles.remember(&route.public_name, &profile) {
+                        tracing::info!(
+                            route = %route.public_name,
+                            %profile,
+                            "Bedrock serves this model only through an inference profile; \
+                             the route uses it from now on"
+                        );
+                    }
+                }
                 return Ok((account, response));
             }
             let (parts, incoming) = response.into_parts();
@@ -321,6 +350,21 @@ impl BedrockProvider {
                 refreshed = true;
                 auth = account.credentials.get().await?;
                 continue;
+            }
+            if let Some(geography) =
+                geography.filter(|_| remembered.is_none() && switched.is_none())
+            {
+                if error.is_on_demand_unsupported() {
+                    let profile = profile_id(geography, &route.model_id);
+                    tracing::debug!(
+                        route = %route.public_name,
+                        %profile,
+                        "on-demand throughput refused; retrying once with the inference profile"
+                    );
+                    url = model_url(endpoint, &profile, operation);
+                    switched = Some(profile);
+                    continue;
+                }
             }
             return Err(error.into_provider_error(&account.name));
         }
@@ -373,6 +417,7 @@ impl ChatProvider for BedrockProvider {
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
+        let unwrap_tool = forced_tool(request);
         let (_account, response) = self.send(request, Operation::Converse).await?;
         let (parts, incoming) = response.into_parts();
         let body = read_body(
@@ -383,18 +428,20 @@ impl ChatProvider for BedrockProvider {
         )
         .await
         .map_err(BodyError::into_provider_error)?;
-        parse_converse_response(&body)
+        parse_converse_response(&body, unwrap_tool)
     }
 
     async fn stream<'a>(
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
+        let unwrap_tool = forced_tool(request);
         let (account, response) = self.send(request, Operation::ConverseStream).await?;
         Ok(crate::stream_events::chat_events(
             Arc::clone(&account.name),
             response.into_body(),
             self.timeouts.idle_stream,
+            unwrap_tool,
         ))
     }
 }

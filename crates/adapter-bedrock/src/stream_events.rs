@@ -6,6 +6,14 @@
 //! [`crate::errors`]). Unknown event types and unknown JSON fields (real payloads carry a
 //! random-length `p` padding field) are ignored, so newer Bedrock releases do not break the gateway.
 //!
+//! Reasoning deltas carry text, then the block's signature, or a whole redacted block; each
+//! becomes its own event, in Bedrock's order. `messageStop` may carry the
+//! `additionalModelResponseFields` the request asked for: they are sent just before `Stop`.
+//! A request that forced a tool for structured output names it: that tool's block is the
+//! answer, so its start is not sent, its argument deltas are text deltas, it takes no
+//! tool-call index, and the `tool_use` stop it caused is `end_turn` (as in
+//! [`crate::converse_response`]).
+//!
 //! The stream is lazy and frame-by-frame: each event is yielded as soon as its frame is
 //! decoded, nothing is buffered beyond the current frame, and dropping the stream drops the
 //! response body, which is how a client's cancellation reaches the upstream connection.
@@ -27,7 +35,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 
-use crate::converse_response::usage;
+use crate::converse_response::{unwrapped_stop, usage};
 use crate::errors::stream_exception;
 use crate::event_stream::{EventStreamError, MessageStream};
 use crate::wire::{
@@ -37,13 +45,15 @@ use crate::wire::{
 /// Decodes a ConverseStream response body into domain events.
 ///
 /// The caller has already checked the HTTP status. `idle_timeout` bounds the wait for each
-/// frame, the first one included.
+/// frame, the first one included; `unwrap_tool` names the forced tool whose arguments are the
+/// answer's text.
 pub(crate) fn chat_events(
     account: Arc<str>,
     body: hyper::body::Incoming,
     idle_timeout: Duration,
+    unwrap_tool: Option<&'static str>,
 ) -> ChatEventStream {
-    converse_stream_events(account, body.into_data_stream(), idle_timeout)
+    converse_stream_events(account, body.into_data_stream(), idle_timeout, unwrap_tool)
 }
 
 /// [`chat_events`] over any stream of body chunks; tests feed it arbitrary chunkings.
@@ -53,6 +63,7 @@ pub fn converse_stream_events<S, E>(
     account: Arc<str>,
     body: S,
     idle_timeout: Duration,
+    unwrap_tool: Option<&'static str>,
 ) -> ChatEventStream
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
@@ -61,7 +72,7 @@ where
     Box::pin(ConverseEvents {
         account,
         messages: MessageStream::new(body),
-        mapper: EventMapper::default(),
+        mapper: EventMapper::new(unwrap_tool),
         idle_timeout,
         idle: None,
         done: false,
@@ -98,6 +109,9 @@ where
         let this = &mut *self;
         if this.done {
             return Poll::Ready(None);
+        }
+        if let Some(event) = this.mapper.queued.take() {
+            return Poll::Ready(Some(Ok(event)));
         }
         let idle_timeout = this.idle_timeout;
         loop {
@@ -162,12 +176,36 @@ fn protocol_error(error: EventStreamError) -> ProviderError {
 /// Turns messages into events, remembering which content blocks are tool calls.
 #[derive(Debug, Default)]
 struct EventMapper {
-    /// `contentBlockIndex` of each tool block -> its tool-call index (0, 1, ...).
-    tool_blocks: HashMap<u64, u32>,
+    /// The forced tool whose block is the answer's text, if the request forced one.
+    unwrap_tool: Option<&'static str>,
+    /// `contentBlockIndex` of each tool block -> what its deltas become.
+    tool_blocks: HashMap<u64, ToolBlock>,
+    /// Tool calls started so far; the next one's index.
+    tool_calls: u32,
+    /// A forced tool's block was turned into text.
+    unwrapped: bool,
+    /// An event to yield before reading the next frame (one frame made two events).
+    queued: Option<ChatEvent>,
     stopped: bool,
 }
 
+/// What a `toolUse` content block is to the client.
+#[derive(Debug, Clone, Copy)]
+enum ToolBlock {
+    /// A tool call with this index.
+    Call(u32),
+    /// The forced tool: its arguments are the answer's text.
+    Answer,
+}
+
 impl EventMapper {
+    fn new(unwrap_tool: Option<&'static str>) -> Self {
+        Self {
+            unwrap_tool,
+            ..Self::default()
+        }
+    }
+
     /// The event for `message`; `account` is named by errors its credentials caused.
     fn map(
         &mut self,
@@ -216,11 +254,20 @@ impl EventMapper {
                 let Some(tool) = start.start.and_then(|s| s.tool_use) else {
                     return Ok(None);
                 };
-                let index =
-                    u32::try_from(self.tool_blocks.len()).map_err(|_| ProviderError::Protocol {
+                if Some(tool.name.as_str()) == self.unwrap_tool {
+                    self.tool_blocks
+                        .insert(start.content_block_index, ToolBlock::Answer);
+                    self.unwrapped = true;
+                    return Ok(None);
+                }
+                let index = self.tool_calls;
+                self.tool_calls = index
+                    .checked_add(1)
+                    .ok_or_else(|| ProviderError::Protocol {
                         message: "too many tool calls in one answer".into(),
                     })?;
-                self.tool_blocks.insert(start.content_block_index, index);
+                self.tool_blocks
+                    .insert(start.content_block_index, ToolBlock::Call(index));
                 Ok(Some(ChatEvent::ToolCallStart {
                     index,
                     id: tool.tool_use_id,
@@ -234,7 +281,7 @@ impl EventMapper {
                     return Ok(Some(ChatEvent::TextDelta(text)));
                 }
                 if let Some(tool) = delta.tool_use {
-                    let Some(&index) = self.tool_blocks.get(&block.content_block_index) else {
+                    let Some(&block_kind) = self.tool_blocks.get(&block.content_block_index) else {
                         return Err(ProviderError::Protocol {
                             message: format!(
                                 "toolUse delta for content block {} that did not start a tool call",
@@ -242,21 +289,42 @@ impl EventMapper {
                             ),
                         });
                     };
-                    return Ok(Some(ChatEvent::ToolCallDelta {
-                        index,
-                        arguments: tool.input,
-                    }));
+                    return Ok(match block_kind {
+                        ToolBlock::Call(index) => Some(ChatEvent::ToolCallDelta {
+                            index,
+                            arguments: tool.input,
+                        }),
+                        // Bedrock opens a tool's arguments with an empty delta; as text it
+                        // would be an empty chunk.
+                        ToolBlock::Answer if tool.input.is_empty() => None,
+                        ToolBlock::Answer => Some(ChatEvent::TextDelta(tool.input)),
+                    });
                 }
-                // Signatures and redacted reasoning have no place in the domain's events.
-                Ok(delta
-                    .reasoning_content
-                    .and_then(|r| r.text)
-                    .map(ChatEvent::ReasoningDelta))
+                // A union: exactly one member is set.
+                Ok(delta.reasoning_content.and_then(|reasoning| {
+                    reasoning
+                        .text
+                        .map(ChatEvent::ReasoningDelta)
+                        .or_else(|| reasoning.signature.map(ChatEvent::ReasoningSignature))
+                        .or_else(|| reasoning.redacted_content.map(ChatEvent::RedactedReasoning))
+                }))
             }
             "messageStop" => {
                 let stop: MessageStopEvent = parse(event_type, payload)?;
                 self.stopped = true;
-                Ok(Some(ChatEvent::Stop(StopReason::parse(&stop.stop_reason))))
+                let reason = unwrapped_stop(
+                    StopReason::parse(&stop.stop_reason),
+                    self.unwrapped,
+                    self.tool_calls == 0,
+                );
+                let stop_event = ChatEvent::Stop(reason);
+                Ok(Some(match stop.additional_model_response_fields {
+                    Some(fields) => {
+                        self.queued = Some(stop_event);
+                        ChatEvent::AdditionalResponseFields(fields)
+                    }
+                    None => stop_event,
+                }))
             }
             "metadata" => {
                 let metadata: MetadataEvent = parse(event_type, payload)?;
@@ -345,7 +413,7 @@ mod tests {
     #[tokio::test]
     async fn hyper_body_is_decoded_frame_by_frame_and_released_on_drop() {
         let (body, tx, connection) = incoming_body().await;
-        let mut events = chat_events("acct".into(), body, Duration::from_secs(60));
+        let mut events = chat_events("acct".into(), body, Duration::from_secs(60), None);
 
         tx.send(event("messageStart", r#"{"role":"assistant"}"#))
             .await
@@ -372,6 +440,88 @@ mod tests {
         // and the server side stops reading from the channel.
         connection.await.unwrap();
         tx.closed().await;
+    }
+
+    fn mapped(mapper: &mut EventMapper, event_type: &str, payload: &str) -> Option<ChatEvent> {
+        let message = Message::new_from_parts(
+            vec![
+                Header::new(":message-type", HeaderValue::String("event".into())),
+                Header::new(
+                    ":event-type",
+                    HeaderValue::String(event_type.to_owned().into()),
+                ),
+            ],
+            Bytes::copy_from_slice(payload.as_bytes()),
+        );
+        mapper.map("acct", &message).unwrap()
+    }
+
+    #[test]
+    fn the_forced_tool_takes_no_tool_call_index_and_other_tools_keep_theirs() {
+        let mut mapper = EventMapper::new(Some("json_response"));
+        let start = |index: u64, name: &str| {
+            format!(
+                r#"{{"contentBlockIndex":{index},"start":{{"toolUse":{{"toolUseId":"t{index}","name":"{name}"}}}}}}"#
+            )
+        };
+        let delta = |index: u64, input: &str| {
+            format!(
+                r#"{{"contentBlockIndex":{index},"delta":{{"toolUse":{{"input":"{input}"}}}}}}"#
+            )
+        };
+        assert_eq!(
+            mapped(&mut mapper, "contentBlockStart", &start(0, "json_response")),
+            None
+        );
+        assert_eq!(
+            mapped(&mut mapper, "contentBlockDelta", &delta(0, "")),
+            None
+        );
+        assert_eq!(
+            mapped(&mut mapper, "contentBlockDelta", &delta(0, "{}")),
+            Some(ChatEvent::TextDelta("{}".into()))
+        );
+        assert_eq!(
+            mapped(&mut mapper, "contentBlockStart", &start(1, "get_weather")),
+            Some(ChatEvent::ToolCallStart {
+                index: 0,
+                id: "t1".into(),
+                name: "get_weather".into()
+            })
+        );
+        assert_eq!(
+            mapped(&mut mapper, "contentBlockDelta", &delta(1, "{}")),
+            Some(ChatEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{}".into()
+            })
+        );
+        // A real tool call was made, so its stop reason stands.
+        assert_eq!(
+            mapped(&mut mapper, "messageStop", r#"{"stopReason":"tool_use"}"#),
+            Some(ChatEvent::Stop(StopReason::ToolUse))
+        );
+    }
+
+    #[test]
+    fn without_a_forced_tool_a_tool_of_that_name_is_a_tool_call() {
+        let mut mapper = EventMapper::new(None);
+        assert_eq!(
+            mapped(
+                &mut mapper,
+                "contentBlockStart",
+                r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t0","name":"json_response"}}}"#
+            ),
+            Some(ChatEvent::ToolCallStart {
+                index: 0,
+                id: "t0".into(),
+                name: "json_response".into()
+            })
+        );
+        assert_eq!(
+            mapped(&mut mapper, "messageStop", r#"{"stopReason":"tool_use"}"#),
+            Some(ChatEvent::Stop(StopReason::ToolUse))
+        );
     }
 
     #[test]

@@ -341,11 +341,17 @@ pub struct ToolUseBlockDelta {
     pub input: String,
 }
 
-/// `{text}` | `{signature}` | `{redactedContent}`; only text is used.
+/// `{text}` | `{signature}` | `{redactedContent}`: a piece of reasoning text, the signature
+/// that closes the block, or a whole redacted block (base64).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReasoningContentBlockDelta {
     #[serde(default)]
     pub text: Option<String>,
+    #[serde(default)]
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub redacted_content: Option<String>,
 }
 
 /// `messageStop`.
@@ -353,6 +359,9 @@ pub struct ReasoningContentBlockDelta {
 #[serde(rename_all = "camelCase")]
 pub struct MessageStopEvent {
     pub stop_reason: String,
+    /// The fields `additionalModelResponseFieldPaths` asked for, as in a Converse answer.
+    #[serde(default)]
+    pub additional_model_response_fields: Option<Value>,
 }
 
 /// `metadata`: the same usage and trace as a Converse answer's.

@@ -2,7 +2,8 @@
 //!
 //! Each `fixtures/bedrock/converse-stream/*.bin` is generated from its `.jsonl` twin (one line
 //! per frame, see that folder's README). One snapshot per capture records the events and the
-//! error, if any; every capture must decode identically whatever the chunking.
+//! error, if any; every capture must decode identically whatever the chunking. A `decode`
+//! line in the twin sets how the capture is read (the forced tool to unwrap).
 
 #![expect(
     clippy::unwrap_used,
@@ -42,9 +43,19 @@ struct FrameSpec {
     truncate_to: Option<usize>,
     /// A bare 12-byte prelude with a correct CRC and these lengths.
     raw_prelude: Option<RawPrelude>,
+    /// Not a frame: how the capture is decoded.
+    decode: Option<DecodeOptions>,
     /// Free text for the reader.
     #[expect(dead_code, reason = "documentation for whoever reads the fixture")]
     comment: Option<String>,
+}
+
+/// How a capture is decoded.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecodeOptions {
+    /// The forced tool whose arguments are the answer's text.
+    unwrap_tool: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +68,9 @@ fn encode_jsonl(jsonl: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         let spec: FrameSpec = serde_json::from_str(line).unwrap();
+        if spec.decode.is_some() {
+            continue;
+        }
         if let Some(prelude) = spec.raw_prelude {
             let start = out.len();
             out.extend_from_slice(&prelude.total_length.to_be_bytes());
@@ -89,6 +103,16 @@ fn encode_jsonl(jsonl: &str) -> Vec<u8> {
         out.extend_from_slice(&frame);
     }
     out
+}
+
+/// The `decode` line of a capture's twin, if any.
+fn decode_options(bin: &Path) -> DecodeOptions {
+    let jsonl = std::fs::read_to_string(bin.with_extension("jsonl")).unwrap();
+    jsonl
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .find_map(|line| serde_json::from_str::<FrameSpec>(line).unwrap().decode)
+        .unwrap_or_default()
 }
 
 fn jsonl_twins() -> Vec<PathBuf> {
@@ -133,7 +157,11 @@ enum Outcome {
     Error { kind: &'static str, message: String },
 }
 
-fn decode(bytes: &[u8], chunk_size: usize) -> Vec<Result<ChatEvent, ProviderError>> {
+fn decode(
+    bytes: &[u8],
+    chunk_size: usize,
+    unwrap_tool: Option<&'static str>,
+) -> Vec<Result<ChatEvent, ProviderError>> {
     let chunks: Vec<Result<Bytes, Infallible>> = bytes
         .chunks(chunk_size)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -147,6 +175,7 @@ fn decode(bytes: &[u8], chunk_size: usize) -> Vec<Result<ChatEvent, ProviderErro
             Arc::from("test-account"),
             futures_util::stream::iter(chunks),
             Duration::from_secs(60),
+            unwrap_tool,
         )
         .collect(),
     )
@@ -159,10 +188,14 @@ fn fixtures_decode_to_events_whatever_the_chunking() {
         "*.bin",
         |path| {
             let bytes = std::fs::read(path).unwrap();
-            let whole = decode(&bytes, bytes.len().max(1));
+            // The decoder takes a `&'static str`, as the provider's forced-tool name is one.
+            let unwrap_tool: Option<&'static str> = decode_options(path)
+                .unwrap_tool
+                .map(|name| &*Box::leak(name.into_boxed_str()));
+            let whole = decode(&bytes, bytes.len().max(1), unwrap_tool);
             for chunk_size in [1, 7] {
                 assert_eq!(
-                    decode(&bytes, chunk_size),
+                    decode(&bytes, chunk_size, unwrap_tool),
                     whole,
                     "{} in {chunk_size}-byte chunks",
                     path.display()

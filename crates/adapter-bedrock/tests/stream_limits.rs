@@ -67,6 +67,7 @@ async fn oversized_prelude_becomes_a_protocol_error() {
         Arc::from("acct"),
         then_silence(vec![prelude(u32::MAX)]),
         Duration::from_secs(60),
+        None,
     );
     let first = events
         .next()
@@ -93,6 +94,7 @@ async fn no_frame_within_the_idle_timeout_is_a_timeout() {
         Arc::from("acct"),
         then_silence(vec![event_frame("messageStart", r#"{"role":"assistant"}"#)]),
         Duration::from_secs(30),
+        None,
     );
     let start = Instant::now();
     assert_eq!(
@@ -114,7 +116,7 @@ async fn each_frame_restarts_the_idle_timer() {
     const IDLE: Duration = Duration::from_millis(100);
     const GAP: Duration = Duration::from_millis(60);
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut events = converse_stream_events(Arc::from("acct"), channel_body(rx), IDLE);
+    let mut events = converse_stream_events(Arc::from("acct"), channel_body(rx), IDLE, None);
     let start = Instant::now();
     // The first poll finds no data and arms the timer.
     assert!(events.next().now_or_never().is_none());
@@ -170,9 +172,10 @@ async fn transport_error_is_a_protocol_error_and_ends_the_stream() {
         Err(std::io::Error::other("connection reset")),
         Ok(event_frame("messageStop", r#"{"stopReason":"end_turn"}"#)),
     ]);
-    let events: Vec<_> = converse_stream_events(Arc::from("acct"), body, Duration::from_secs(60))
-        .collect()
-        .await;
+    let events: Vec<_> =
+        converse_stream_events(Arc::from("acct"), body, Duration::from_secs(60), None)
+            .collect()
+            .await;
     assert_eq!(
         events,
         vec![
