@@ -15,6 +15,7 @@ mod converse_turns;
 mod credentials;
 mod errors;
 mod event_stream;
+mod model_family;
 mod provider;
 mod signing;
 mod stream_events;
@@ -27,4 +28,5 @@ pub use config::{
     RequiredSecret, RoleArn, SessionDuration, SessionName, TimeLimit, Timeouts,
 };
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
+pub use model_family::{ModelFamily, UnknownModelFamily};
 pub use provider::{BedrockProvider, BuildError};
