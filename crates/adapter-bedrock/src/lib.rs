@@ -7,18 +7,23 @@
 
 // Modules stay private: hosts use the re-exports below; tests reach the rest through
 // `testing` (feature `test-util`).
+mod cache_points;
 mod client;
 mod config;
 mod converse_request;
 mod converse_response;
 mod converse_turns;
 mod credentials;
+mod documents;
 mod errors;
 mod event_stream;
 mod model_family;
 mod provider;
+mod reasoning;
+mod request_options;
 mod signing;
 mod stream_events;
+mod structured_output;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;
