@@ -23,7 +23,7 @@ use gateway_core::{
 };
 use serde_json::{json, Value};
 
-use crate::model_family::{ModelCapabilities, ReasoningControl};
+use crate::model_family::{ModelCapabilities, ModelFamily, ReasoningControl};
 
 /// Room for the answer after Claude's thinking budget when the client set no `max_tokens`.
 const ANSWER_TOKENS_AFTER_THINKING: u32 = 4096;
@@ -83,11 +83,20 @@ pub(crate) fn reasoning_setting(
         }
     };
     let control = model.reasoning.ok_or_else(|| {
-        refused(format!(
-            "the model `{model_id}` does not reason, so reasoning effort `{}` cannot be \
-             honoured; leave it out or choose a reasoning model",
-            effort.as_str()
-        ))
+        let effort = effort.as_str();
+        refused(if model.family == ModelFamily::Other {
+            format!(
+                "the model `{model_id}` is not one this gateway knows to reason, so reasoning \
+                 effort `{effort}` cannot be honoured; if it is an application inference \
+                 profile of a model that reasons, the operator can name its family (e.g. \
+                 `family = \"anthropic.claude\"`)"
+            )
+        } else {
+            format!(
+                "the model `{model_id}` does not reason, so reasoning effort `{effort}` cannot \
+                 be honoured; leave it out or choose a reasoning model"
+            )
+        })
     })?;
     let key = match control {
         ReasoningControl::AnthropicThinking => "thinking",
