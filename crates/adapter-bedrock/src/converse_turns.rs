@@ -3,8 +3,9 @@
 //!
 //! The domain carries the conversation as the client gave it. Consecutive same-role
 //! messages are common and harmless (a tool result followed by a user text, two user
-//! texts), so they are merged into one turn, in order. A message left without blocks (its
-//! only text was blank, its only part a dropped cache point) is left out, as if not sent.
+//! texts), so they are merged into one turn, in order. A message left without blocks, or
+//! with only a cache point (its text was blank, its cache point dropped for a model without
+//! caching), is left out, as if not sent.
 //! Reasoning blocks move to the front of their turn, in order (Bedrock refuses reasoning
 //! after text or a tool call, and merging two assistant messages could put it there). An
 //! assistant first turn cannot be fixed without inventing a user message, so it is refused
@@ -38,7 +39,11 @@ pub(crate) fn converse_turns<'a>(
                 blocks.push(block);
             }
         }
-        if blocks.is_empty() {
+        // A cache point alone marks nothing the model would read.
+        if blocks
+            .iter()
+            .all(|block| matches!(block, ContentBlock::CachePoint(_)))
+        {
             continue;
         }
         match turns.last_mut() {
@@ -78,11 +83,15 @@ pub(crate) fn converse_turns<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ReasoningContentBlock;
+    use crate::wire::{CachePointBlock, CachePointType, ReasoningContentBlock};
     use gateway_core::{ReasoningBlock, ToolResult};
 
     fn text(part: &ContentPart) -> Result<Option<ContentBlock<'_>>, ProviderError> {
         match part {
+            ContentPart::CachePoint(_) => Ok(Some(ContentBlock::CachePoint(CachePointBlock {
+                kind: CachePointType::Default,
+                ttl: None,
+            }))),
             ContentPart::Text(text) if text.trim().is_empty() => Ok(None),
             ContentPart::Text(text) => Ok(Some(ContentBlock::Text(text))),
             ContentPart::Reasoning(_) => Ok(Some(ContentBlock::ReasoningContent(
@@ -171,6 +180,13 @@ mod tests {
         let messages = [
             message(Role::User, "one"),
             message(Role::Assistant, "  \n"),
+            Message {
+                role: Role::Assistant,
+                content: vec![
+                    ContentPart::Text(" ".into()),
+                    ContentPart::CachePoint(Default::default()),
+                ],
+            },
             message(Role::User, "two"),
         ];
         let turns = converse_turns(&messages, text).unwrap();
