@@ -1,7 +1,17 @@
 //! A prepared [`ProviderRequest`] to the Converse / ConverseStream request body.
 //!
 //! A pure function: the body borrows from the request, so nothing is copied until
-//! serialization.
+//! serialization (but for the few values computed here, see [`crate::wire`]). What the
+//! route's model can take comes from [`crate::model_family`]; each concept with rules of
+//! its own has its module: [`crate::reasoning`], [`crate::structured_output`],
+//! [`crate::cache_points`], [`crate::documents`], [`crate::request_options`], and the turn
+//! rules [`crate::converse_turns`].
+//!
+//! Content: blank (whitespace-only) text and guarded text are dropped, in system and
+//! messages alike (Bedrock refuses blank text blocks); reasoning from earlier turns is
+//! given back verbatim to models that reason and left out for the others (which refuse
+//! it); guarded text becomes `guardContent`, so a guardrail evaluates only what the client
+//! marked.
 //!
 //! Tool configuration, the one place with a judgement call:
 //! - no tools and no tool blocks in the history: no `toolConfig`;
@@ -12,22 +22,33 @@
 //!   the history as text, would change what the model sees);
 //! - tool blocks in the history but no tools declared (clients that drop `tools` on the
 //!   follow-up turn): the tools named by the history's `toolUse` blocks are declared with an
-//!   open schema `{"type": "object"}`, so Bedrock accepts the history.
+//!   open schema `{"type": "object"}`, so Bedrock accepts the history;
+//! - structured output through a forced tool ([`crate::structured_output`]) declares that
+//!   tool (after any the history needs) and forces it.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use gateway_core::{
-    ChatRequest, ContentPart, ProviderError, ProviderRequest, SystemPart,
+    ChatRequest, ContentPart, ProviderError, ProviderRequest, ReasoningBlock, SystemPart,
     ToolChoice as DomainToolChoice,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::cache_points::CachePoints;
 use crate::converse_turns::converse_turns;
+use crate::documents::DocumentNames;
+use crate::model_family::ModelCapabilities;
+use crate::reasoning::{reasoning_setting, ReasoningSetting};
+use crate::request_options::{request_metadata, response_field_paths};
+use crate::structured_output::{StructuredOutput, FORCED_TOOL_NAME};
 use crate::wire::{
-    ContentBlock, ConverseRequest, Empty, GuardrailConfiguration, ImageBlock, ImageSource,
-    InferenceConfiguration, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
-    ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus,
-    ToolSpecification, ToolUseBlock,
+    ContentBlock, ConverseRequest, DocumentBlock, DocumentSource, Empty, GuardrailConfiguration,
+    GuardrailConverseContentBlock, GuardrailConverseTextBlock, ImageBlock, ImageSource,
+    InferenceConfiguration, PerformanceConfiguration, ReasoningContentBlock, ReasoningTextBlock,
+    ServiceTier, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration,
+    ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus, ToolSpecification,
+    ToolUseBlock,
 };
 
 /// Which Bedrock operation a body is for; they differ in path and in
@@ -48,31 +69,52 @@ impl Operation {
     }
 }
 
-/// Schema for tools the history uses but the request does not declare.
-static OPEN_SCHEMA: LazyLock<Value> = LazyLock::new(|| serde_json::json!({"type": "object"}));
+/// `{"type": "object"}`: the schema of tools the history uses but the request does not
+/// declare, and of the forced tool for `json_object`.
+pub(crate) static OPEN_SCHEMA: LazyLock<Value> =
+    LazyLock::new(|| serde_json::json!({"type": "object"}));
 
 /// The Converse body for `call`: the client's request with the effective guardrail (never
-/// the one the client asked for, which policy may have replaced). Fails, before any call,
-/// when the conversation breaks Converse's turn rules ([`crate::converse_turns`]).
+/// the one the client asked for, which policy may have replaced), shaped for the route's
+/// model. Fails, before any call, when the conversation breaks Converse's turn rules
+/// ([`crate::converse_turns`]) or the model cannot honour a feature of the request
+/// (`ProviderError::Unsupported`).
 pub fn converse_request<'a>(
     call: ProviderRequest<'a>,
     operation: Operation,
 ) -> Result<ConverseRequest<'a>, ProviderError> {
     let request = call.chat;
+    let model_id = call.route.model_id.as_str();
+    let model = ModelCapabilities::of(call.route);
+    let reasoning = reasoning_setting(request, &model, model_id)?;
+    let structured_output = StructuredOutput::of(request, &model, model_id)?;
+    let mut blocks = Blocks {
+        keep_reasoning: model.reasoning.is_some(),
+        cache_points: CachePoints::new(&model),
+        documents: DocumentNames::default(),
+    };
+    let system = blocks.system(&request.system)?;
+    let tool_config = tool_config(
+        request,
+        structured_output.as_ref(),
+        &mut blocks.cache_points,
+    )?;
+    let messages = converse_turns(&request.messages, |part| blocks.content(part))?;
+    let max_tokens = request.inference.max_tokens.or(reasoning
+        .as_ref()
+        .and_then(|setting| setting.default_max_tokens));
     Ok(ConverseRequest {
-        messages: converse_turns(&request.messages, content_block)?,
-        system: request
-            .system
-            .iter()
-            .map(system_block)
-            .collect::<Result<_, _>>()?,
-        inference_config: (!request.inference.is_empty()).then(|| InferenceConfiguration {
-            max_tokens: request.inference.max_tokens,
-            temperature: request.inference.temperature,
-            top_p: request.inference.top_p,
-            stop_sequences: &request.inference.stop,
+        messages,
+        system,
+        inference_config: (!request.inference.is_empty() || max_tokens.is_some()).then(|| {
+            InferenceConfiguration {
+                max_tokens,
+                temperature: request.inference.temperature,
+                top_p: request.inference.top_p,
+                stop_sequences: &request.inference.stop,
+            }
         }),
-        tool_config: tool_config(request)?,
+        tool_config,
         guardrail_config: call.guardrail.map(|guardrail| GuardrailConfiguration {
             guardrail_identifier: &guardrail.identifier,
             guardrail_version: &guardrail.version,
@@ -84,7 +126,24 @@ pub fn converse_request<'a>(
                 }
             },
         }),
-        additional_model_request_fields: request.additional_model_request_fields.as_ref(),
+        additional_model_request_fields: additional_model_request_fields(
+            request.additional_model_request_fields.as_ref(),
+            reasoning,
+        ),
+        additional_model_response_field_paths: response_field_paths(
+            &request.additional_model_response_field_paths,
+        )?,
+        request_metadata: request_metadata(&request.request_metadata)?,
+        performance_config: request.latency.map(|latency| PerformanceConfiguration {
+            latency: latency.as_str(),
+        }),
+        service_tier: request.service_tier.map(|tier| ServiceTier {
+            kind: tier.as_str(),
+        }),
+        output_config: match &structured_output {
+            Some(output) => output.output_config()?,
+            None => None,
+        },
     })
 }
 
@@ -100,6 +159,26 @@ pub fn converse_body(
     })
 }
 
+/// The client's `additionalModelRequestFields` with the generated reasoning member added.
+/// The client's own keys win ([`crate::reasoning`] generates nothing for them), so the
+/// client's object is only copied when something is added to it.
+fn additional_model_request_fields(
+    client: Option<&Value>,
+    generated: Option<ReasoningSetting>,
+) -> Option<Cow<'_, Value>> {
+    let Some(ReasoningSetting { key, value, .. }) = generated else {
+        return client.map(Cow::Borrowed);
+    };
+    let mut fields = match client {
+        None => Map::new(),
+        Some(Value::Object(fields)) => fields.clone(),
+        // Not an object: Bedrock will refuse it as the client sent it.
+        Some(other) => return Some(Cow::Borrowed(other)),
+    };
+    fields.entry(key).or_insert(value);
+    Some(Cow::Owned(Value::Object(fields)))
+}
+
 /// A request kind this adapter was not written for (the domain's enums are non-exhaustive):
 /// refused before any call rather than dropped, so the model never answers a different
 /// question than the one asked.
@@ -109,33 +188,101 @@ fn unsupported(what: &str) -> ProviderError {
     }
 }
 
-fn system_block(part: &SystemPart) -> Result<SystemContentBlock<'_>, ProviderError> {
-    match part {
-        SystemPart::Text(text) => Ok(SystemContentBlock::Text(text)),
-        _ => Err(unsupported("kind of system part")),
+fn is_blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
+/// Converts one request's system and message parts, counting what is counted per request.
+struct Blocks {
+    /// Reasoning from earlier turns is given back (the model reasons) or left out.
+    keep_reasoning: bool,
+    cache_points: CachePoints,
+    documents: DocumentNames,
+}
+
+impl Blocks {
+    fn system<'a>(
+        &mut self,
+        parts: &'a [SystemPart],
+    ) -> Result<Vec<SystemContentBlock<'a>>, ProviderError> {
+        let mut blocks = Vec::with_capacity(parts.len());
+        for part in parts {
+            let block = match part {
+                SystemPart::Text(text) if is_blank(text) => None,
+                SystemPart::Text(text) => Some(SystemContentBlock::Text(text)),
+                SystemPart::GuardedText(text) if is_blank(text) => None,
+                SystemPart::GuardedText(text) => {
+                    Some(SystemContentBlock::GuardContent(guarded(text)))
+                }
+                SystemPart::CachePoint(point) => self
+                    .cache_points
+                    .block(point)?
+                    .map(SystemContentBlock::CachePoint),
+                _ => return Err(unsupported("kind of system part")),
+            };
+            blocks.extend(block);
+        }
+        Ok(blocks)
+    }
+
+    /// The block for `part`; `None` when it is left out.
+    fn content<'a>(
+        &mut self,
+        part: &'a ContentPart,
+    ) -> Result<Option<ContentBlock<'a>>, ProviderError> {
+        Ok(Some(match part {
+            ContentPart::Text(text) if is_blank(text) => return Ok(None),
+            ContentPart::Text(text) => ContentBlock::Text(text),
+            ContentPart::Image(image) => ContentBlock::Image(ImageBlock {
+                format: image.format.as_str(),
+                source: ImageSource::Bytes(&image.base64_data),
+            }),
+            ContentPart::Document(document) => ContentBlock::Document(DocumentBlock {
+                format: document.format.as_str(),
+                name: self.documents.name(document),
+                source: DocumentSource::Bytes(&document.base64_data),
+            }),
+            ContentPart::GuardedText(text) if is_blank(text) => return Ok(None),
+            ContentPart::GuardedText(text) => ContentBlock::GuardContent(guarded(text)),
+            ContentPart::Reasoning(_) if !self.keep_reasoning => return Ok(None),
+            ContentPart::Reasoning(reasoning) => {
+                ContentBlock::ReasoningContent(reasoning_block(reasoning)?)
+            }
+            ContentPart::CachePoint(point) => match self.cache_points.block(point)? {
+                Some(block) => ContentBlock::CachePoint(block),
+                None => return Ok(None),
+            },
+            ContentPart::ToolUse(call) => ContentBlock::ToolUse(ToolUseBlock {
+                tool_use_id: &call.id,
+                name: &call.name,
+                input: &call.input,
+            }),
+            ContentPart::ToolResult(result) => ContentBlock::ToolResult(ToolResultBlock {
+                tool_use_id: &result.tool_use_id,
+                content: vec![ToolResultContentBlock::Text(&result.content)],
+                // Only some models (Anthropic's) accept `status`; sending it just for errors
+                // keeps successful tool turns valid for every model.
+                status: result.is_error.then_some(ToolResultStatus::Error),
+            }),
+            _ => return Err(unsupported("kind of content part")),
+        }))
     }
 }
 
-fn content_block(part: &ContentPart) -> Result<ContentBlock<'_>, ProviderError> {
-    Ok(match part {
-        ContentPart::Text(text) => ContentBlock::Text(text),
-        ContentPart::Image(image) => ContentBlock::Image(ImageBlock {
-            format: image.format.as_str(),
-            source: ImageSource::Bytes(&image.base64_data),
-        }),
-        ContentPart::ToolUse(call) => ContentBlock::ToolUse(ToolUseBlock {
-            tool_use_id: &call.id,
-            name: &call.name,
-            input: &call.input,
-        }),
-        ContentPart::ToolResult(result) => ContentBlock::ToolResult(ToolResultBlock {
-            tool_use_id: &result.tool_use_id,
-            content: vec![ToolResultContentBlock::Text(&result.content)],
-            // Only some models (Anthropic's) accept `status`; sending it just for errors keeps
-            // successful tool turns valid for every model.
-            status: result.is_error.then_some(ToolResultStatus::Error),
-        }),
-        _ => return Err(unsupported("kind of content part")),
+fn guarded(text: &str) -> GuardrailConverseContentBlock<'_> {
+    GuardrailConverseContentBlock::Text(GuardrailConverseTextBlock { text })
+}
+
+fn reasoning_block(block: &ReasoningBlock) -> Result<ReasoningContentBlock<'_>, ProviderError> {
+    Ok(match block {
+        ReasoningBlock::Thinking { text, signature } => {
+            ReasoningContentBlock::ReasoningText(ReasoningTextBlock {
+                text,
+                signature: signature.as_deref(),
+            })
+        }
+        ReasoningBlock::Redacted { data } => ReasoningContentBlock::RedactedContent(data),
+        _ => return Err(unsupported("kind of reasoning block")),
     })
 }
 
@@ -148,38 +295,8 @@ fn history_has_tool_blocks(request: &ChatRequest) -> bool {
     })
 }
 
-fn tool_config(request: &ChatRequest) -> Result<Option<ToolConfiguration<'_>>, ProviderError> {
-    let history_needs_tools = history_has_tool_blocks(request);
-    let choice_none = matches!(request.tool_choice, Some(DomainToolChoice::None));
-    if choice_none && !history_needs_tools {
-        return Ok(None);
-    }
-    if !request.tools.is_empty() {
-        let tool_choice = match &request.tool_choice {
-            None | Some(DomainToolChoice::None) => None,
-            Some(DomainToolChoice::Auto) => Some(ToolChoice::Auto(Empty {})),
-            Some(DomainToolChoice::Any) => Some(ToolChoice::Any(Empty {})),
-            Some(DomainToolChoice::Tool(name)) => {
-                Some(ToolChoice::Tool(SpecificToolChoice { name }))
-            }
-            Some(_) => return Err(unsupported("tool_choice")),
-        };
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                Tool::ToolSpec(ToolSpecification {
-                    name: &tool.name,
-                    description: tool.description.as_deref(),
-                    input_schema: ToolInputSchema::Json(&tool.parameters),
-                })
-            })
-            .collect();
-        return Ok(Some(ToolConfiguration { tools, tool_choice }));
-    }
-    if !history_needs_tools {
-        return Ok(None);
-    }
+/// The tools the history's `toolUse` blocks name, once each, with an open schema.
+fn tools_named_by_history(request: &ChatRequest) -> Vec<Tool<'_>> {
     let mut names: Vec<&str> = Vec::new();
     for message in &request.messages {
         for part in &message.content {
@@ -190,23 +307,81 @@ fn tool_config(request: &ChatRequest) -> Result<Option<ToolConfiguration<'_>>, P
             }
         }
     }
+    names
+        .into_iter()
+        .map(|name| {
+            Tool::ToolSpec(ToolSpecification {
+                name,
+                description: None,
+                input_schema: ToolInputSchema::Json(&OPEN_SCHEMA),
+            })
+        })
+        .collect()
+}
+
+fn tool_config<'a>(
+    request: &'a ChatRequest,
+    structured_output: Option<&StructuredOutput<'a>>,
+    cache_points: &mut CachePoints,
+) -> Result<Option<ToolConfiguration<'a>>, ProviderError> {
+    let history_needs_tools = history_has_tool_blocks(request);
+    let (tools, tool_choice) = if let Some(StructuredOutput::ForcedTool {
+        schema,
+        description,
+    }) = structured_output
+    {
+        // `StructuredOutput::of` refused client tools beside the forced one.
+        let mut tools = if history_needs_tools {
+            tools_named_by_history(request)
+        } else {
+            Vec::new()
+        };
+        tools.push(Tool::ToolSpec(ToolSpecification {
+            name: FORCED_TOOL_NAME,
+            description: Some(description),
+            input_schema: ToolInputSchema::Json(schema),
+        }));
+        let choice = ToolChoice::Tool(SpecificToolChoice {
+            name: FORCED_TOOL_NAME,
+        });
+        (tools, Some(choice))
+    } else if request.tools.is_empty() {
+        if !history_needs_tools {
+            return Ok(None);
+        }
+        (tools_named_by_history(request), None)
+    } else {
+        let choice_none = matches!(request.tool_choice, Some(DomainToolChoice::None));
+        if choice_none && !history_needs_tools {
+            return Ok(None);
+        }
+        let tool_choice = match &request.tool_choice {
+            None | Some(DomainToolChoice::None) => None,
+            Some(DomainToolChoice::Auto) => Some(ToolChoice::Auto(Empty {})),
+            Some(DomainToolChoice::Any) => Some(ToolChoice::Any(Empty {})),
+            Some(DomainToolChoice::Tool(name)) => {
+                Some(ToolChoice::Tool(SpecificToolChoice { name }))
+            }
+            Some(_) => return Err(unsupported("tool_choice")),
+        };
+        let mut tools = Vec::with_capacity(request.tools.len());
+        for tool in &request.tools {
+            tools.push(Tool::ToolSpec(ToolSpecification {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                input_schema: ToolInputSchema::Json(&tool.parameters),
+            }));
+            if let Some(point) = &tool.cache_point {
+                tools.extend(cache_points.block(point)?.map(Tool::CachePoint));
+            }
+        }
+        (tools, tool_choice)
+    };
     // Tool results alone (their calls trimmed from the history) name no tool to declare.
-    if names.is_empty() {
+    if tools.is_empty() {
         return Ok(None);
     }
-    Ok(Some(ToolConfiguration {
-        tools: names
-            .into_iter()
-            .map(|name| {
-                Tool::ToolSpec(ToolSpecification {
-                    name,
-                    description: None,
-                    input_schema: ToolInputSchema::Json(&OPEN_SCHEMA),
-                })
-            })
-            .collect(),
-        tool_choice: None,
-    }))
+    Ok(Some(ToolConfiguration { tools, tool_choice }))
 }
 
 #[cfg(test)]

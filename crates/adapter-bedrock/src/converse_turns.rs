@@ -1,11 +1,15 @@
-//! Converse's rules for the conversation: turns alternate between user and assistant, and
-//! the first is the user's.
+//! Converse's rules for the conversation: turns alternate between user and assistant, the
+//! first is the user's, no turn is empty, and an assistant turn's reasoning comes first.
 //!
 //! The domain carries the conversation as the client gave it. Consecutive same-role
 //! messages are common and harmless (a tool result followed by a user text, two user
-//! texts), so they are merged into one turn, in order. An assistant first turn cannot be
-//! fixed without inventing a user message, so it is refused before any call, as the
-//! client's error.
+//! texts), so they are merged into one turn, in order. A message left without blocks, or
+//! with only a cache point (its text was blank, its cache point dropped for a model without
+//! caching), is left out, as if not sent.
+//! Reasoning blocks move to the front of their turn, in order (Bedrock refuses reasoning
+//! after text or a tool call, and merging two assistant messages could put it there). An
+//! assistant first turn cannot be fixed without inventing a user message, so it is refused
+//! before any call, as the client's error.
 
 use gateway_core::{ContentPart, Message, ProviderError, Role};
 
@@ -16,37 +20,61 @@ use crate::wire::{ContentBlock, ConversationRole, Message as WireMessage};
 const USER_FIRST: &str = "the conversation must start with a user message (after any system or \
      developer messages): Bedrock requires the first turn to be the user's";
 
-/// The Converse turns for `messages`, each part converted by `content_block`: same-role
-/// neighbours merged, user first.
+/// The Converse turns for `messages`, each part converted by `content_block` (`None`: the
+/// part is left out): empty messages left out, same-role neighbours merged, reasoning first
+/// in each turn, user first.
 pub(crate) fn converse_turns<'a>(
     messages: &'a [Message],
-    content_block: fn(&'a ContentPart) -> Result<ContentBlock<'a>, ProviderError>,
+    mut content_block: impl FnMut(&'a ContentPart) -> Result<Option<ContentBlock<'a>>, ProviderError>,
 ) -> Result<Vec<WireMessage<'a>>, ProviderError> {
-    if let Some(first) = messages.first() {
-        if first.role != Role::User {
-            return Err(ProviderError::TurnOrder {
-                message_index: 0,
-                message: USER_FIRST.to_owned(),
-            });
-        }
-    }
     let mut turns: Vec<WireMessage<'a>> = Vec::with_capacity(messages.len());
-    for message in messages {
+    for (index, message) in messages.iter().enumerate() {
         let role = match message.role {
             Role::User => ConversationRole::User,
             Role::Assistant => ConversationRole::Assistant,
         };
-        let blocks = message.content.iter().map(content_block);
-        match turns.last_mut() {
-            Some(last) if last.role == role => {
-                for block in blocks {
-                    last.content.push(block?);
-                }
+        let mut blocks = Vec::with_capacity(message.content.len());
+        for part in &message.content {
+            if let Some(block) = content_block(part)? {
+                blocks.push(block);
             }
-            _ => turns.push(WireMessage {
+        }
+        // A cache point alone marks nothing the model would read.
+        if blocks
+            .iter()
+            .all(|block| matches!(block, ContentBlock::CachePoint(_)))
+        {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.content.append(&mut blocks),
+            Some(_) => turns.push(WireMessage {
                 role,
-                content: blocks.collect::<Result<_, _>>()?,
+                content: blocks,
             }),
+            None if role == ConversationRole::User => turns.push(WireMessage {
+                role,
+                content: blocks,
+            }),
+            None => {
+                return Err(ProviderError::TurnOrder {
+                    message_index: index,
+                    message: USER_FIRST.to_owned(),
+                })
+            }
+        }
+    }
+    let is_reasoning =
+        |block: &ContentBlock<'_>| matches!(block, ContentBlock::ReasoningContent(_));
+    for turn in &mut turns {
+        if turn
+            .content
+            .iter()
+            .skip_while(|b| is_reasoning(b))
+            .any(is_reasoning)
+        {
+            // Stable: reasoning blocks keep their order, and so does everything after them.
+            turn.content.sort_by_key(|block| !is_reasoning(block));
         }
     }
     Ok(turns)
@@ -55,12 +83,21 @@ pub(crate) fn converse_turns<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::ToolResult;
+    use crate::wire::{CachePointBlock, CachePointType, ReasoningContentBlock};
+    use gateway_core::{ReasoningBlock, ToolResult};
 
-    fn text(part: &ContentPart) -> Result<ContentBlock<'_>, ProviderError> {
+    fn text(part: &ContentPart) -> Result<Option<ContentBlock<'_>>, ProviderError> {
         match part {
-            ContentPart::Text(text) => Ok(ContentBlock::Text(text)),
-            other => panic!("only text in these tests: {other:?}"),
+            ContentPart::CachePoint(_) => Ok(Some(ContentBlock::CachePoint(CachePointBlock {
+                kind: CachePointType::Default,
+                ttl: None,
+            }))),
+            ContentPart::Text(text) if text.trim().is_empty() => Ok(None),
+            ContentPart::Text(text) => Ok(Some(ContentBlock::Text(text))),
+            ContentPart::Reasoning(_) => Ok(Some(ContentBlock::ReasoningContent(
+                ReasoningContentBlock::RedactedContent("r"),
+            ))),
+            other => panic!("only text and reasoning in these tests: {other:?}"),
         }
     }
 
@@ -115,7 +152,7 @@ mod tests {
             message(Role::User, "Explain that result"),
         ];
         let turns = converse_turns(&messages, |part| match part {
-            ContentPart::ToolResult(_) => Ok(ContentBlock::Text("<result>")),
+            ContentPart::ToolResult(_) => Ok(Some(ContentBlock::Text("<result>"))),
             other => text(other),
         })
         .unwrap();
@@ -135,6 +172,67 @@ mod tests {
                 message_index: 0,
                 message: USER_FIRST.into(),
             }
+        );
+    }
+
+    #[test]
+    fn messages_left_empty_are_left_out_and_their_neighbours_merge() {
+        let messages = [
+            message(Role::User, "one"),
+            message(Role::Assistant, "  \n"),
+            Message {
+                role: Role::Assistant,
+                content: vec![
+                    ContentPart::Text(" ".into()),
+                    ContentPart::CachePoint(Default::default()),
+                ],
+            },
+            message(Role::User, "two"),
+        ];
+        let turns = converse_turns(&messages, text).unwrap();
+        assert_eq!(turns.len(), 1);
+        assert_eq!(
+            turns[0].content,
+            vec![ContentBlock::Text("one"), ContentBlock::Text("two")]
+        );
+    }
+
+    #[test]
+    fn an_assistant_first_after_empty_messages_is_named_by_its_own_index() {
+        let messages = [message(Role::User, " "), message(Role::Assistant, "Hi!")];
+        assert_eq!(
+            converse_turns(&messages, text).unwrap_err(),
+            ProviderError::TurnOrder {
+                message_index: 1,
+                message: USER_FIRST.into(),
+            }
+        );
+    }
+
+    #[test]
+    fn reasoning_comes_first_in_a_merged_assistant_turn() {
+        let reasoning = ContentPart::Reasoning(ReasoningBlock::Redacted { data: "r".into() });
+        let messages = [
+            message(Role::User, "q"),
+            Message {
+                role: Role::Assistant,
+                content: vec![reasoning.clone(), ContentPart::Text("a".into())],
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![ContentPart::Text("b".into()), reasoning],
+            },
+        ];
+        let turns = converse_turns(&messages, text).unwrap();
+        let redacted = ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent("r"));
+        assert_eq!(
+            turns[1].content,
+            vec![
+                redacted.clone(),
+                redacted,
+                ContentBlock::Text("a"),
+                ContentBlock::Text("b")
+            ]
         );
     }
 }

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// The geographic prefixes of Bedrock's system-defined inference profile ids
-/// (`us.anthropic.claude-...`).
-// TODO(i9 merge): model_family.rs strips the same prefixes; keep one list.
+/// (`us.anthropic.claude-...`); model families are read from ids without them.
 pub(crate) const GEO_PREFIXES: &[&str] =
     &["us", "eu", "apac", "us-gov", "jp", "au", "ca", "global"];
 

@@ -7,16 +7,21 @@
 
 // Modules stay private: hosts use the re-exports below; tests reach the rest through
 // `testing` (feature `test-util`).
+mod cache_points;
 mod client;
 mod config;
 mod converse_request;
 mod converse_response;
 mod converse_turns;
 mod credentials;
+mod documents;
 mod errors;
 mod event_stream;
 mod inference_profile;
+mod model_family;
 mod provider;
+mod reasoning;
+mod request_options;
 mod signing;
 mod stream_events;
 mod structured_output;
@@ -29,4 +34,5 @@ pub use config::{
     RequiredSecret, RoleArn, SessionDuration, SessionName, TimeLimit, Timeouts,
 };
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
+pub use model_family::{ModelFamily, UnknownModelFamily};
 pub use provider::{BedrockProvider, BuildError};

@@ -2,12 +2,17 @@
 //! `bedrock-runtime` service model (API 2023-09-30).
 //!
 //! Request types borrow from the domain request, so building a body copies no strings:
-//! they only serialize. Response types own their data and ignore unknown fields (Bedrock
+//! they only serialize. The exceptions are values the adapter computes: a document name
+//! made valid, a JSON Schema written as the string `outputConfig` wants, and
+//! `additionalModelRequestFields` when reasoning settings are merged into the client's. Response types own their data and ignore unknown fields (Bedrock
 //! adds members over time, and a new one must never break an answer). Content blocks are
 //! unions on the wire; responses read them as structs of optional members so a block of a
 //! kind this build does not know is skipped rather than refused.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -28,7 +33,17 @@ pub struct ConverseRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guardrail_config: Option<GuardrailConfiguration<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub additional_model_request_fields: Option<&'a Value>,
+    pub additional_model_request_fields: Option<Cow<'a, Value>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub additional_model_response_field_paths: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_metadata: Option<RequestMetadata<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance_config: Option<PerformanceConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig<'a>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +66,12 @@ pub struct Message<'a> {
 pub enum ContentBlock<'a> {
     Text(&'a str),
     Image(ImageBlock<'a>),
+    Document(DocumentBlock<'a>),
     ToolUse(ToolUseBlock<'a>),
     ToolResult(ToolResultBlock<'a>),
+    GuardContent(GuardrailConverseContentBlock<'a>),
+    CachePoint(CachePointBlock),
+    ReasoningContent(ReasoningContentBlock<'a>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +86,67 @@ pub struct ImageBlock<'a> {
 pub enum ImageSource<'a> {
     /// Base64, as JSON carries blobs.
     Bytes(&'a str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentBlock<'a> {
+    /// `pdf` | `csv` | `doc` | `docx` | `xls` | `xlsx` | `html` | `txt` | `md`.
+    pub format: &'static str,
+    /// Only alphanumerics, single spaces, hyphens, parentheses and square brackets; unique
+    /// within the request (see `crate::documents`).
+    pub name: Cow<'a, str>,
+    pub source: DocumentSource<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DocumentSource<'a> {
+    /// Base64, as JSON carries blobs.
+    Bytes(&'a str),
+}
+
+/// Content a guardrail evaluates selectively (`guardContent`); a union with `text` and
+/// `image`, of which the adapter sends text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GuardrailConverseContentBlock<'a> {
+    Text(GuardrailConverseTextBlock<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardrailConverseTextBlock<'a> {
+    pub text: &'a str,
+}
+
+/// `{"type": "default", "ttl"?: "5m" | "1h"}`: everything before it may be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CachePointBlock {
+    #[serde(rename = "type")]
+    pub kind: CachePointType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CachePointType {
+    Default,
+}
+
+/// Reasoning given back from an earlier assistant turn, verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReasoningContentBlock<'a> {
+    ReasoningText(ReasoningTextBlock<'a>),
+    /// Base64, as the model produced it.
+    RedactedContent(&'a str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasoningTextBlock<'a> {
+    pub text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,6 +184,8 @@ pub enum ToolResultStatus {
 #[serde(rename_all = "camelCase")]
 pub enum SystemContentBlock<'a> {
     Text(&'a str),
+    GuardContent(GuardrailConverseContentBlock<'a>),
+    CachePoint(CachePointBlock),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -131,6 +213,8 @@ pub struct ToolConfiguration<'a> {
 #[serde(rename_all = "camelCase")]
 pub enum Tool<'a> {
     ToolSpec(ToolSpecification<'a>),
+    /// Caches the tool definitions before it.
+    CachePoint(CachePointBlock),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +261,67 @@ pub struct GuardrailConfiguration<'a> {
     /// ConverseStream only: `sync` | `async`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_processing_mode: Option<&'static str>,
+}
+
+/// `requestMetadata`: a map of string to string, written in the client's order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestMetadata<'a>(pub &'a [(String, String)]);
+
+impl Serialize for RequestMetadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// `{"latency": "standard" | "optimized"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PerformanceConfiguration {
+    pub latency: &'static str,
+}
+
+/// `{"type": "priority" | "default" | "flex" | "reserved"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ServiceTier {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputConfig<'a> {
+    pub text_format: OutputFormat<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputFormat<'a> {
+    #[serde(rename = "type")]
+    pub kind: OutputFormatType,
+    pub structure: OutputFormatStructure<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormatType {
+    JsonSchema,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutputFormatStructure<'a> {
+    JsonSchema(JsonSchemaDefinition<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JsonSchemaDefinition<'a> {
+    /// The schema as a JSON string, as botocore's model types it.
+    pub schema: String,
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 //! - `fixtures/domain/request/*.json`: a domain `ChatRequest` (serde JSON) and the Converse
 //!   body the adapter sends for it (ConverseStream's when the request streams). The routes
 //!   here have no guardrail policy, so the fixture's `guardrail` is also the effective one.
+//!   A fixture may say which model the route goes to, beside the request:
+//!   `"route": {"model_id": ..., "family"?: ...}` (without it: model id `model`, which names
+//!   no family).
+//! - `fixtures/domain/request_unsupported/*.json`: the same, for requests the route's model
+//!   cannot honour, and the error the adapter refuses them with before any call.
 //! - `fixtures/bedrock/converse/*.json`: a Bedrock Converse response and the domain
 //!   `ChatResponse` it becomes. A fixture may carry a top-level `"_fixture"` object, removed
 //!   before parsing: `{"unwrap_tool": "<name>"}` reads the answer as one to a request that
@@ -12,32 +17,68 @@
     clippy::unwrap_used,
     reason = "helpers outside #[test] functions fail the test on bad input, like the tests themselves"
 )]
+#![allow(
+    clippy::unwrap_used,
+    reason = "the fixture reader outside #[test] functions fails the test by panicking"
+)]
 
 use gateway_adapter_bedrock::testing::parse_converse_response;
 use gateway_adapter_bedrock::testing::{converse_body, Operation};
-use gateway_core::{ChatRequest, ProviderRequest, Route};
+use std::path::Path;
+
+use gateway_core::{ChatRequest, ProviderError, ProviderRequest, Route};
+use serde::Deserialize;
 use serde_json::Value;
+
+/// A domain request fixture: the request and, optionally, its route's model.
+struct Fixture {
+    request: ChatRequest,
+    route: Route,
+}
+
+#[derive(Default, Deserialize)]
+struct FixtureRoute {
+    model_id: Option<String>,
+    family: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RouteMember {
+    #[serde(default)]
+    route: FixtureRoute,
+}
+
+fn fixture(path: &Path) -> Fixture {
+    let text = std::fs::read_to_string(path).unwrap();
+    // `ChatRequest` ignores the `route` member; it is read apart.
+    let request: ChatRequest = serde_json::from_str(&text).unwrap();
+    let RouteMember { route } = serde_json::from_str(&text).unwrap();
+    let route = Route {
+        public_name: request.model.clone(),
+        account: "acct".into(),
+        model_id: route.model_id.unwrap_or_else(|| "model".into()),
+        region: "us-east-1".into(),
+        guardrail: Default::default(),
+        finish_reason_style: Default::default(),
+        drop_unsupported_params: false,
+        family: route.family,
+    };
+    Fixture { request, route }
+}
+
+fn operation(request: &ChatRequest) -> Operation {
+    if request.stream {
+        Operation::ConverseStream
+    } else {
+        Operation::Converse
+    }
+}
 
 #[test]
 fn domain_requests_become_converse_bodies() {
     insta::glob!("../../../fixtures/domain/request", "*.json", |path| {
-        let request: ChatRequest =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let operation = if request.stream {
-            Operation::ConverseStream
-        } else {
-            Operation::Converse
-        };
-        let route = Route {
-            public_name: request.model.clone(),
-            account: "acct".into(),
-            model_id: "model".into(),
-            region: "us-east-1".into(),
-            guardrail: Default::default(),
-            finish_reason_style: Default::default(),
-            drop_unsupported_params: false,
-            family: None,
-        };
+        let Fixture { request, route } = fixture(path);
+        let operation = operation(&request);
         let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
         let body: Value = serde_json::from_slice(&converse_body(call, operation).unwrap()).unwrap();
         insta::with_settings!({ info => &operation.path_suffix() }, {
@@ -62,6 +103,25 @@ fn response_fixture(path: &std::path::Path) -> (Vec<u8>, Option<String>) {
         object["unwrap_tool"].as_str().unwrap().to_owned()
     });
     (serde_json::to_vec(&fixture).unwrap(), unwrap_tool)
+}
+
+#[test]
+fn requests_the_model_cannot_honour_are_refused_before_any_call() {
+    insta::glob!(
+        "../../../fixtures/domain/request_unsupported",
+        "*.json",
+        |path| {
+            let Fixture { request, route } = fixture(path);
+            let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
+            let error = converse_body(call, operation(&request)).unwrap_err();
+            assert!(
+                matches!(error, ProviderError::Unsupported { .. }),
+                "{}: {error:?}",
+                path.display()
+            );
+            insta::assert_debug_snapshot!(error);
+        }
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gateway_adapter_bedrock::AuthConfig;
-use gateway_adapter_bedrock::{Endpoint, Region, TimeLimit};
+use gateway_adapter_bedrock::{Endpoint, ModelFamily, Region, TimeLimit};
 use gateway_adapter_http::GatewayKey;
 use gateway_core::{FinishReasonStyle, GuardrailMode};
 use serde::Deserialize;
@@ -66,8 +66,8 @@ pub(super) struct RawModel {
     pub region: Option<Region>,
     pub guardrail: Option<RawGuardrail>,
     /// The base model family of an id that does not name it (an application inference
-    /// profile ARN), e.g. `anthropic.claude`.
-    pub family: Option<String>,
+    /// profile ARN), e.g. `anthropic.claude`; an unknown name is refused while reading.
+    pub family: Option<ModelFamily>,
 }
 
 #[derive(Debug, Deserialize)]

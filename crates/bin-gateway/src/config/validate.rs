@@ -107,7 +107,8 @@ impl RawConfig {
                         allow_client_guardrails,
                     },
                     finish_reason_style,
-                    family: raw.family,
+                    // The route keeps the canonical name; the adapter reads it again.
+                    family: raw.family.map(|family| family.as_str().to_owned()),
                     drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
                 });
             }
