@@ -4,6 +4,9 @@
 //! |---|---|---|---|
 //! | body is not JSON | 400 | `invalid_request_error` | `invalid_json` |
 //! | a field is missing / has the wrong type / a bad value / is unsupported | 400 | `invalid_request_error` | `missing_required_parameter` / `invalid_type` / `invalid_value` / `unsupported_value` (`param` = field path) |
+//! | an unknown top-level field | 400 | `invalid_request_error` | `unknown_parameter` (`param` = the field) |
+//! | an OpenAI parameter Bedrock cannot honour (`seed`, `n` > 1, ...), not dropped by configuration | 400 | `invalid_request_error` | `unsupported_parameter` (`param` = the parameter) |
+//! | the model cannot do what a feature asks (reasoning, response format, cache points, ...) | 400 | `invalid_request_error` | `unsupported_value` (`param` = the feature's field, see [`feature_param`]) |
 //! | no or wrong gateway key | 401 | `invalid_request_error` | `invalid_api_key` |
 //! | unknown or malformed model name | 404 | `invalid_request_error` | `model_not_found` |
 //! | guardrail policy refuses `guardrailConfig` | 400 | `invalid_request_error` | `guardrail_enforced` / `guardrail_not_allowed` |
@@ -27,7 +30,7 @@
 
 use std::borrow::Cow;
 
-use gateway_core::{GatewayError, ProviderError};
+use gateway_core::{GatewayError, ProviderError, RequestFeature};
 use http::StatusCode;
 use serde::Serialize;
 
@@ -154,6 +157,13 @@ impl ApiError {
                 message,
             )
             .with_param(param),
+            RequestError::UnknownParameter { param } => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                FieldErrorCode::UnknownParameter.as_str(),
+                message,
+            )
+            .with_param(param),
         }
     }
 
@@ -194,6 +204,13 @@ impl ApiError {
                 message,
             }) => Self::turn_order(positions.openai_index(*message_index), message),
             GatewayError::Provider(provider) => Self::from_provider(provider),
+            GatewayError::UnsupportedParameter { param } => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "unsupported_parameter",
+                error.to_string(),
+            )
+            .with_param(param.clone()),
             // A failure kind this adapter does not know yet: the gateway's own fault until it
             // is mapped here.
             other => Self::new(
@@ -214,6 +231,18 @@ impl ApiError {
                 "upstream_validation_error",
                 message,
             ),
+            ProviderError::Unsupported { feature, .. } => {
+                let api = Self::new(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    FieldErrorCode::Unsupported.as_str(),
+                    message,
+                );
+                match feature_param(*feature) {
+                    Some(param) => api.with_param(param),
+                    None => api,
+                }
+            }
             // Without the client's message positions (see `from_gateway`) the index is the
             // domain's.
             ProviderError::TurnOrder {
@@ -308,14 +337,42 @@ impl ApiError {
     }
 }
 
+/// The request field through which the client asked for `feature`, in OpenAI's terms where
+/// OpenAI has one and Bedrock's where the client used Bedrock's name.
+fn feature_param(feature: RequestFeature) -> Option<&'static str> {
+    Some(match feature {
+        RequestFeature::Reasoning => "reasoning_effort",
+        RequestFeature::ResponseFormat => "response_format",
+        RequestFeature::CachePoint => "cache_control",
+        RequestFeature::Document => "file",
+        RequestFeature::ServiceTier => "service_tier",
+        RequestFeature::Latency => "performanceConfig",
+        RequestFeature::RequestMetadata => "requestMetadata",
+        RequestFeature::AdditionalResponseFields => "additionalModelResponseFieldPaths",
+        // A feature this adapter does not know yet: the message still says what failed.
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use gateway_core::{GuardrailPolicyError, RouteError};
 
+    const EVERY_FEATURE: [RequestFeature; 8] = [
+        RequestFeature::Reasoning,
+        RequestFeature::ResponseFormat,
+        RequestFeature::CachePoint,
+        RequestFeature::Document,
+        RequestFeature::ServiceTier,
+        RequestFeature::Latency,
+        RequestFeature::RequestMetadata,
+        RequestFeature::AdditionalResponseFields,
+    ];
+
     fn every_provider_error() -> Vec<ProviderError> {
         let message = || "upstream said no".to_string();
-        vec![
+        let mut errors = vec![
             ProviderError::InvalidRequest { message: message() },
             ProviderError::TurnOrder {
                 message_index: 0,
@@ -336,7 +393,12 @@ mod tests {
             ProviderError::Unavailable { message: message() },
             ProviderError::Upstream { message: message() },
             ProviderError::Protocol { message: message() },
-        ]
+        ];
+        errors.extend(EVERY_FEATURE.map(|feature| ProviderError::Unsupported {
+            feature,
+            message: format!("the model cannot do {feature:?}"),
+        }));
+        errors
     }
 
     fn row(name: &str, error: &ApiError) -> String {
@@ -364,6 +426,9 @@ mod tests {
                 requested_identifier: "gr-2".into(),
                 requested_version: "3".into(),
             }),
+            GatewayError::UnsupportedParameter {
+                param: "seed".into(),
+            },
         ];
         for error in &domain {
             let api = ApiError::from_gateway(error, &MessagePositions::default());

@@ -2,7 +2,8 @@
 //!
 //! Label values come from fixed sets only: endpoints and status classes are constants, models
 //! are the configured names (anything else is `other`), upstream errors are
-//! `ProviderError::kind()`. A client can therefore never create new series.
+//! `ProviderError::kind()`, dropped parameters are the parser's fixed list of unsupported
+//! OpenAI parameters. A client can therefore never create new series.
 //!
 //! `/metrics` needs no gateway key, like most exporters: operators should not expose it
 //! publicly (bind the gateway to an internal network or filter the path at the edge).
@@ -62,6 +63,11 @@ struct UpstreamLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ParameterLabels {
+    parameter: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s: gateway overhead is sub-millisecond, model answers take seconds.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -73,6 +79,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     upstream_errors: Family<UpstreamLabels, Counter>,
+    dropped_parameters: Family<ParameterLabels, Counter>,
     open_streams: Gauge,
 }
 
@@ -87,6 +94,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        let dropped_parameters = Family::<ParameterLabels, Counter>::default();
         let open_streams = Gauge::default();
         let mut registry = Registry::default();
         registry.register(
@@ -105,6 +113,11 @@ impl Metrics {
             upstream_errors.clone(),
         );
         registry.register(
+            "gateway_dropped_parameters",
+            "Unsupported parameters dropped from accepted requests (drop_unsupported_params)",
+            dropped_parameters.clone(),
+        );
+        registry.register(
             "gateway_open_streams",
             "Streaming responses currently open",
             open_streams.clone(),
@@ -114,6 +127,7 @@ impl Metrics {
             requests,
             latency,
             upstream_errors,
+            dropped_parameters,
             open_streams,
         }
     }
@@ -148,6 +162,13 @@ impl Metrics {
 
     pub(crate) fn upstream_error(&self, error: &ProviderError) {
         record_upstream_error(&self.upstream_errors, error);
+    }
+
+    /// Counts one parameter the gateway dropped from a request it then served.
+    pub(crate) fn dropped_parameter(&self, parameter: &'static str) {
+        self.dropped_parameters
+            .get_or_create(&ParameterLabels { parameter })
+            .inc();
     }
 
     /// Counts a stream as open until the guard is dropped.

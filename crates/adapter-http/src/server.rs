@@ -35,7 +35,9 @@ use crate::ids::completion_id;
 use crate::metrics::{Endpoint, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
 use crate::openai::models::model_list_json;
-use crate::openai::request::{parse_chat_request, MessagePositions, ParsedRequest};
+use crate::openai::request::{
+    parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
+};
 use crate::openai::response::completion_json;
 use crate::settings::HttpSettings;
 use crate::sse::SseBody;
@@ -252,12 +254,21 @@ impl HttpApp {
             Err(error) => return (error_response(&ApiError::from_request(error)), other),
         };
         let model = self.models.get(&request.model);
+        // Usually empty, so kept without allocating; the service either refuses the request
+        // for them or drops them.
+        let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
             self.stream(&caller, request, model).await
         } else {
             self.complete(&caller, request).await
         };
-        let response = result.unwrap_or_else(|error| self.gateway_error(&error, &positions, model));
+        let response = match result {
+            Ok(response) => {
+                self.count_dropped(&unsupported);
+                response
+            }
+            Err(error) => self.gateway_error(&error, &positions, model),
+        };
         (response, model)
     }
 
@@ -306,6 +317,15 @@ impl HttpApp {
         Ok(response)
     }
 
+    /// The service served a request with these unsupported parameters: it dropped them.
+    fn count_dropped(&self, parameters: &[String]) {
+        for parameter in parameters {
+            if let Some(name) = unsupported_parameter_name(parameter) {
+                self.metrics.dropped_parameter(name);
+            }
+        }
+    }
+
     fn gateway_error(
         &self,
         error: &GatewayError,
@@ -314,7 +334,9 @@ impl HttpApp {
     ) -> Response<ResponseBody> {
         match error {
             // Refused by the adapter before any call: the client's error, not the upstream's.
-            GatewayError::Provider(ProviderError::TurnOrder { .. }) => {}
+            GatewayError::Provider(
+                ProviderError::TurnOrder { .. } | ProviderError::Unsupported { .. },
+            ) => {}
             GatewayError::Provider(provider) => {
                 self.metrics.upstream_error(provider);
                 tracing::warn!(kind = provider.kind(), account = %model.account, "upstream error");

@@ -1,5 +1,5 @@
 //! The HTTP server end to end on loopback, with a fake provider: auth, limits, routing,
-//! errors, streaming, disconnects, metrics and shutdown.
+//! errors, strict parameters, streaming, disconnects, metrics and shutdown.
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +18,8 @@ use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     ChatEvent, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
-    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, ProviderRequest, StopReason, Usage,
+    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, ProviderRequest, RequestFeature,
+    StopReason, Usage,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -30,6 +31,8 @@ use tokio::sync::{oneshot, Notify};
 
 const KEY: &str = "sk-test-team-a";
 const STRICT_KEY: &str = "sk-test-strict";
+/// A key whose clients may send parameters Bedrock cannot honour: they are dropped.
+const DROP_KEY: &str = "sk-test-dropping";
 const CREATED: u64 = 1_741_339_101;
 /// A deadline for things that must happen promptly; never a way to wait for them.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -38,6 +41,13 @@ fn no_instance_metadata() {
     static ONCE: Once = Once::new();
     // Nothing here builds the AWS default chain, but no test process may ever probe IMDS.
     ONCE.call_once(|| std::env::set_var("AWS_EC2_METADATA_DISABLED", "true"));
+}
+
+fn no_reasoning() -> ProviderError {
+    ProviderError::Unsupported {
+        feature: RequestFeature::Reasoning,
+        message: "model `no-reasoning` cannot reason".into(),
+    }
 }
 
 /// A provider whose behaviour is chosen by the route's model id.
@@ -109,6 +119,7 @@ impl ChatProvider for FakeProvider {
                 account: route.account.clone(),
                 message: "The security token included in the request is invalid".into(),
             }),
+            "no-reasoning" => Err(no_reasoning()),
             "slow" => {
                 self.entered.notify_one();
                 self.release.notified().await;
@@ -130,6 +141,7 @@ impl ChatProvider for FakeProvider {
             "throttled" => Err(ProviderError::Throttled {
                 message: "Too many requests, please wait".into(),
             }),
+            "no-reasoning" => Err(no_reasoning()),
             "midstream-error" => {
                 let mut items = events();
                 items.truncate(2);
@@ -193,6 +205,7 @@ impl TestGateway {
                 "slow",
                 "midstream-error",
                 "endless",
+                "no-reasoning",
             ]
             .map(entry),
         )
@@ -211,6 +224,12 @@ impl TestGateway {
                 key: STRICT_KEY.into(),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
                 drop_unsupported_params: None,
+            },
+            GatewayKey {
+                name: "dropping".into(),
+                key: DROP_KEY.into(),
+                finish_reason_style: None,
+                drop_unsupported_params: Some(true),
             },
         ];
         let app = HttpApp::new(
@@ -270,10 +289,26 @@ impl TestGateway {
     }
 
     async fn chat(&self, body: Value) -> (http::response::Parts, Value) {
+        self.chat_as(KEY, body).await
+    }
+
+    /// A chat with `key`; the body as JSON, or as a string holding the SSE text.
+    async fn chat_as(&self, key: &str, body: Value) -> (http::response::Parts, Value) {
         let (parts, body) = self
-            .send("POST", "/v1/chat/completions", Some(KEY), body.to_string())
+            .send("POST", "/v1/chat/completions", Some(key), body.to_string())
             .await;
-        (parts, serde_json::from_slice(&body).unwrap())
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        (parts, body)
+    }
+
+    async fn metrics(&self) -> String {
+        let (_, body) = self.send("GET", "/metrics", None, "").await;
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    fn last_request(&self) -> ChatRequest {
+        self.provider.last_request.lock().unwrap().clone().unwrap()
     }
 }
 
@@ -469,7 +504,7 @@ async fn models_health_and_unknown_routes() {
         assert_eq!(body["object"], "list");
         assert_eq!(body["data"][0]["id"], "acct/text");
         assert_eq!(body["data"][0]["owned_by"], "acct");
-        assert_eq!(body["data"].as_array().unwrap().len(), 7);
+        assert_eq!(body["data"].as_array().unwrap().len(), 8);
     }
     for path in ["/health", "/healthz", "/readyz"] {
         let (parts, body) = gateway.send("GET", path, None, "").await;
@@ -730,4 +765,129 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .expect("serve returns once the connection is done")
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_parameter_is_400_naming_it() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/text");
+    // A misspelt `guardrailConfig` must not pass as "no guardrail".
+    body["guardrail_config"] = json!({"guardrailIdentifier": "gr-1", "guardrailVersion": "1"});
+    let (parts, body) = gateway.chat(body).await;
+    assert_eq!(parts.status, 400);
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "Unrecognized request argument supplied: guardrail_config",
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "param": "guardrail_config",
+        }})
+    );
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_unsupported_parameter_is_400_naming_it_and_never_reaches_the_provider() {
+    let gateway = TestGateway::start().await;
+    for stream in [false, true] {
+        let mut body = chat_body("acct/text");
+        body["stream"] = json!(stream);
+        body["presence_penalty"] = json!(0.5);
+        body["seed"] = json!(42);
+        let (parts, body) = gateway.chat(body).await;
+        assert_eq!(parts.status, 400, "stream: {stream}");
+        assert_eq!(parts.headers["content-type"], "application/json");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "unsupported_parameter");
+        // The first in the parser's fixed order, whatever the body's order.
+        assert_eq!(body["error"]["param"], "presence_penalty");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("drop_unsupported_params"),
+            "{body}"
+        );
+    }
+    assert_eq!(gateway.calls(), 0);
+    assert!(
+        !gateway
+            .metrics()
+            .await
+            .contains("gateway_dropped_parameters_total{"),
+        "refused parameters are not counted as dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_key_that_drops_unsupported_params_is_served_and_the_drops_counted() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/text");
+    body["seed"] = json!(42);
+    body["n"] = json!(2);
+    let (parts, answer) = gateway.chat_as(DROP_KEY, body.clone()).await;
+    assert_eq!(parts.status, 200, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello!");
+    // The provider gets the request as the client sent it, and ignores those parameters.
+    assert_eq!(gateway.last_request().unsupported_parameters, ["n", "seed"]);
+
+    body["stream"] = json!(true);
+    let (parts, answer) = gateway.chat_as(DROP_KEY, body).await;
+    assert_eq!(parts.status, 200);
+    assert!(
+        answer.as_str().unwrap().ends_with("data: [DONE]\n\n"),
+        "{answer}"
+    );
+
+    // Refused for another key, and then not counted.
+    let mut refused = chat_body("acct/text");
+    refused["seed"] = json!(1);
+    let (parts, _) = gateway.chat(refused).await;
+    assert_eq!(parts.status, 400);
+
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains(r#"gateway_dropped_parameters_total{parameter="seed"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"gateway_dropped_parameters_total{parameter="n"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_feature_the_model_cannot_do_is_400_naming_the_clients_field() {
+    let gateway = TestGateway::start().await;
+    for stream in [false, true] {
+        let mut body = chat_body("acct/no-reasoning");
+        body["stream"] = json!(stream);
+        body["reasoning_effort"] = json!("high");
+        let (parts, body) = gateway.chat(body).await;
+        assert_eq!(parts.status, 400, "stream: {stream}");
+        assert_eq!(
+            body,
+            json!({"error": {
+                "message": "model `no-reasoning` cannot reason",
+                "type": "invalid_request_error",
+                "code": "unsupported_value",
+                "param": "reasoning_effort",
+            }})
+        );
+    }
+    assert_eq!(
+        gateway.last_request().reasoning,
+        Some(gateway_core::Reasoning::Effort(
+            gateway_core::ReasoningEffort::High
+        ))
+    );
+    // The client's request, not an upstream failure.
+    assert!(
+        !gateway
+            .metrics()
+            .await
+            .contains("gateway_upstream_errors_total{"),
+        "not counted as an upstream error"
+    );
 }

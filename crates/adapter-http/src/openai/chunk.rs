@@ -4,13 +4,19 @@
 //! and each event only serializes its delta. `Stop` is held back until `Metadata` arrives, so
 //! the finish chunk (or, with `include_usage`, the usage chunk after it) can carry the
 //! guardrail trace; the usage and trace always ride on the last chunk before `[DONE]`.
+//!
+//! Reasoning streams as `delta.reasoning_content`; a block's signature and a redacted block
+//! come as `delta.thinking_blocks` with one block (the signature with empty `thinking`, the
+//! text having been streamed already), so a client can rebuild the blocks to give back.
+//! The model-specific response fields are held and sent on the finish chunk's delta as
+//! `additional_model_response_fields`.
 
 use bytes::Bytes;
 use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError, StopReason, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::response::UsageJson;
+use super::response::{ThinkingBlockJson, UsageJson};
 use super::PROVIDER;
 use crate::error::ApiError;
 
@@ -24,6 +30,8 @@ pub(crate) struct ChunkEncoder {
     style: FinishReasonStyle,
     include_usage: bool,
     held_stop: Option<StopReason>,
+    /// `AdditionalResponseFields`, until the finish chunk carries them.
+    held_fields: Option<Value>,
 }
 
 #[derive(Serialize, Default)]
@@ -35,7 +43,11 @@ struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_blocks: Option<[ThinkingBlockJson<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_model_response_fields: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -87,11 +99,16 @@ impl ChunkEncoder {
             style,
             include_usage,
             held_stop: None,
+            held_fields: None,
         }
     }
 
     /// The SSE bytes for one event; `None` when the event is held back (`Stop`).
     pub(crate) fn event(&mut self, event: ChatEvent) -> Option<Bytes> {
+        if let ChatEvent::AdditionalResponseFields(fields) = event {
+            self.held_fields = Some(fields);
+            return None;
+        }
         let delta = match &event {
             ChatEvent::MessageStart => Delta {
                 role: Some("assistant"),
@@ -104,6 +121,17 @@ impl ChunkEncoder {
             },
             ChatEvent::ReasoningDelta(text) => Delta {
                 reasoning_content: Some(text),
+                ..Delta::default()
+            },
+            ChatEvent::ReasoningSignature(signature) => Delta {
+                thinking_blocks: Some([ThinkingBlockJson::Thinking {
+                    thinking: "",
+                    signature: Some(signature),
+                }]),
+                ..Delta::default()
+            },
+            ChatEvent::RedactedReasoning(data) => Delta {
+                thinking_blocks: Some([ThinkingBlockJson::RedactedThinking { data }]),
                 ..Delta::default()
             },
             ChatEvent::ToolCallStart { index, id, name } => Delta {
@@ -134,6 +162,7 @@ impl ChunkEncoder {
                 self.held_stop = Some(reason.clone());
                 return None;
             }
+
             ChatEvent::Metadata {
                 usage,
                 guardrail_trace,
@@ -176,6 +205,7 @@ impl ChunkEncoder {
     /// One error event; the stream ends after it, without a finish chunk or `[DONE]`.
     pub(crate) fn error(&mut self, error: &ProviderError) -> Bytes {
         self.held_stop = None;
+        self.held_fields = None;
         let api = ApiError::from_provider(error);
         let mut out = Vec::with_capacity(160 + api.message.len());
         out.extend_from_slice(b"data: ");
@@ -198,10 +228,16 @@ impl ChunkEncoder {
         self.write_chunk(out, Some(&choice), None, None);
     }
 
-    fn write_finish(&self, out: &mut Vec<u8>, stop: &StopReason, trace: Option<&Value>) {
+    /// The finish chunk, with the held response fields. (A stream without a stop has no
+    /// finish chunk; the provider reports that as an error, and the fields go with it.)
+    fn write_finish(&mut self, out: &mut Vec<u8>, stop: &StopReason, trace: Option<&Value>) {
+        let fields = self.held_fields.take();
         let choice = DeltaChoice {
             index: 0,
-            delta: Delta::default(),
+            delta: Delta {
+                additional_model_response_fields: fields.as_ref(),
+                ..Delta::default()
+            },
             finish_reason: Some(stop.finish_reason(self.style).as_str()),
             bedrock_stop_reason: Some(stop.as_str()),
         };

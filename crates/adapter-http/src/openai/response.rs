@@ -3,10 +3,17 @@
 //! Beside OpenAI's fields the answer carries `provider` (as the seed shows),
 //! `choices[0].bedrock_stop_reason` (Bedrock's raw `stopReason`, so clients can tell a
 //! guardrail from a content filter even in the strict style) and, when Bedrock traced a
-//! guardrail, `guardrail_trace`.
+//! guardrail, `guardrail_trace`. A reasoning model's answer has `message.reasoning_content`
+//! (the readable reasoning) and `message.thinking_blocks` (every block with its signature, or
+//! redacted, to be given back in the next turn), the names LiteLLM and Anthropic-minded
+//! clients use; `message.additional_model_response_fields` holds what the request asked for
+//! by path.
+//!
+//! Usage counts every prompt token in `prompt_tokens` (Bedrock's `inputTokens` excludes the
+//! tokens read from and written to the prompt cache), and reports the cache counts apart.
 
 use gateway_core::service::Completion;
-use gateway_core::{ToolCall, Usage};
+use gateway_core::{ReasoningBlock, ToolCall, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,9 +52,54 @@ struct AssistantMessage<'a> {
     tool_calls: &'a [ToolCall],
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
+    #[serde(
+        skip_serializing_if = "<[_]>::is_empty",
+        serialize_with = "serialize_thinking_blocks"
+    )]
+    thinking_blocks: &'a [ReasoningBlock],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_model_response_fields: Option<&'a Value>,
 }
 
-/// OpenAI usage; also used by the last stream chunk.
+/// One reasoning block as clients give it back in `thinking_blocks` (Anthropic's shape).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ThinkingBlockJson<'a> {
+    Thinking {
+        thinking: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+}
+
+impl<'a> ThinkingBlockJson<'a> {
+    /// `None` for a block kind this adapter does not know yet (nothing to show for it).
+    fn from_block(block: &'a ReasoningBlock) -> Option<Self> {
+        match block {
+            ReasoningBlock::Thinking { text, signature } => Some(Self::Thinking {
+                thinking: text,
+                signature: signature.as_deref(),
+            }),
+            ReasoningBlock::Redacted { data } => Some(Self::RedactedThinking { data }),
+            _ => None,
+        }
+    }
+}
+
+fn serialize_thinking_blocks<S: serde::Serializer>(
+    blocks: &&[ReasoningBlock],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(blocks.iter().filter_map(ThinkingBlockJson::from_block))
+}
+
+/// OpenAI usage; also used by the last stream chunk. When Bedrock reported a cache count,
+/// `prompt_tokens_details.cached_tokens` (OpenAI's name) and `cache_read_input_tokens` /
+/// `cache_creation_input_tokens` (Anthropic's, as LiteLLM reports them) say how many of the
+/// prompt tokens were read from and written to the cache.
 #[derive(Serialize)]
 pub(crate) struct UsageJson {
     prompt_tokens: u64,
@@ -55,6 +107,10 @@ pub(crate) struct UsageJson {
     total_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -64,13 +120,20 @@ struct PromptTokensDetails {
 
 impl From<&Usage> for UsageJson {
     fn from(usage: &Usage) -> Self {
+        let prompt_tokens = usage.prompt_tokens();
+        let cached =
+            usage.cache_read_input_tokens.is_some() || usage.cache_write_input_tokens.is_some();
+        let read = usage.cache_read_input_tokens.unwrap_or(0);
+        let written = usage.cache_write_input_tokens.unwrap_or(0);
         Self {
-            prompt_tokens: usage.input_tokens,
+            prompt_tokens,
             completion_tokens: usage.output_tokens,
-            total_tokens: usage.total_tokens,
-            prompt_tokens_details: usage
-                .cache_read_input_tokens
-                .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
+            total_tokens: prompt_tokens.saturating_add(usage.output_tokens),
+            prompt_tokens_details: cached.then_some(PromptTokensDetails {
+                cached_tokens: read,
+            }),
+            cache_read_input_tokens: cached.then_some(read),
+            cache_creation_input_tokens: cached.then_some(written),
         }
     }
 }
@@ -140,6 +203,10 @@ pub(crate) fn completion_json(
                 content: response.text.as_deref(),
                 tool_calls: &response.tool_calls,
                 reasoning_content: reasoning.as_deref(),
+                thinking_blocks: &response.reasoning,
+                additional_model_response_fields: response
+                    .additional_model_response_fields
+                    .as_ref(),
             },
             finish_reason: completion.finish_reason.as_str(),
             bedrock_stop_reason: response.stop_reason.as_str(),

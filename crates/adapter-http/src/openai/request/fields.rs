@@ -12,6 +12,9 @@ use thiserror::Error;
 pub(crate) enum RequestError {
     #[error("{0}")]
     InvalidJson(String),
+    /// A top-level field the gateway does not know (worded as OpenAI words it).
+    #[error("Unrecognized request argument supplied: {param}")]
+    UnknownParameter { param: String },
     #[error("{param}: {message}")]
     Field {
         /// Path of the offending field, e.g. `messages[2].content`.
@@ -28,6 +31,7 @@ pub(crate) enum FieldErrorCode {
     InvalidType,
     InvalidValue,
     Unsupported,
+    UnknownParameter,
 }
 
 impl FieldErrorCode {
@@ -37,6 +41,7 @@ impl FieldErrorCode {
             Self::InvalidType => "invalid_type",
             Self::InvalidValue => "invalid_value",
             Self::Unsupported => "unsupported_value",
+            Self::UnknownParameter => "unknown_parameter",
         }
     }
 }
@@ -58,6 +63,19 @@ pub(super) fn required_string(
     match object.remove(key) {
         None | Some(Value::Null) => Err(missing(&at.key(key))),
         Some(Value::String(text)) => Ok(text),
+        Some(_) => Err(invalid_type(&at.key(key), "a string")),
+    }
+}
+
+/// An optional string under `key`: absent and `null` are `None`.
+pub(super) fn optional_string(
+    object: &mut Map<String, Value>,
+    key: &'static str,
+    at: &At<'_>,
+) -> Result<Option<String>, RequestError> {
+    match object.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
         Some(_) => Err(invalid_type(&at.key(key), "a string")),
     }
 }

@@ -1,15 +1,18 @@
-//! `messages`: system and developer texts, user turns (text and inline images), assistant
-//! turns from history (text and tool calls) and tool results.
+//! `messages`: system and developer messages (into the system prompt), user turns, assistant
+//! turns from history (reasoning, text and tool calls) and tool results. What a message's
+//! `content` may hold is [`content`](super::content)'s concern; a `cache_control` on a whole
+//! message puts a cache point after its last part.
 
-use gateway_core::{
-    ContentPart, Image, ImageFormat, Message, Role, SystemPart, ToolCall, ToolResult,
-};
+use gateway_core::{ContentPart, Message, Role, SystemPart, ToolCall, ToolResult};
 use serde_json::{Map, Value};
 
+use super::cache_control::{cache_control, push_cache_point};
+use super::content::{content_parts, Holder};
 use super::fields::{
     invalid_type, invalid_value, missing, required_object, required_string, unsupported, At,
     RequestError,
 };
+use super::thinking_blocks::thinking_blocks;
 use super::tools::check_function_type;
 
 /// OpenAI's `messages`, split the domain's way.
@@ -69,24 +72,35 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
         };
         let content_at = at.key("content");
         let content = message.remove("content").filter(|v| !v.is_null());
-        let (role, parts) = match role.as_str() {
+        let (role, mut parts) = match role.as_str() {
             "system" | "developer" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
-                text_content(content, &content_at, |text| {
-                    system.push(SystemPart::Text(text))
+                content_parts(content, &content_at, Holder::System, |part| match part {
+                    ContentPart::Text(text) => system.push(SystemPart::Text(text)),
+                    ContentPart::GuardedText(text) => system.push(SystemPart::GuardedText(text)),
+                    ContentPart::CachePoint(point) => push_cache_point(&mut system, point),
+                    // `Holder::System` lets no other part through.
+                    _ => {}
                 })?;
+                if let Some(point) = cache_control(&mut message, &at)? {
+                    push_cache_point(&mut system, point);
+                }
                 system_positions.push(i);
                 continue;
             }
             "user" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
-                (Role::User, user_content(content, &content_at)?)
+                let mut parts = Vec::new();
+                content_parts(content, &content_at, Holder::User, |part| {
+                    push_part(&mut parts, part)
+                })?;
+                (Role::User, parts)
             }
             "assistant" => (
                 Role::Assistant,
                 assistant_content(content, &mut message, &at)?,
             ),
-            "tool" => (Role::User, vec![tool_result(content, &mut message, &at)?]),
+            "tool" => (Role::User, tool_result(content, &mut message, &at)?),
             "function" => {
                 return Err(unsupported(
                     &role_at,
@@ -102,6 +116,9 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
                 ))
             }
         };
+        if let Some(point) = cache_control(&mut message, &at)? {
+            push_cache_point(&mut parts, point);
+        }
         turns.push(Message {
             role,
             content: parts,
@@ -122,108 +139,48 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
     })
 }
 
-/// A string or an array of text parts (system, developer and tool messages), each text
-/// handed to `push`.
-fn text_content(
-    content: Value,
-    at: &At<'_>,
-    mut push: impl FnMut(String),
-) -> Result<(), RequestError> {
-    match content {
-        Value::String(text) => push(text),
-        Value::Array(parts) => {
-            for (j, part) in parts.into_iter().enumerate() {
-                let at = at.index(j);
-                let (kind, mut part) = typed_part(part, &at)?;
-                match kind.as_str() {
-                    "text" => push(required_string(&mut part, "text", &at)?),
-                    other => {
-                        return Err(unsupported(
-                            &at.key("type"),
-                            format!("content part type {other:?} is not allowed here: only text"),
-                        ))
-                    }
-                }
-            }
-        }
-        _ => return Err(invalid_type(at, "a string or an array of text parts")),
-    }
-    Ok(())
-}
-
-fn user_content(content: Value, at: &At<'_>) -> Result<Vec<ContentPart>, RequestError> {
-    match content {
-        Value::String(text) => Ok(vec![ContentPart::Text(text)]),
-        Value::Array(parts) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, part) in parts.into_iter().enumerate() {
-                let at = at.index(j);
-                let (kind, mut part) = typed_part(part, &at)?;
-                out.push(match kind.as_str() {
-                    "text" => ContentPart::Text(required_string(&mut part, "text", &at)?),
-                    "image_url" => ContentPart::Image(image(&mut part, &at)?),
-                    other => {
-                        return Err(unsupported(
-                            &at.key("type"),
-                            format!(
-                            "content part type {other:?} is not supported: use text or image_url"
-                        ),
-                        ))
-                    }
-                });
-            }
-            Ok(out)
-        }
-        _ => Err(invalid_type(at, "a string or an array of content parts")),
+/// Adds a part to a message's parts; a cache point right after another is merged with it.
+fn push_part(parts: &mut Vec<ContentPart>, part: ContentPart) {
+    match part {
+        ContentPart::CachePoint(point) => push_cache_point(parts, point),
+        part => parts.push(part),
     }
 }
 
-/// An assistant turn from history: text (string, text or refusal parts, or null) and
-/// `tool_calls`. Empty texts are dropped, since Bedrock rejects blank text blocks and
-/// clients send `""` beside tool calls.
+/// An assistant turn from history: its `thinking_blocks` first (reasoning precedes what it
+/// led to), then its text (string, text or refusal parts, or null), then `tool_calls`.
+/// `reasoning_content` is accepted and ignored: without a signature no provider can verify
+/// it, so it cannot be given back.
 fn assistant_content(
     content: Option<Value>,
     message: &mut Map<String, Value>,
     at: &At<'_>,
 ) -> Result<Vec<ContentPart>, RequestError> {
     let mut parts = Vec::new();
-    let content_at = at.key("content");
-    match content {
-        None => {}
-        Some(Value::String(text)) => parts.push(ContentPart::Text(text)),
-        Some(Value::Array(items)) => {
-            for (j, part) in items.into_iter().enumerate() {
-                let at = content_at.index(j);
-                let (kind, mut part) = typed_part(part, &at)?;
-                let text = match kind.as_str() {
-                    "text" => required_string(&mut part, "text", &at)?,
-                    "refusal" => required_string(&mut part, "refusal", &at)?,
-                    other => {
-                        return Err(unsupported(
-                            &at.key("type"),
-                            format!(
-                                "content part type {other:?} is not allowed in assistant messages: \
-                                 use text"
-                            ),
-                        ))
-                    }
-                };
-                parts.push(ContentPart::Text(text));
-            }
-        }
-        Some(_) => {
-            return Err(invalid_type(
-                &content_at,
-                "a string, an array of text parts or null",
-            ))
-        }
+    message.remove("reasoning_content");
+    match message.remove("thinking_blocks") {
+        None | Some(Value::Null) => {}
+        Some(blocks) => parts.extend(
+            thinking_blocks(blocks, &at.key("thinking_blocks"))?
+                .into_iter()
+                .map(ContentPart::Reasoning),
+        ),
     }
-    parts.retain(|part| !matches!(part, ContentPart::Text(text) if text.is_empty()));
+    if let Some(content) = content {
+        content_parts(content, &at.key("content"), Holder::Assistant, |part| {
+            push_part(&mut parts, part)
+        })?;
+    }
+    let has_text = parts
+        .iter()
+        .any(|part| matches!(part, ContentPart::Text(text) if !text.trim().is_empty()));
 
     let calls_at = at.key("tool_calls");
+    let mut has_calls = false;
     match message.remove("tool_calls") {
         None | Some(Value::Null) => {}
         Some(Value::Array(calls)) => {
+            has_calls = !calls.is_empty();
             parts.reserve(calls.len());
             for (k, call) in calls.into_iter().enumerate() {
                 parts.push(ContentPart::ToolUse(tool_call(call, &calls_at.index(k))?));
@@ -231,7 +188,7 @@ fn assistant_content(
         }
         Some(_) => return Err(invalid_type(&calls_at, "an array of tool calls")),
     }
-    if parts.is_empty() {
+    if !has_text && !has_calls {
         return Err(invalid_value(
             at,
             "an assistant message needs non-empty content or tool_calls",
@@ -263,98 +220,36 @@ fn tool_call(call: Value, at: &At<'_>) -> Result<ToolCall, RequestError> {
     Ok(ToolCall { id, name, input })
 }
 
+/// A tool message: one tool result, its text parts joined by line breaks. A cache point on
+/// any of its parts can only go after the whole result.
 fn tool_result(
     content: Option<Value>,
     message: &mut Map<String, Value>,
     at: &At<'_>,
-) -> Result<ContentPart, RequestError> {
+) -> Result<Vec<ContentPart>, RequestError> {
     let tool_use_id = required_string(message, "tool_call_id", at)?;
     let content_at = at.key("content");
     let content = content.ok_or_else(|| missing(&content_at))?;
     let mut text = String::new();
-    text_content(content, &content_at, |part| {
-        if text.is_empty() {
-            text = part;
-        } else {
+    let mut cache_points: Vec<ContentPart> = Vec::new();
+    content_parts(content, &content_at, Holder::Tool, |part| match part {
+        ContentPart::Text(part) if text.is_empty() => text = part,
+        ContentPart::Text(part) => {
             text.push('\n');
             text.push_str(&part);
         }
+        ContentPart::CachePoint(point) => push_cache_point(&mut cache_points, point),
+        // `Holder::Tool` lets no other part through.
+        _ => {}
     })?;
-    Ok(ContentPart::ToolResult(ToolResult {
+    let mut parts = Vec::with_capacity(1 + cache_points.len());
+    parts.push(ContentPart::ToolResult(ToolResult {
         tool_use_id,
         content: text,
         is_error: false,
-    }))
-}
-
-/// A content part object and its `type`.
-fn typed_part(part: Value, at: &At<'_>) -> Result<(String, Map<String, Value>), RequestError> {
-    let Value::Object(mut part) = part else {
-        return Err(invalid_type(at, "a content part object"));
-    };
-    let kind = required_string(&mut part, "type", at)?;
-    Ok((kind, part))
-}
-
-/// `{"image_url": {"url": "data:image/png;base64,..."}}`: Bedrock takes images inline only.
-fn image(part: &mut Map<String, Value>, at: &At<'_>) -> Result<Image, RequestError> {
-    let image_at = at.key("image_url");
-    let mut image_url = required_object(part, "image_url", at, "an object with a `url`")?;
-    let url = required_string(&mut image_url, "url", &image_at)?;
-    data_url(url, &image_at.key("url"))
-}
-
-fn data_url(mut url: String, at: &At<'_>) -> Result<Image, RequestError> {
-    if starts_with_ignore_case(&url, "http://") || starts_with_ignore_case(&url, "https://") {
-        return Err(unsupported(
-            at,
-            "Bedrock needs images inline: send the image as a data URL \
-             (data:image/png;base64,...) instead of a link",
-        ));
-    }
-    if !starts_with_ignore_case(&url, "data:") {
-        return Err(invalid_value(
-            at,
-            "expected a data URL such as data:image/png;base64,...",
-        ));
-    }
-    let Some(comma) = url.find(',') else {
-        return Err(invalid_value(at, "the data URL has no `,` before the data"));
-    };
-    let header = &url["data:".len()..comma];
-    let Some(media_type) = header.len().checked_sub(";base64".len()).and_then(|end| {
-        let (media_type, encoding) = (header.get(..end)?, header.get(end..)?);
-        encoding
-            .eq_ignore_ascii_case(";base64")
-            .then_some(media_type)
-    }) else {
-        return Err(invalid_value(at, "only base64 data URLs are supported"));
-    };
-    // Parameters such as `;name=x.png` may sit between the media type and `;base64`.
-    let media_type = media_type.split(';').next().unwrap_or_default();
-    let Some(format) = ImageFormat::from_media_type(media_type) else {
-        return Err(unsupported(
-            at,
-            format!("image type {media_type:?} is not supported: use png, jpeg, gif or webp"),
-        ));
-    };
-    let data = &url[comma + 1..];
-    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
-    if data.is_empty() || !data.as_bytes().iter().all(is_base64) {
-        return Err(invalid_value(at, "the image data is not valid base64"));
-    }
-    // In place: the image is often most of the body, so it is not copied again.
-    url.drain(..=comma);
-    Ok(Image {
-        format,
-        base64_data: url,
-    })
-}
-
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    }));
+    parts.extend(cache_points);
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -370,15 +265,5 @@ mod tests {
         let openai: Vec<usize> = (0..3).map(|i| positions.openai_index(i)).collect();
         assert_eq!(openai, vec![1, 4, 5]);
         assert_eq!(MessagePositions::default().openai_index(2), 2);
-    }
-
-    #[test]
-    fn image_data_is_moved_not_copied() {
-        let url = String::from("data:image/png;base64,iVBORw0KGgo=");
-        let pointer = url.as_ptr();
-        let image = data_url(url, &At::Root("url")).unwrap();
-        assert_eq!(image.base64_data, "iVBORw0KGgo=");
-        assert_eq!(image.format, ImageFormat::Png);
-        assert_eq!(image.base64_data.as_ptr(), pointer, "same allocation");
     }
 }

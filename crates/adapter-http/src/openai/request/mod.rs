@@ -1,60 +1,45 @@
 //! OpenAI chat-completion request JSON to [`ChatRequest`].
 //!
-//! The body is parsed once: serde picks the known top-level fields (unknown ones are skipped
-//! without allocating, since OpenAI SDKs keep adding fields) into `serde_json::Value`s, and
-//! the validation below moves their strings into the domain request instead of copying them.
-//! Every error names the field it is about, as a path such as `messages[2].content`.
-
+//! The body is parsed once: [`raw`] reads the top level key by key into `serde_json::Value`s
+//! (an unknown key is a 400 `unknown_parameter`, as OpenAI answers), and the validation below
+//! moves their strings into the domain request instead of copying them. Every error names
+//! the field it is about, as a path such as `messages[2].content`.
 //!
-//! One module per concern: [`messages`] (the conversation), [`tools`], [`guardrail`]
-//! (`guardrailConfig`), [`params`] (scalar parameters) and [`fields`] (error paths and
-//! helpers). This module reads the top level and hands each field to its parser.
+//! One module per concern: [`raw`] (the top level), [`messages`] (the conversation),
+//! [`content`] (what a message's content may hold), [`data_url`] and [`document`] (inline
+//! images and files), [`cache_control`], [`thinking_blocks`] (reasoning given back),
+//! [`tools`], [`guardrail`] (`guardrailConfig`), [`params`] (scalar parameters), [`options`]
+//! (reasoning, response format, service tier and Bedrock's extras), [`openai_only`]
+//! (parameters Bedrock has no counterpart for) and [`fields`] (error paths and helpers). This
+//! module hands each field to its parser.
 
+mod cache_control;
+mod content;
+mod data_url;
+mod document;
 mod fields;
 mod guardrail;
 mod messages;
+mod openai_only;
+mod options;
 mod params;
+mod raw;
+mod thinking_blocks;
 mod tools;
 
 use gateway_core::ChatRequest;
-use serde::Deserialize;
-use serde_json::Value;
 
 pub(crate) use fields::{FieldErrorCode, RequestError};
 pub(crate) use messages::MessagePositions;
+pub(crate) use openai_only::unsupported_parameter_name;
 
-use fields::{invalid_type, invalid_value, missing, optional, unsupported, At};
+use fields::{invalid_type, invalid_value, missing, optional, At};
 use guardrail::guardrail_config;
 use messages::conversation;
-use params::{boolean, number_in, positive_u32, response_format, stop_sequences, stream_options};
+use params::{boolean, number_in, positive_u32, stop_sequences, stream_options};
+use raw::RawRequest;
+use serde_json::Value;
 use tools::{check_tool_choice, tool_choice, tools};
-
-/// The top-level fields the gateway reads. Fields Bedrock cannot honour but clients commonly
-/// send (`user`, `seed`, `presence_penalty`, `frequency_penalty`, `logit_bias`,
-/// `parallel_tool_calls`, `metadata`, `store`, `service_tier`, ...) are skipped like any
-/// unknown field. JSON `null` reads as absent.
-#[derive(Deserialize)]
-struct RawRequest {
-    model: Option<Value>,
-    messages: Option<Value>,
-    max_tokens: Option<Value>,
-    max_completion_tokens: Option<Value>,
-    temperature: Option<Value>,
-    top_p: Option<Value>,
-    stop: Option<Value>,
-    tools: Option<Value>,
-    tool_choice: Option<Value>,
-    stream: Option<Value>,
-    stream_options: Option<Value>,
-    #[serde(rename = "guardrailConfig")]
-    guardrail_config: Option<Value>,
-    #[serde(rename = "additionalModelRequestFields")]
-    additional_model_request_fields: Option<Value>,
-    n: Option<Value>,
-    response_format: Option<Value>,
-    logprobs: Option<Value>,
-    functions: Option<Value>,
-}
 
 /// A valid request and what is needed to report later errors in the client's terms.
 #[derive(Debug)]
@@ -67,7 +52,7 @@ pub(crate) struct ParsedRequest {
 pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ParsedRequest, RequestError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|error| {
         RequestError::InvalidJson(if error.is_data() {
-            // serde's message would name the private struct; the cause is the shape.
+            // The only data error: the top level is not an object (fields are read as JSON).
             "the request body must be a JSON object".to_owned()
         } else {
             format!("the request body is not valid JSON: {error}")
@@ -76,8 +61,19 @@ pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ParsedRequest, RequestEr
     convert(raw)
 }
 
-fn convert(raw: RawRequest) -> Result<ParsedRequest, RequestError> {
-    let mut request = ChatRequest::default();
+fn convert(mut raw: RawRequest) -> Result<ParsedRequest, RequestError> {
+    if let Some(param) = raw.unknown {
+        return Err(RequestError::UnknownParameter { param });
+    }
+    if let Some(param) = raw.duplicate {
+        return Err(invalid_value(&At::Root(param), "is given more than once"));
+    }
+    openai_only::refuse_deprecated(&raw)?;
+    openai_only::check_ignored(&mut raw)?;
+    let mut request = ChatRequest {
+        unsupported_parameters: openai_only::unsupported_parameters(&mut raw)?,
+        ..ChatRequest::default()
+    };
 
     let model = At::Root("model");
     request.model = match raw.model {
@@ -127,6 +123,26 @@ fn convert(raw: RawRequest) -> Result<ParsedRequest, RequestError> {
     // OpenAI refuses stream_options without stream; ignoring it is kinder and harmless.
     request.include_usage = request.stream && include_usage.unwrap_or(false);
 
+    request.reasoning = options::reasoning(raw.reasoning_effort, raw.thinking)?;
+    request.response_format = optional(
+        raw.response_format,
+        &At::Root("response_format"),
+        options::response_format,
+    )?
+    .flatten();
+    request.service_tier = optional(
+        raw.service_tier,
+        &At::Root("service_tier"),
+        options::service_tier,
+    )?
+    .flatten();
+    request.latency = optional(
+        raw.performance_config,
+        &At::Root("performanceConfig"),
+        options::performance_config,
+    )?
+    .flatten();
+    request.request_metadata = options::request_metadata(raw.request_metadata, raw.metadata)?;
     request.requested_guardrail = optional(
         raw.guardrail_config,
         &At::Root("guardrailConfig"),
@@ -135,34 +151,14 @@ fn convert(raw: RawRequest) -> Result<ParsedRequest, RequestError> {
     request.additional_model_request_fields = optional(
         raw.additional_model_request_fields,
         &At::Root("additionalModelRequestFields"),
-        |value, at| match value {
-            Value::Object(_) => Ok(value),
-            _ => Err(invalid_type(at, "an object")),
-        },
+        options::additional_model_request_fields,
     )?;
-
-    optional(raw.n, &At::Root("n"), |value, at| match value.as_u64() {
-        Some(1) => Ok(()),
-        _ => Err(unsupported(at, "only n=1 is supported")),
-    })?;
-    optional(
-        raw.response_format,
-        &At::Root("response_format"),
-        response_format,
-    )?;
-    optional(raw.logprobs, &At::Root("logprobs"), |value, at| {
-        if boolean(value, at)? {
-            Err(unsupported(at, "logprobs are not available from Bedrock"))
-        } else {
-            Ok(())
-        }
-    })?;
-    if raw.functions.is_some() {
-        return Err(unsupported(
-            &At::Root("functions"),
-            "the deprecated `functions` parameter is not supported: use `tools`",
-        ));
-    }
+    request.additional_model_response_field_paths = optional(
+        raw.additional_model_response_field_paths,
+        &At::Root("additionalModelResponseFieldPaths"),
+        options::additional_model_response_field_paths,
+    )?
+    .unwrap_or_default();
     Ok(ParsedRequest {
         chat: request,
         positions: conversation.positions,

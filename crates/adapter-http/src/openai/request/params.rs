@@ -1,9 +1,8 @@
-//! Scalar parameters: token limits, sampling, stop sequences, stream options and
-//! `response_format`.
+//! Scalar parameters: token limits, sampling, stop sequences and stream options.
 
 use serde_json::Value;
 
-use super::fields::{invalid_type, invalid_value, required_string, unsupported, At, RequestError};
+use super::fields::{invalid_type, invalid_value, At, RequestError};
 
 pub(super) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
     match &value {
@@ -71,23 +70,5 @@ pub(super) fn stream_options(value: Value, at: &At<'_>) -> Result<bool, RequestE
     match options.remove("include_usage") {
         None | Some(Value::Null) => Ok(false),
         Some(value) => boolean(value, &at.key("include_usage")),
-    }
-}
-
-pub(super) fn response_format(value: Value, at: &At<'_>) -> Result<(), RequestError> {
-    let Value::Object(mut format) = value else {
-        return Err(invalid_type(at, "an object"));
-    };
-    let kind = required_string(&mut format, "type", at)?;
-    match kind.as_str() {
-        "text" => Ok(()),
-        "json_object" | "json_schema" => Err(unsupported(
-            &at.key("type"),
-            format!("{kind} is not supported by this gateway: describe the format in the prompt or use a tool"),
-        )),
-        other => Err(invalid_value(
-            &at.key("type"),
-            format!("unknown value {other:?}: expected text"),
-        )),
     }
 }

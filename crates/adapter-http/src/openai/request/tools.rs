@@ -1,10 +1,13 @@
-//! `tools` and `tool_choice`: function declarations, and which tool the model must call.
+//! `tools` and `tool_choice`: function declarations (each may carry a `cache_control`, a
+//! cache point after it), and which tool the model must call.
 
 use gateway_core::{ChatRequest, ToolChoice, ToolSpec};
 use serde_json::{Map, Value};
 
+use super::cache_control::cache_control;
 use super::fields::{
-    invalid_type, invalid_value, required_object, required_string, unsupported, At, RequestError,
+    invalid_type, invalid_value, optional_string, required_object, required_string, unsupported,
+    At, RequestError,
 };
 
 pub(super) fn tools(value: Value, at: &At<'_>) -> Result<Vec<ToolSpec>, RequestError> {
@@ -29,11 +32,7 @@ fn tool(value: Value, at: &At<'_>) -> Result<ToolSpec, RequestError> {
     if name.is_empty() {
         return Err(invalid_value(&function_at.key("name"), "must not be empty"));
     }
-    let description = match function.remove("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text),
-        Some(_) => return Err(invalid_type(&function_at.key("description"), "a string")),
-    };
+    let description = optional_string(&mut function, "description", &function_at)?;
     let parameters = match function.remove("parameters") {
         // OpenAI allows omitting them; Bedrock requires a schema.
         None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
@@ -49,7 +48,7 @@ fn tool(value: Value, at: &At<'_>) -> Result<ToolSpec, RequestError> {
         name,
         description,
         parameters,
-        cache_point: None,
+        cache_point: cache_control(&mut tool, at)?,
     })
 }
 

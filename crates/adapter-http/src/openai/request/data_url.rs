@@ -1,0 +1,80 @@
+//! `data:<media type>;base64,<data>` URLs, the only way Bedrock takes images and documents
+//! (inline). The data is kept in the URL's own allocation: it is often most of the body, so
+//! it is not copied again.
+
+use super::fields::{invalid_value, unsupported, At, RequestError};
+
+/// What a data URL carries, for the messages that refuse one.
+pub(super) struct Inline {
+    /// `image`, `file`.
+    pub(super) noun: &'static str,
+    /// A data URL prefix to show, e.g. `data:image/png;base64,`.
+    pub(super) example: &'static str,
+}
+
+pub(super) const IMAGE: Inline = Inline {
+    noun: "image",
+    example: "data:image/png;base64,",
+};
+
+pub(super) const FILE: Inline = Inline {
+    noun: "file",
+    example: "data:application/pdf;base64,",
+};
+
+/// Splits a base64 data URL: `format` turns its media type (parameters removed) into a
+/// format or refuses it, and the data is returned in `url`'s allocation.
+pub(super) fn data_url<F>(
+    mut url: String,
+    at: &At<'_>,
+    inline: &Inline,
+    format: impl FnOnce(&str) -> Result<F, RequestError>,
+) -> Result<(F, String), RequestError> {
+    let Inline { noun, example } = inline;
+    if starts_with_ignore_case(&url, "http://") || starts_with_ignore_case(&url, "https://") {
+        return Err(unsupported(
+            at,
+            format!(
+                "Bedrock needs {noun}s inline: send the {noun} as a data URL ({example}...) \
+                 instead of a link"
+            ),
+        ));
+    }
+    if !starts_with_ignore_case(&url, "data:") {
+        return Err(invalid_value(
+            at,
+            format!("expected a data URL such as {example}..."),
+        ));
+    }
+    let Some(comma) = url.find(',') else {
+        return Err(invalid_value(at, "the data URL has no `,` before the data"));
+    };
+    let header = &url["data:".len()..comma];
+    let Some(media_type) = header.len().checked_sub(";base64".len()).and_then(|end| {
+        let (media_type, encoding) = (header.get(..end)?, header.get(end..)?);
+        encoding
+            .eq_ignore_ascii_case(";base64")
+            .then_some(media_type)
+    }) else {
+        return Err(invalid_value(at, "only base64 data URLs are supported"));
+    };
+    // Parameters such as `;name=x.png` may sit between the media type and `;base64`.
+    let media_type = media_type.split(';').next().unwrap_or_default();
+    let format = format(media_type)?;
+    let data = &url[comma + 1..];
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    if data.is_empty() || !data.as_bytes().iter().all(is_base64) {
+        return Err(invalid_value(
+            at,
+            format!("the {noun} data is not valid base64"),
+        ));
+    }
+    url.drain(..=comma);
+    Ok((format, url))
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+}

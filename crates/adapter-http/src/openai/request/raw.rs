@@ -1,0 +1,217 @@
+//! The request's top level, read key by key with a hand-written map visitor.
+//!
+//! Every field the gateway knows is listed once, in [`top_level!`]'s invocation below; its
+//! value is kept as JSON (`null` reads as absent) for the parsers of the other modules. A key
+//! not in the list is remembered (the first one) and its value skipped without being built,
+//! so the request can be refused with `unknown_parameter`: a misspelt `guardrail_config`
+//! must not quietly pass as "no guardrail". Nothing is buffered twice: unlike
+//! `#[serde(flatten)]`, the visitor never collects the unknown rest into a map.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Declares the known top-level fields: `field: Type = "wire name"`.
+macro_rules! top_level {
+    ($($field:ident: $ty:ty = $name:literal,)*) => {
+        /// The top-level fields as sent, each `None` when absent or `null`.
+        #[derive(Default)]
+        pub(super) struct RawRequest {
+            $(pub(super) $field: Option<$ty>,)*
+            /// The first key the gateway does not know.
+            pub(super) unknown: Option<String>,
+            /// The first known key given twice.
+            pub(super) duplicate: Option<&'static str>,
+        }
+
+        /// Every known wire name; a key's position is its bit in the visitor's `seen` mask.
+        const NAMES: &[&str] = &[$($name),*];
+
+        impl RawRequest {
+            /// Reads the value of the known field `name` into its slot.
+            fn read<'de, A: MapAccess<'de>>(
+                &mut self,
+                name: &str,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                match name {
+                    $($name => self.$field = map.next_value()?,)*
+                    // `name` comes from `NAMES`, so this arm is never taken.
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+top_level! {
+    model: Value = "model",
+    messages: Value = "messages",
+    max_tokens: Value = "max_tokens",
+    max_completion_tokens: Value = "max_completion_tokens",
+    temperature: Value = "temperature",
+    top_p: Value = "top_p",
+    stop: Value = "stop",
+    tools: Value = "tools",
+    tool_choice: Value = "tool_choice",
+    stream: Value = "stream",
+    stream_options: Value = "stream_options",
+    reasoning_effort: Value = "reasoning_effort",
+    thinking: Value = "thinking",
+    response_format: Value = "response_format",
+    service_tier: Value = "service_tier",
+    guardrail_config: Value = "guardrailConfig",
+    additional_model_request_fields: Value = "additionalModelRequestFields",
+    additional_model_response_field_paths: Value = "additionalModelResponseFieldPaths",
+    performance_config: Value = "performanceConfig",
+    // Raw, so the pairs keep the client's order (`Value` objects are sorted by key).
+    request_metadata: Box<RawValue> = "requestMetadata",
+    metadata: Box<RawValue> = "metadata",
+    // Accepted and ignored (see `openai_only`).
+    user: Value = "user",
+    store: Value = "store",
+    parallel_tool_calls: Value = "parallel_tool_calls",
+    prompt_cache_key: Value = "prompt_cache_key",
+    safety_identifier: Value = "safety_identifier",
+    // Unsupported unless harmless (see `openai_only`).
+    n: Value = "n",
+    logprobs: Value = "logprobs",
+    top_logprobs: Value = "top_logprobs",
+    logit_bias: Value = "logit_bias",
+    audio: Value = "audio",
+    modalities: Value = "modalities",
+    prediction: Value = "prediction",
+    presence_penalty: Value = "presence_penalty",
+    frequency_penalty: Value = "frequency_penalty",
+    seed: Value = "seed",
+    // Deprecated, refused with a pointer to their replacement.
+    functions: Value = "functions",
+    function_call: Value = "function_call",
+}
+
+const _: () = assert!(NAMES.len() <= u64::BITS as usize, "`seen` is a u64 mask");
+
+impl<'de> Deserialize<'de> for RawRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = RawRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
+        let mut raw = RawRequest::default();
+        let mut seen = 0u64;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.as_str();
+            let Some(index) = NAMES.iter().position(|name| *name == key) else {
+                if raw.unknown.is_none() {
+                    raw.unknown = Some(key.to_owned());
+                }
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let bit = 1u64 << index;
+            if seen & bit != 0 {
+                raw.duplicate.get_or_insert(NAMES[index]);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            seen |= bit;
+            raw.read(key, &mut map)?;
+        }
+        Ok(raw)
+    }
+}
+
+/// A key, borrowed from the body unless it holds escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(key))
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, key: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: &str) -> RawRequest {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn unknown_keys_are_remembered_and_their_values_skipped() {
+        let raw = read(r#"{"guardrail_config": {"a": [1, 2]}, "model": "m", "zzz": 1}"#);
+        assert_eq!(raw.unknown.as_deref(), Some("guardrail_config"));
+        assert_eq!(raw.model, Some(Value::String("m".into())));
+    }
+
+    #[test]
+    fn escaped_keys_are_read_like_plain_ones() {
+        let raw = read(r#"{"mod\u0065l": "m"}"#);
+        assert!(raw.unknown.is_none());
+        assert_eq!(raw.model, Some(Value::String("m".into())));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_remembered() {
+        let raw = read(r#"{"model": "a", "seed": 1, "model": "b"}"#);
+        assert_eq!(raw.duplicate, Some("model"));
+        assert_eq!(raw.model, Some(Value::String("a".into())));
+    }
+
+    #[test]
+    fn null_reads_as_absent_and_raw_fields_keep_their_text() {
+        let raw = read(r#"{"metadata": {"b": "1", "a": "2"}, "requestMetadata": null}"#);
+        assert_eq!(raw.metadata.unwrap().get(), r#"{"b": "1", "a": "2"}"#);
+        assert!(raw.request_metadata.is_none());
+    }
+}
