@@ -37,8 +37,17 @@
 mod bedrock;
 mod body;
 mod clock;
+mod documents;
 mod frame;
 mod guardrail;
+mod model;
+mod model_id;
+mod options;
+mod prompt;
+mod reasoning;
+mod request;
+mod rules;
+mod schema;
 mod script;
 mod server;
 mod sigv4;
@@ -46,7 +55,7 @@ mod state;
 pub mod stream;
 mod sts;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,7 +67,9 @@ use tokio::sync::watch;
 
 pub use frame::{encode_frame, event_frame, exception_frame, OVERSIZED_FRAME_LEN};
 pub use guardrail::NAMES as GUARDRAIL_NAMES;
-pub use script::{Gate, Reply, Script, StreamStep};
+pub use reasoning::{reasoning_signature, redacted_reasoning_data, REDACTED_THINKING_TRIGGER};
+pub use schema::minimal_instance;
+pub use script::{CacheUsage, Gate, Reply, Script, StreamStep};
 
 use body::DropLog;
 use clock::SimClock;
@@ -137,6 +148,7 @@ pub struct SimBuilder {
     web_identity_tokens: Vec<String>,
     ttl: Duration,
     frozen_clock: Option<SystemTime>,
+    profile_only: HashSet<String>,
 }
 
 impl Default for SimBuilder {
@@ -153,6 +165,7 @@ impl Default for SimBuilder {
             web_identity_tokens: Vec::new(),
             ttl: Duration::from_secs(3600),
             frozen_clock: None,
+            profile_only: HashSet::new(),
         }
     }
 }
@@ -186,6 +199,7 @@ impl fmt::Debug for SimBuilder {
             )
             .field("temp_credentials_ttl", &self.ttl)
             .field("frozen_clock", &self.frozen_clock)
+            .field("profile_only", &self.profile_only)
             .finish()
     }
 }
@@ -287,6 +301,20 @@ impl SimBuilder {
         self
     }
 
+    /// Serves `model_id` (a base model id such as
+    /// `anthropic.claude-sonnet-4-5-20250929-v1:0`) only through inference profiles, like the
+    /// newest models on Bedrock: a call with the bare id (or its `foundation-model/` ARN) is
+    /// refused with `400 ValidationException` "Invocation of model ID <id> with on-demand
+    /// throughput isn’t supported. Retry your request with the ID or ARN of an inference
+    /// profile that contains this model.", while `us.<id>`, `eu.<id>`, `apac.<id>` (any
+    /// geographic prefix) and inference-profile ARNs answer. A profile id without its own
+    /// script uses the base id's script. May be called several times.
+    #[must_use]
+    pub fn profile_only(mut self, model_id: &str) -> Self {
+        self.profile_only.insert(model_id.to_owned());
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
     ///
     /// # Errors
@@ -343,6 +371,8 @@ impl SimBuilder {
             clock: SimClock::new(self.frozen_clock),
             fixed,
             shutdown: shutdown_rx.clone(),
+            profile_only: self.profile_only,
+            prompt_cache: prompt::PromptCache::default(),
         });
         tokio::spawn(server::accept_loop(
             listener,
