@@ -20,12 +20,24 @@ use crate::request::word_count;
 /// every other model with [`crate::SimBuilder::default_script`] (default [`Script::Echo`]).
 #[derive(Debug, Clone)]
 pub enum Script {
-    /// Answers `You said: <text of the last user message>` with stop reason `end_turn`;
-    /// streamed as several text deltas (one per word). `inputTokens` is the number of words in
-    /// the request's text blocks (messages and system), `outputTokens` the answer's word count.
+    /// The simulated model. It answers, first match wins:
+    /// - a forced tool (`toolChoice.tool`, or `any`: the first tool) -> a `toolUse` of it whose
+    ///   input is [`crate::minimal_instance`] of its input schema, stop reason `tool_use`;
+    /// - structured output (`outputConfig.textFormat`) -> the compact JSON of
+    ///   [`crate::minimal_instance`] of the schema;
+    /// - otherwise `Read document <name> (<format>, N bytes).` per document of the last user
+    ///   message, then `You said: <its text and guardContent text>`, stop reason `end_turn`.
+    ///
+    /// When the request turns reasoning on (see the crate docs) a signed reasoning block comes
+    /// first. Streamed as several deltas (one per word). `inputTokens` and the cache counts
+    /// follow the prompt accounting of the crate docs, `outputTokens` is the answer's word
+    /// count (reasoning included); `serviceTier`, `performanceConfig` and
+    /// `additionalModelResponseFields` answer the request's options.
     Echo,
     /// A fixed Converse answer, also streamed as events when ConverseStream is called (see
-    /// [`crate::stream::from_reply`]).
+    /// [`crate::stream::from_reply`]). `serviceTier`, `performanceConfig` and
+    /// `additionalModelResponseFields` the request asks for are added unless the reply sets
+    /// them; content and usage stay as scripted.
     Reply(Reply),
     /// A Bedrock error before any body: `status`, `x-amzn-ErrorType:
     /// <kind>:http://internal.amazon.com/coral/com.amazon.bedrock/` and `{"message": ...}`.
@@ -67,13 +79,16 @@ pub enum Script {
     Stall,
     /// Like [`Script::Echo`] unless the request has a `guardrailConfig`: then e-mail
     /// addresses in the answer become `{EMAIL}` and the names Elon, Musk, Jane and Doe become
-    /// `{NAME}`; if anything was masked the stop reason is `guardrail_intervened`, and with
+    /// `{NAME}` (when the request has `guardContent` blocks, only in the text echoed from
+    /// them: Bedrock's selective evaluation); if anything was masked the stop reason is `guardrail_intervened`, and with
     /// `guardrailConfig.trace` `enabled`/`enabled_full` the answer carries
     /// `trace.guardrail.outputAssessments.<guardrailId>[0].sensitiveInformationPolicy.piiEntities`.
     GuardrailMask,
     /// Like [`Script::Echo`] unless the request has a `guardrailConfig`: then the answer is
     /// `message`, stop reason `guardrail_intervened`, `outputTokens` 0, and with trace enabled
-    /// `trace.guardrail.inputAssessment.<guardrailId>` (a blocked content filter).
+    /// `trace.guardrail.inputAssessment.<guardrailId>` (a blocked content filter). The filter
+    /// blocks any input, so `guardContent` makes no difference here; see
+    /// [`Script::GuardrailBlockWords`] for a filter that shows selective evaluation.
     GuardrailBlockInput {
         /// The blocked-input message configured on the guardrail.
         message: String,
