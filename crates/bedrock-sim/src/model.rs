@@ -206,11 +206,12 @@ impl<'a> Model<'a> {
     /// prompt accounting (and cache), the requested answer fields.
     fn answer(&self, output: Output) -> Reply {
         let mut reply = Reply::default();
+        let user_text = self.user_text();
         let reasoning_text = match output {
             Output::Text(text) => {
                 let note = format!(
                     "The user wrote {} words; I will answer in {} words.",
-                    self.user_words(),
+                    word_count(&user_text),
                     word_count(&text)
                 );
                 reply.content.push(json!({ "text": text }));
@@ -224,7 +225,7 @@ impl<'a> Model<'a> {
         };
         if reasoning::requested(self.request, self.model_id).is_some() {
             reply = reply.reasoning(&reasoning_text);
-            if self.user_text().contains(REDACTED_THINKING_TRIGGER) {
+            if user_text.contains(REDACTED_THINKING_TRIGGER) {
                 reply = reply.redacted_reasoning(&reasoning_text);
             }
         }
@@ -261,10 +262,6 @@ impl<'a> Model<'a> {
             .filter_map(block_text)
             .collect::<Vec<_>>()
             .join(" ")
-    }
-
-    fn user_words(&self) -> u32 {
-        word_count(&self.user_text())
     }
 
     /// A tool-use id that is the same for the same conversation (stable snapshots).

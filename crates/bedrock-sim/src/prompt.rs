@@ -50,17 +50,22 @@ struct CachePoint {
     ttl: Duration,
 }
 
-/// The request's prompt in cache order, hashed and counted as it goes.
+/// The request's prompt in cache order, counted (and, when it has cache points, hashed) as
+/// it goes.
 struct Walk {
-    hasher: Sha256,
+    /// `None` without cache points: nothing to remember, so no serialising and hashing.
+    hasher: Option<Sha256>,
     tokens: u32,
     points: Vec<CachePoint>,
 }
 
 impl Walk {
-    fn new(model_id: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(model_id.as_bytes());
+    fn new(model_id: &str, hashing: bool) -> Self {
+        let hasher = hashing.then(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(model_id.as_bytes());
+            hasher
+        });
         Self {
             hasher,
             tokens: 0,
@@ -69,30 +74,44 @@ impl Walk {
     }
 
     fn block(&mut self, block: &Value, tokens: u32) {
+        let Some(hasher) = &mut self.hasher else {
+            self.tokens = self.tokens.saturating_add(tokens);
+            return;
+        };
         if let Some(point) = block.get("cachePoint") {
             let ttl = match point.get("ttl").and_then(Value::as_str) {
                 Some("1h") => Duration::from_secs(3600),
                 _ => Duration::from_secs(300),
             };
             self.points.push(CachePoint {
-                prefix: self.hasher.clone().finalize().into(),
+                prefix: hasher.clone().finalize().into(),
                 tokens_before: self.tokens,
                 ttl,
             });
         } else {
-            self.hasher.update(block.to_string().as_bytes());
+            hasher.update(block.to_string().as_bytes());
             self.tokens = self.tokens.saturating_add(tokens);
         }
     }
 
     fn marker(&mut self, marker: &str) {
-        self.hasher.update(b"\0");
-        self.hasher.update(marker.as_bytes());
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(b"\0");
+            hasher.update(marker.as_bytes());
+        }
     }
 }
 
-fn walk(request: &Value, model_id: &str) -> Walk {
-    let mut walk = Walk::new(model_id);
+/// Every block of the prompt in cache order: tools, system, then each message's content.
+fn prompt_blocks(request: &Value) -> impl Iterator<Item = &Value> {
+    tools(request)
+        .iter()
+        .chain(system(request))
+        .chain(messages(request).iter().flat_map(content))
+}
+
+fn walk(request: &Value, model_id: &str, hashing: bool) -> Walk {
+    let mut walk = Walk::new(model_id, hashing);
     walk.marker("tools");
     for tool in tools(request) {
         walk.block(tool, tool_tokens(tool));
@@ -150,13 +169,14 @@ fn block_tokens(block: &Value) -> u32 {
 /// The request's token count without touching the cache (for answers that never reach the
 /// model, like a guardrail block).
 pub(crate) fn count(request: &Value, model_id: &str) -> u32 {
-    walk(request, model_id).tokens
+    walk(request, model_id, false).tokens
 }
 
 impl PromptCache {
     /// The request's token count, reading and writing the cache as Bedrock would.
     pub(crate) fn account(&self, request: &Value, model_id: &str, now: SystemTime) -> Accounting {
-        let walk = walk(request, model_id);
+        let has_cache_points = prompt_blocks(request).any(|b| b.get("cachePoint").is_some());
+        let walk = walk(request, model_id, has_cache_points);
         let Some(last) = walk.points.last() else {
             return Accounting {
                 input_tokens: walk.tokens,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model_id;
-use crate::request::{block_kind, messages, thinking};
+use crate::request::{block_kind, content, messages, thinking};
 
 /// A prompt containing this string makes the simulated model add a `redactedContent` reasoning
 /// block to its answer (when reasoning is on). It is the string Anthropic documents for testing
@@ -97,10 +97,7 @@ pub(crate) fn check_history(request: &Value, reasoning: Option<Reasoning>) -> Re
     let claude = reasoning == Some(Reasoning::ClaudeThinking);
     let messages = messages(request);
     for (i, message) in messages.iter().enumerate() {
-        let content = message
-            .get("content")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
+        let content = content(message);
         let has_reasoning = content.iter().any(|b| b.get("reasoningContent").is_some());
         if has_reasoning {
             if let Some(first) = content
@@ -156,16 +153,10 @@ fn check_tool_loop(messages: &[Value]) -> Result<(), String> {
     let [.., assistant, last_user] = messages else {
         return Ok(());
     };
-    let blocks = |m: &Value| {
-        m.get("content")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let continues_loop = blocks(last_user)
+    let continues_loop = content(last_user)
         .iter()
         .any(|b| b.get("toolResult").is_some());
-    let assistant_blocks = blocks(assistant);
+    let assistant_blocks = content(assistant);
     let calls_tool = assistant_blocks.iter().any(|b| b.get("toolUse").is_some());
     match assistant_blocks.first() {
         Some(first) if continues_loop && calls_tool && first.get("reasoningContent").is_none() => {
