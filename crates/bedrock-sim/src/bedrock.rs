@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 
 use crate::body::{BodyCut, Chunk, SimBody};
 use crate::frame::{corrupt_crc, event_frame, exception_frame, oversized_prelude};
-use crate::script::word_count;
+use crate::model::Model;
 use crate::sigv4::{authenticate, presented_auth, AuthFailure};
 use crate::state::{request_id, shutdown_signal, Shared, StoredRequest};
 use crate::stream::{from_reply_with_latency, SCRIPTED_LATENCY_MS};
-use crate::{guardrail, Operation, Reply, Script, StreamStep};
+use crate::{guardrail, model_id, rules, CacheUsage, Operation, Reply, Script, StreamStep};
 
 const ERROR_NAMESPACE: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
@@ -64,6 +64,15 @@ pub(crate) async fn handle(
         return auth_error(&failure);
     }
 
+    if model_id::is_on_demand(&model_id) && shared.profile_only.contains(model_id::base(&model_id))
+    {
+        return error_response(
+            400,
+            "ValidationException",
+            &model_id::on_demand_refusal(&model_id),
+        );
+    }
+
     let script = shared.script_for(&model_id);
     if matches!(*script, Script::Fixed) && !shared.verify {
         return fixed(shared, operation);
@@ -78,9 +87,10 @@ pub(crate) async fn handle(
             )
         }
     };
-    if let Err(message) = validate(&request) {
+    if let Err(message) = rules::check(&request, &model_id) {
         return error_response(400, "ValidationException", &message);
     }
+    let model = Model::new(&request, &model_id, shared);
     let latency = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
     match &*script {
@@ -120,23 +130,38 @@ pub(crate) async fn handle(
                 Aggregated::Error(status, kind, message) => error_response(status, &kind, &message),
             },
         },
-        Script::Reply(reply) => answer(shared, operation, reply, latency()),
-        Script::Echo => answer(shared, operation, &echo(&request, None), latency()),
+        Script::Reply(reply) => answer(shared, operation, &model.fixed(reply), latency()),
+        Script::Echo | Script::Sequence(_) => answer(shared, operation, &model.echo(), latency()),
         Script::GuardrailMask => {
             let reply = match guardrail::config(&request) {
-                Some(cfg) => masked_echo(&request, &cfg),
-                None => echo(&request, None),
+                Some(cfg) => model.guardrail_mask(&cfg),
+                None => model.echo(),
             };
             answer(shared, operation, &reply, latency())
         }
-        Script::Sequence(_) => answer(shared, operation, &echo(&request, None), latency()),
         Script::GuardrailBlockInput { message } => {
             let reply = match guardrail::config(&request) {
-                Some(cfg) => blocked_input(&request, &cfg, message),
-                None => echo(&request, None),
+                Some(cfg) => {
+                    let trace = cfg.trace.then(|| guardrail::input_trace(&cfg.id));
+                    model.guardrail_blocked(message, trace)
+                }
+                None => model.echo(),
             };
             answer(shared, operation, &reply, latency())
         }
+        Script::GuardrailBlockWords { message, words } => {
+            let reply = match guardrail::config(&request) {
+                Some(cfg) => model.guardrail_block_words(&cfg, message, words),
+                None => model.echo(),
+            };
+            answer(shared, operation, &reply, latency())
+        }
+        Script::ThinkingToolLoop { tool, input } => answer(
+            shared,
+            operation,
+            &model.thinking_tool_loop(tool, input),
+            latency(),
+        ),
     }
 }
 
@@ -172,116 +197,6 @@ pub(crate) fn fixed_reply() -> Reply {
     Reply::text("This is a fixed answer.").usage(8, 5)
 }
 
-/// Checks what Bedrock checks before calling the model.
-fn validate(request: &Value) -> Result<(), String> {
-    let Some(messages) = request.get("messages") else {
-        return Err("1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null".to_owned());
-    };
-    let Some(messages) = messages.as_array() else {
-        return Err("Malformed input request: messages must be an array".to_owned());
-    };
-    if messages.is_empty() {
-        return Err("A conversation must start with a user message. Try again with a conversation that starts with a user message.".to_owned());
-    }
-    let mut uses_tools = false;
-    for (i, message) in messages.iter().enumerate() {
-        let expected = if i % 2 == 0 { "user" } else { "assistant" };
-        match message.get("role").and_then(Value::as_str) {
-            Some("assistant") if i == 0 => {
-                return Err("A conversation must start with a user message. Try again with a conversation that starts with a user message.".to_owned());
-            }
-            Some(role @ ("user" | "assistant")) if role != expected => {
-                return Err("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.".to_owned());
-            }
-            Some("user" | "assistant") => {}
-            _ => {
-                return Err(format!("1 validation error detected: Value at 'messages.{}.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]", i + 1));
-            }
-        }
-        let Some(content) = message.get("content").and_then(Value::as_array) else {
-            return Err(format!("1 validation error detected: Value null at 'messages.{}.member.content' failed to satisfy constraint: Member must not be null", i + 1));
-        };
-        uses_tools |= content
-            .iter()
-            .any(|block| block.get("toolUse").is_some() || block.get("toolResult").is_some());
-    }
-    if uses_tools && request.get("toolConfig").is_none() {
-        return Err("The toolConfig field must be defined when using toolUse and toolResult content blocks.".to_owned());
-    }
-    Ok(())
-}
-
-/// Text of the last user message's text blocks, joined by spaces.
-fn last_user_text(request: &Value) -> String {
-    request
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| {
-            m.iter()
-                .rev()
-                .find(|msg| msg.get("role").and_then(Value::as_str) == Some("user"))
-        })
-        .and_then(|msg| msg.get("content").and_then(Value::as_array))
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
-/// Words in every text block of `messages` and `system`.
-fn input_words(request: &Value) -> u32 {
-    let blocks = |key: &str| -> Vec<Value> {
-        match request.get(key).and_then(Value::as_array) {
-            Some(items) if key == "messages" => items
-                .iter()
-                .filter_map(|m| m.get("content").and_then(Value::as_array))
-                .flatten()
-                .cloned()
-                .collect(),
-            Some(items) => items.clone(),
-            None => Vec::new(),
-        }
-    };
-    blocks("messages")
-        .iter()
-        .chain(blocks("system").iter())
-        .filter_map(|b| b.get("text").and_then(Value::as_str))
-        .map(word_count)
-        .fold(0u32, u32::saturating_add)
-}
-
-fn echo(request: &Value, text: Option<String>) -> Reply {
-    let text = text.unwrap_or_else(|| format!("You said: {}", last_user_text(request)));
-    Reply::text(&text).usage(input_words(request), word_count(&text))
-}
-
-fn masked_echo(request: &Value, cfg: &guardrail::GuardrailConfig) -> Reply {
-    let original = format!("You said: {}", last_user_text(request));
-    let (masked, found) = guardrail::mask(&original);
-    let mut reply = echo(request, Some(masked));
-    if !found.is_empty() {
-        reply = reply.stop_reason("guardrail_intervened");
-        if cfg.trace {
-            reply = reply.trace(guardrail::output_trace(&cfg.id, &found));
-        }
-    }
-    reply
-}
-
-fn blocked_input(request: &Value, cfg: &guardrail::GuardrailConfig, message: &str) -> Reply {
-    let mut reply = Reply::text(message)
-        .stop_reason("guardrail_intervened")
-        .usage(input_words(request), 0);
-    if cfg.trace {
-        reply = reply.trace(guardrail::input_trace(&cfg.id));
-    }
-    reply
-}
-
 enum Aggregated {
     Reply(Reply),
     Error(u16, String, String),
@@ -293,6 +208,7 @@ struct Block {
     tool: Option<(Value, Value, String)>,
     reasoning_text: Option<String>,
     reasoning_signature: Option<Value>,
+    redacted: Option<Value>,
 }
 
 /// Runs a stream script for a Converse call and folds its events into one answer.
@@ -346,6 +262,8 @@ async fn aggregate(shared: &Shared, steps: &[StreamStep]) -> Aggregated {
                     serde_json::from_str(&input).unwrap_or(Value::String(input))
                 };
                 Some(json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }))
+            } else if let Some(redacted) = b.redacted {
+                Some(json!({ "reasoningContent": { "redactedContent": redacted } }))
             } else if b.reasoning_text.is_some() || b.reasoning_signature.is_some() {
                 Some(json!({ "reasoningContent": { "reasoningText": {
                     "text": b.reasoning_text.unwrap_or_default(),
@@ -406,6 +324,9 @@ fn fold_event(
             if let Some(sig) = delta.pointer("/reasoningContent/signature") {
                 block.reasoning_signature = Some(sig.clone());
             }
+            if let Some(redacted) = delta.pointer("/reasoningContent/redactedContent") {
+                block.redacted = Some(redacted.clone());
+            }
         }
         "messageStop" => {
             if let Some(reason) = payload.get("stopReason").and_then(Value::as_str) {
@@ -423,7 +344,21 @@ fn fold_event(
                     .unwrap_or(0)
             };
             reply.usage = (tokens("inputTokens"), tokens("outputTokens"));
+            let has_cache_counts = payload.pointer("/usage/cacheReadInputTokens").is_some()
+                || payload.pointer("/usage/cacheWriteInputTokens").is_some();
+            reply.cache_usage = has_cache_counts.then(|| CacheUsage {
+                read_input_tokens: tokens("cacheReadInputTokens"),
+                write_input_tokens: tokens("cacheWriteInputTokens"),
+            });
             reply.trace = payload.get("trace").cloned();
+            reply.service_tier = payload
+                .pointer("/serviceTier/type")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            reply.performance_latency = payload
+                .pointer("/performanceConfig/latency")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
         }
         _ => {}
     }

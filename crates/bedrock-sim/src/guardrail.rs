@@ -1,7 +1,10 @@
-//! The simulated guardrail: reading `guardrailConfig`, masking PII in an answer
-//! ([`crate::Script::GuardrailMask`]) and the trace shapes Bedrock returns.
+//! The simulated guardrail: reading `guardrailConfig`, selective evaluation (`guardContent`),
+//! masking PII in an answer ([`crate::Script::GuardrailMask`]), the word filter
+//! ([`crate::Script::GuardrailBlockWords`]) and the trace shapes Bedrock returns.
 
 use serde_json::{json, Value};
+
+use crate::request::{block_text, content, guarded_text, messages, system};
 
 /// Names the simulated PII filter recognises (matched as whole words, case-sensitive).
 pub const NAMES: [&str; 4] = ["Elon", "Musk", "Jane", "Doe"];
@@ -25,6 +28,60 @@ pub(crate) fn config(body: &Value) -> Option<GuardrailConfig> {
         Some("enabled" | "enabled_full")
     );
     Some(GuardrailConfig { id, trace })
+}
+
+/// Whether the request marks what the guardrail evaluates: any `guardContent` block in the
+/// system prompt or the messages. Then Bedrock evaluates only those blocks.
+pub(crate) fn selective(request: &Value) -> bool {
+    all_blocks(request).any(|b| guarded_text(b).is_some())
+}
+
+fn all_blocks(request: &Value) -> impl Iterator<Item = &Value> {
+    system(request)
+        .iter()
+        .chain(messages(request).iter().flat_map(content))
+}
+
+/// The input texts the guardrail evaluates: the `guardContent` texts when the request is
+/// [`selective`], else every text of system and messages.
+pub(crate) fn evaluated_input(request: &Value) -> Vec<&str> {
+    let selective = selective(request);
+    all_blocks(request)
+        .filter_map(|b| {
+            if selective {
+                guarded_text(b)
+            } else {
+                block_text(b)
+            }
+        })
+        .collect()
+}
+
+/// The `words` found in `texts` (case-insensitive whole words, surrounding punctuation
+/// ignored), as written in `words`, each once.
+pub(crate) fn blocked_words<'w>(texts: &[&str], words: &'w [String]) -> Vec<&'w str> {
+    words
+        .iter()
+        .filter(|word| {
+            texts.iter().any(|text| {
+                text.split_whitespace()
+                    .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+                    .any(|w| w.eq_ignore_ascii_case(word))
+            })
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// `trace` for input blocked by the word filter.
+pub(crate) fn word_trace(guardrail_id: &str, matches: &[&str]) -> Value {
+    let words: Vec<Value> = matches
+        .iter()
+        .map(|m| json!({ "match": m, "action": "BLOCKED", "detected": true }))
+        .collect();
+    json!({ "guardrail": { "inputAssessment": {
+        guardrail_id: { "wordPolicy": { "customWords": words } }
+    } } })
 }
 
 /// A PII entity found by [`mask`].
@@ -114,6 +171,13 @@ mod tests {
         let kinds: Vec<&str> = found.iter().map(|m| m.kind).collect();
         assert_eq!(kinds, ["EMAIL", "NAME", "NAME", "NAME"]);
         assert_eq!(found[0].text, "jane.doe@example.com");
+    }
+
+    #[test]
+    fn blocked_words_are_whole_words_case_insensitive() {
+        let words = vec!["Secret".to_owned(), "plan".to_owned()];
+        assert_eq!(blocked_words(&["the SECRET, ok"], &words), ["Secret"]);
+        assert!(blocked_words(&["secrets planned"], &words).is_empty());
     }
 
     #[test]

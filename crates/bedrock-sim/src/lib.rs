@@ -31,14 +31,100 @@
 //! HTML 502 without `x-amzn-ErrorType`, truncated JSON), [`Script::CutBody`] (connection closed
 //! mid-body), [`Script::Stall`], and inside [`Script::Stream`]: exception frames, corrupt CRCs,
 //! oversized preludes, cut frames, delays, [`Gate`]s and [`StreamStep::Hold`].
+//!
+//! # The Converse surface
+//!
+//! The request-driven scripts ([`Script::Echo`], the guardrail scripts,
+//! [`Script::ThinkingToolLoop`]) play a model that understands the whole Converse request.
+//! Every script (except [`Script::Fixed`] without signature checks) first validates the body
+//! like Bedrock, so refusals come whatever the script.
+//!
+//! ## Answers and how to get each shape
+//!
+//! | Shape | How |
+//! |---|---|
+//! | Reasoning first: `reasoningContent.reasoningText {text, signature}`; streamed as `reasoningContent.text` deltas (one per word) then one `signature` delta, then `contentBlockStop` before the answer's blocks | the request turns reasoning on: `additionalModelRequestFields.thinking` `{"type": "enabled" (or "adaptive"), "budget_tokens": N}` (Claude), `additionalModelRequestFields.reasoningConfig {"type": "enabled"}` (Nova), `additionalModelRequestFields.reasoning_effort` (gpt-oss), or a model id whose base is `deepseek.r1...` (always reasons); or [`Reply::reasoning`] |
+//! | `reasoningContent.redactedContent` after the reasoning text (one `redactedContent` delta) | reasoning on and [`REDACTED_THINKING_TRIGGER`] in the last user message; or [`Reply::redacted_reasoning`] |
+//! | Thinking tool loop: turn 1 reasoning + `toolUse`, turn 2 (with the `toolResult`) reasoning + `<tool> returned: <result>` | [`Script::thinking_tool_loop`] and thinking on |
+//! | `usage.cacheReadInputTokens` / `cacheWriteInputTokens` (omitted without cache points) | `cachePoint` blocks in `toolConfig.tools`, `system` or messages: the first request writes the prefix, a later one with the same prefix (same model id, within the `ttl`) reads it; or [`Reply::cache_usage`] |
+//! | `Read document <name> (<format>, N bytes).` | `document` blocks in the last user message |
+//! | Text holding minimal JSON for a schema | `outputConfig.textFormat {type: json_schema, structure: {jsonSchema: {schema: "<JSON string>"}}}` ([`minimal_instance`]) |
+//! | `toolUse` of a named tool with a minimal input, stop reason `tool_use` | `toolConfig.toolChoice {tool: {name}}` (`any`: the first tool) |
+//! | `serviceTier {type}`, `performanceConfig {latency}` (response and stream `metadata`) | the same request fields; or [`Reply::service_tier`], [`Reply::performance_latency`] |
+//! | `additionalModelResponseFields` (response; stream `messageStop`) | `additionalModelResponseFieldPaths`, resolved against an Anthropic-style native response (`/stop_sequence` -> `{"stop_sequence": null}`, `/stop_reason`, `/usage/input_tokens`, ...); paths not found are left out |
+//! | Guardrail evaluates only `guardContent` text | `guardContent` blocks plus [`Script::GuardrailMask`] or [`Script::GuardrailBlockWords`] |
+//! | On-demand refusal for a bare id, answers through `us.`/`eu.`/`apac.`... profiles | [`SimBuilder::profile_only`] |
+//!
+//! Reasoning signatures are [`reasoning_signature`] of the text (a keyed SHA-256, base64),
+//! redacted blobs [`redacted_reasoning_data`]: deterministic, so a later turn can be checked.
+//! Tool-use ids the simulated model makes are stable for the same conversation.
+//!
+//! ## Prompt accounting
+//!
+//! Tokens are words: `text`, `guardContent` text and tool-result text count their words, a
+//! tool definition 1 plus its description's words, a document one per 4 bytes. Prompt caching
+//! reads the prompt in Anthropic's cache order (tools, system, messages); each `cachePoint`
+//! ends a prefix remembered per model id for its `ttl` (`5m` or `1h`) on the simulator's clock
+//! ([`SimHandle::advance_clock`] expires it). A request reads the longest remembered prefix
+//! (refreshing it), writes the rest up to its last cache point, and `inputTokens` counts the
+//! tokens after the last cache point. `totalTokens` adds all four. There is no minimum
+//! cacheable length.
+//!
+//! ## Refusals (`400 ValidationException`, for both operations)
+//!
+//! | Request | Message (excerpt) |
+//! |---|---|
+//! | a bare id (or `foundation-model/` ARN) of a [`SimBuilder::profile_only`] model | `Invocation of model ID <id> with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.` |
+//! | no `messages`, first turn not `user`, roles not alternating, bad role, no `content` | as before (`...must start with a user message...`, `...must alternate...`) |
+//! | a message with `content: []` | `The content field in the Message object at messages.<i> is empty...` |
+//! | a whitespace-only `text` block | `The text field in the ContentBlock object at messages.<i>.content.<j> is blank...` (system: `SystemContentBlock object at system.<i>`) |
+//! | `toolUse`/`toolResult` in the history without `toolConfig` | `The toolConfig field must be defined when using toolUse and toolResult content blocks.` |
+//! | `toolConfig` without `tools`, or with `[]` (e.g. a `toolChoice` alone) | `Value null at 'toolConfig.tools'...` / `Value '[]' at 'toolConfig.tools'...` |
+//! | `toolChoice.tool.name` not among the tools | `...Tool '<name>' not found in the provided tools...` |
+//! | a document `format` outside pdf, csv, doc, docx, xls, xlsx, html, txt, md | `...document.format' failed to satisfy constraint: Member must satisfy enum value set...` |
+//! | a document name outside ASCII letters/digits, single spaces, `-`, `()`, `[]`, or not 1..=200 chars (so `report.pdf`, `a_b`, `a  b`) | `The document file name can only contain alphanumeric characters, whitespace characters, hyphens, parentheses, and square brackets...` |
+//! | two documents with the same name anywhere in the conversation | `Messages can't contain duplicate document names...` |
+//! | document `source.bytes` not base64, or empty | `...document.source.bytes' failed to satisfy constraint...` |
+//! | a message with a document but no text block | `A text block must be included when using documents...` |
+//! | more than 4 `cachePoint`s (tools, system and messages together) | `The model returned the following errors: A maximum of 4 blocks with cache_control may be provided. Found <n>.` |
+//! | `cachePoint.type` not `default`, `ttl` not `5m`/`1h` | `...cachePoint.type' failed to satisfy constraint...` |
+//! | a `cachePoint` right after a reasoning block | `Cache point cannot be inserted after reasoning block...` |
+//! | `serviceTier.type` outside priority, default, flex, reserved; `performanceConfig.latency` outside standard, optimized | `Value '<v>' at 'serviceTier.type' failed to satisfy constraint: Member must satisfy enum value set: [...]` |
+//! | `requestMetadata` empty or over 16 pairs, a key (1..=256) or value (0..=256) outside `[a-zA-Z0-9\s:_@$#=/+,-.]` | `...'requestMetadata' failed to satisfy constraint...` |
+//! | over 10 `additionalModelResponseFieldPaths`, one empty or over 256 chars, or not a JSON pointer (`/...`) | `...additionalModelResponseFieldPaths...` |
+//! | `outputConfig.textFormat.type` not `json_schema`, or a `schema` string that is not a JSON object | `...outputConfig.textFormat.type'...` / `The JSON schema in outputConfig.textFormat.structure.jsonSchema.schema is not valid...` |
+//! | an assistant turn holding reasoning whose first block is not reasoning | `If an assistant message contains any thinking blocks, the first block must be thinking. Found <kind>` |
+//! | a `reasoningText` whose signature is not [`reasoning_signature`] of its text | ``The model returned the following errors: messages.<i>.content.<j>: Invalid `signature` in `thinking` block`` |
+//! | a `redactedContent` the simulator did not produce | ``...Invalid `data` in `redacted_thinking` block`` |
+//!
+//! With Claude thinking on (`additionalModelRequestFields.thinking`) also, each worded as a
+//! model error (`The model returned the following errors: ...`):
+//!
+//! | Request | Message (excerpt) |
+//! |---|---|
+//! | `budget_tokens` below 1024 | `thinking.enabled.budget_tokens: Input should be greater than or equal to 1024` |
+//! | `inferenceConfig.maxTokens` not above `budget_tokens` | ``` `max_tokens` must be greater than `thinking.budget_tokens` ``` |
+//! | `inferenceConfig.temperature` other than 1 | ``` `temperature` may only be set to 1 when thinking is enabled ``` |
+//! | `toolChoice` `any` or `tool` | `Thinking may not be enabled when tool_choice forces tool use.` |
+//! | a `reasoningText` without `signature` | `messages.<i>.content.<j>.thinking.signature: Field required` |
+//! | the conversation ends with tool results and the assistant turn they answer does not start with its reasoning block (the rule is Anthropic's and does not depend on what the simulator answered before) | ``messages.<i>.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is enabled, a final `assistant` message must start with a thinking block...`` |
 
 #![forbid(unsafe_code)]
 
 mod bedrock;
 mod body;
 mod clock;
+mod documents;
 mod frame;
 mod guardrail;
+mod model;
+mod model_id;
+mod options;
+mod prompt;
+mod reasoning;
+mod request;
+mod rules;
+mod schema;
 mod script;
 mod server;
 mod sigv4;
@@ -46,7 +132,7 @@ mod state;
 pub mod stream;
 mod sts;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,7 +144,9 @@ use tokio::sync::watch;
 
 pub use frame::{encode_frame, event_frame, exception_frame, OVERSIZED_FRAME_LEN};
 pub use guardrail::NAMES as GUARDRAIL_NAMES;
-pub use script::{Gate, Reply, Script, StreamStep};
+pub use reasoning::{reasoning_signature, redacted_reasoning_data, REDACTED_THINKING_TRIGGER};
+pub use schema::minimal_instance;
+pub use script::{CacheUsage, Gate, Reply, Script, StreamStep};
 
 use body::DropLog;
 use clock::SimClock;
@@ -137,6 +225,7 @@ pub struct SimBuilder {
     web_identity_tokens: Vec<String>,
     ttl: Duration,
     frozen_clock: Option<SystemTime>,
+    profile_only: HashSet<String>,
 }
 
 impl Default for SimBuilder {
@@ -153,6 +242,7 @@ impl Default for SimBuilder {
             web_identity_tokens: Vec::new(),
             ttl: Duration::from_secs(3600),
             frozen_clock: None,
+            profile_only: HashSet::new(),
         }
     }
 }
@@ -186,6 +276,7 @@ impl fmt::Debug for SimBuilder {
             )
             .field("temp_credentials_ttl", &self.ttl)
             .field("frozen_clock", &self.frozen_clock)
+            .field("profile_only", &self.profile_only)
             .finish()
     }
 }
@@ -287,6 +378,20 @@ impl SimBuilder {
         self
     }
 
+    /// Serves `model_id` (a base model id such as
+    /// `anthropic.claude-sonnet-4-5-20250929-v1:0`) only through inference profiles, like the
+    /// newest models on Bedrock: a call with the bare id (or its `foundation-model/` ARN) is
+    /// refused with `400 ValidationException` `Invocation of model ID <id> with on-demand
+    /// throughput isn’t supported. Retry your request with the ID or ARN of an inference
+    /// profile that contains this model.`, while `us.<id>`, `eu.<id>`, `apac.<id>` (any
+    /// geographic prefix) and inference-profile ARNs answer. A profile id without its own
+    /// script uses the base id's script. May be called several times.
+    #[must_use]
+    pub fn profile_only(mut self, model_id: &str) -> Self {
+        self.profile_only.insert(model_id.to_owned());
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
     ///
     /// # Errors
@@ -343,6 +448,8 @@ impl SimBuilder {
             clock: SimClock::new(self.frozen_clock),
             fixed,
             shutdown: shutdown_rx.clone(),
+            profile_only: self.profile_only,
+            prompt_cache: prompt::PromptCache::default(),
         });
         tokio::spawn(server::accept_loop(
             listener,

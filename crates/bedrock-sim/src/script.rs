@@ -11,18 +11,33 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::reasoning::{reasoning_signature, redacted_reasoning_data};
+use crate::request::word_count;
+
 /// The behaviour of the simulator for one model id.
 ///
 /// Set per model with [`crate::SimBuilder::script`] or [`crate::SimHandle::set_script`], or for
 /// every other model with [`crate::SimBuilder::default_script`] (default [`Script::Echo`]).
 #[derive(Debug, Clone)]
 pub enum Script {
-    /// Answers `You said: <text of the last user message>` with stop reason `end_turn`;
-    /// streamed as several text deltas (one per word). `inputTokens` is the number of words in
-    /// the request's text blocks (messages and system), `outputTokens` the answer's word count.
+    /// The simulated model. It answers, first match wins:
+    /// - a forced tool (`toolChoice.tool`, or `any`: the first tool) -> a `toolUse` of it whose
+    ///   input is [`crate::minimal_instance`] of its input schema, stop reason `tool_use`;
+    /// - structured output (`outputConfig.textFormat`) -> the compact JSON of
+    ///   [`crate::minimal_instance`] of the schema;
+    /// - otherwise `Read document <name> (<format>, N bytes).` per document of the last user
+    ///   message, then `You said: <its text and guardContent text>`, stop reason `end_turn`.
+    ///
+    /// When the request turns reasoning on (see the crate docs) a signed reasoning block comes
+    /// first. Streamed as several deltas (one per word). `inputTokens` and the cache counts
+    /// follow the prompt accounting of the crate docs, `outputTokens` is the answer's word
+    /// count (reasoning included); `serviceTier`, `performanceConfig` and
+    /// `additionalModelResponseFields` answer the request's options.
     Echo,
     /// A fixed Converse answer, also streamed as events when ConverseStream is called (see
-    /// [`crate::stream::from_reply`]).
+    /// [`crate::stream::from_reply`]). `serviceTier`, `performanceConfig` and
+    /// `additionalModelResponseFields` the request asks for are added unless the reply sets
+    /// them; content and usage stay as scripted.
     Reply(Reply),
     /// A Bedrock error before any body: `status`, `x-amzn-ErrorType:
     /// <kind>:http://internal.amazon.com/coral/com.amazon.bedrock/` and `{"message": ...}`.
@@ -64,16 +79,44 @@ pub enum Script {
     Stall,
     /// Like [`Script::Echo`] unless the request has a `guardrailConfig`: then e-mail
     /// addresses in the answer become `{EMAIL}` and the names Elon, Musk, Jane and Doe become
-    /// `{NAME}`; if anything was masked the stop reason is `guardrail_intervened`, and with
+    /// `{NAME}` (when the request has `guardContent` blocks, only in the text echoed from
+    /// them: Bedrock's selective evaluation); if anything was masked the stop reason is `guardrail_intervened`, and with
     /// `guardrailConfig.trace` `enabled`/`enabled_full` the answer carries
     /// `trace.guardrail.outputAssessments.<guardrailId>[0].sensitiveInformationPolicy.piiEntities`.
     GuardrailMask,
     /// Like [`Script::Echo`] unless the request has a `guardrailConfig`: then the answer is
     /// `message`, stop reason `guardrail_intervened`, `outputTokens` 0, and with trace enabled
-    /// `trace.guardrail.inputAssessment.<guardrailId>` (a blocked content filter).
+    /// `trace.guardrail.inputAssessment.<guardrailId>` (a blocked content filter). The filter
+    /// blocks any input, so `guardContent` makes no difference here; see
+    /// [`Script::GuardrailBlockWords`] for a filter that shows selective evaluation.
     GuardrailBlockInput {
         /// The blocked-input message configured on the guardrail.
         message: String,
+    },
+    /// Like [`Script::Echo`] unless the request has a `guardrailConfig`: then the guardrail's
+    /// word filter reads the input (only the `guardContent` text when the request has
+    /// `guardContent` blocks, else every text of system and messages) and, if it holds one of
+    /// `words` (case-insensitive, whole words), answers `message` with stop reason
+    /// `guardrail_intervened`, `outputTokens` 0 and, with trace enabled,
+    /// `trace.guardrail.inputAssessment.<guardrailId>.wordPolicy.customWords`. Shows Bedrock's
+    /// selective evaluation: the same words outside `guardContent` pass.
+    GuardrailBlockWords {
+        /// The blocked-input message configured on the guardrail.
+        message: String,
+        /// The words the filter blocks.
+        words: Vec<String>,
+    },
+    /// A model in a tool loop: while the last user turn holds no `toolResult`, it calls `tool`
+    /// with `input` (stop reason `tool_use`); once it does, it answers
+    /// `<tool> returned: <text of the tool results>` (stop reason `end_turn`). When the
+    /// request turns reasoning on, each answer starts with a signed reasoning block, so two
+    /// turns make a thinking tool loop (the second turn is refused unless the first turn's
+    /// reasoning block comes back intact). See [`Script::thinking_tool_loop`].
+    ThinkingToolLoop {
+        /// The tool called on the first turn (must be in the request's `toolConfig`).
+        tool: String,
+        /// The tool's input.
+        input: Value,
     },
     /// Answers the n-th call for this model with the n-th script and every call after the
     /// last with the last one (e.g. `[Script::throttling(), Script::Echo]` to test retries).
@@ -104,6 +147,22 @@ impl Script {
         }
     }
 
+    /// A [`Script::ThinkingToolLoop`] calling `tool` with `input`.
+    pub fn thinking_tool_loop(tool: &str, input: Value) -> Self {
+        Self::ThinkingToolLoop {
+            tool: tool.to_owned(),
+            input,
+        }
+    }
+
+    /// A [`Script::GuardrailBlockWords`].
+    pub fn guardrail_block_words(message: &str, words: &[&str]) -> Self {
+        Self::GuardrailBlockWords {
+            message: message.to_owned(),
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+        }
+    }
+
     /// `429 ThrottlingException` "Too many requests, please wait before trying again."
     pub fn throttling() -> Self {
         Self::error(
@@ -121,12 +180,27 @@ pub struct Reply {
     pub content: Vec<Value>,
     /// `stopReason`.
     pub stop_reason: String,
-    /// `(inputTokens, outputTokens)`; `totalTokens` is their sum.
+    /// `(inputTokens, outputTokens)`; `totalTokens` is their sum plus the cache counts.
     pub usage: (u32, u32),
+    /// `cacheReadInputTokens` / `cacheWriteInputTokens`, reported only when set.
+    pub cache_usage: Option<CacheUsage>,
     /// `trace`, if any.
     pub trace: Option<Value>,
     /// `additionalModelResponseFields`, if any.
     pub additional_model_response_fields: Option<Value>,
+    /// `serviceTier.type` of the answer, if any.
+    pub service_tier: Option<String>,
+    /// `performanceConfig.latency` of the answer, if any.
+    pub performance_latency: Option<String>,
+}
+
+/// Prompt-cache token counts of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheUsage {
+    /// `cacheReadInputTokens`: prompt tokens read from the cache.
+    pub read_input_tokens: u32,
+    /// `cacheWriteInputTokens`: prompt tokens written to the cache.
+    pub write_input_tokens: u32,
 }
 
 impl Default for Reply {
@@ -136,8 +210,11 @@ impl Default for Reply {
             content: Vec::new(),
             stop_reason: "end_turn".to_owned(),
             usage: (0, 0),
+            cache_usage: None,
             trace: None,
             additional_model_response_fields: None,
+            service_tier: None,
+            performance_latency: None,
         }
     }
 }
@@ -169,10 +246,51 @@ impl Reply {
         self
     }
 
+    /// Adds a `reasoningContent.reasoningText` block signed by the simulator
+    /// ([`crate::reasoning_signature`]) after the reasoning blocks already there (reasoning
+    /// comes first in an answer, whatever the call order).
+    #[must_use]
+    pub fn reasoning(self, text: &str) -> Self {
+        self.with_reasoning_block(json!({ "reasoningContent": { "reasoningText": {
+            "text": text,
+            "signature": reasoning_signature(text),
+        } } }))
+    }
+
+    /// Adds a `reasoningContent.redactedContent` block the simulator can recognise on a later
+    /// turn ([`crate::redacted_reasoning_data`] of `label`), after the reasoning blocks already
+    /// there.
+    #[must_use]
+    pub fn redacted_reasoning(self, label: &str) -> Self {
+        self.with_reasoning_block(json!({ "reasoningContent": {
+            "redactedContent": redacted_reasoning_data(label),
+        } }))
+    }
+
+    fn with_reasoning_block(mut self, block: Value) -> Self {
+        let at = self
+            .content
+            .iter()
+            .position(|b| b.get("reasoningContent").is_none())
+            .unwrap_or(self.content.len());
+        self.content.insert(at, block);
+        self
+    }
+
     /// Sets `(inputTokens, outputTokens)`.
     #[must_use]
     pub fn usage(mut self, input_tokens: u32, output_tokens: u32) -> Self {
         self.usage = (input_tokens, output_tokens);
+        self
+    }
+
+    /// Sets `cacheReadInputTokens` and `cacheWriteInputTokens`.
+    #[must_use]
+    pub fn cache_usage(mut self, read_input_tokens: u32, write_input_tokens: u32) -> Self {
+        self.cache_usage = Some(CacheUsage {
+            read_input_tokens,
+            write_input_tokens,
+        });
         self
     }
 
@@ -190,12 +308,26 @@ impl Reply {
         self
     }
 
+    /// Sets `serviceTier` (`{"type": tier}`).
+    #[must_use]
+    pub fn service_tier(mut self, tier: &str) -> Self {
+        self.service_tier = Some(tier.to_owned());
+        self
+    }
+
+    /// Sets `performanceConfig` (`{"latency": latency}`).
+    #[must_use]
+    pub fn performance_latency(mut self, latency: &str) -> Self {
+        self.performance_latency = Some(latency.to_owned());
+        self
+    }
+
     /// The Converse response body for this reply (botocore's `ConverseResponse` shape).
     pub fn to_converse_json(&self, latency_ms: u64) -> Value {
         let mut out = json!({
             "output": { "message": { "role": "assistant", "content": self.content } },
             "stopReason": self.stop_reason,
-            "usage": usage_json(self.usage),
+            "usage": self.usage_json(),
             "metrics": { "latencyMs": latency_ms },
         });
         if let Some(map) = out.as_object_mut() {
@@ -205,21 +337,49 @@ impl Reply {
             if let Some(fields) = &self.additional_model_response_fields {
                 map.insert("additionalModelResponseFields".to_owned(), fields.clone());
             }
+            self.insert_tier_and_latency(map);
         }
         out
     }
-}
 
-pub(crate) fn usage_json((input, output): (u32, u32)) -> Value {
-    json!({
-        "inputTokens": input,
-        "outputTokens": output,
-        "totalTokens": input.saturating_add(output),
-    })
-}
+    /// botocore's `TokenUsage`: the cache counts only when set, `totalTokens` the sum of all.
+    pub(crate) fn usage_json(&self) -> Value {
+        let (input, output) = self.usage;
+        let cache = self.cache_usage.unwrap_or_default();
+        let total = input
+            .saturating_add(output)
+            .saturating_add(cache.read_input_tokens)
+            .saturating_add(cache.write_input_tokens);
+        let mut usage = json!({
+            "inputTokens": input,
+            "outputTokens": output,
+            "totalTokens": total,
+        });
+        if let (Some(map), Some(cache)) = (usage.as_object_mut(), self.cache_usage) {
+            map.insert(
+                "cacheReadInputTokens".to_owned(),
+                cache.read_input_tokens.into(),
+            );
+            map.insert(
+                "cacheWriteInputTokens".to_owned(),
+                cache.write_input_tokens.into(),
+            );
+        }
+        usage
+    }
 
-pub(crate) fn word_count(text: &str) -> u32 {
-    u32::try_from(text.split_whitespace().count()).unwrap_or(u32::MAX)
+    /// `serviceTier` and `performanceConfig`, where a response or metadata event carries them.
+    pub(crate) fn insert_tier_and_latency(&self, map: &mut serde_json::Map<String, Value>) {
+        if let Some(tier) = &self.service_tier {
+            map.insert("serviceTier".to_owned(), json!({ "type": tier }));
+        }
+        if let Some(latency) = &self.performance_latency {
+            map.insert(
+                "performanceConfig".to_owned(),
+                json!({ "latency": latency }),
+            );
+        }
+    }
 }
 
 /// One step of a scripted ConverseStream body.

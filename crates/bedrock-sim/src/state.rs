@@ -1,7 +1,7 @@
 //! State shared by the server tasks and the handles: configuration, scripts, recorded
 //! requests, STS-issued credentials, counters and the precomputed fixed answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 use crate::body::DropLog;
 use crate::clock::SimClock;
+use crate::model_id;
+use crate::prompt::PromptCache;
 use crate::{Operation, RecordedAuth, RecordedRequest, Script, SimRole};
 
 /// Credentials issued by the simulated STS.
@@ -71,18 +73,25 @@ pub(crate) struct Shared {
     pub(crate) clock: SimClock,
     pub(crate) fixed: FixedAnswers,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Base model ids served only through inference profiles
+    /// ([`crate::SimBuilder::profile_only`]).
+    pub(crate) profile_only: HashSet<String>,
+    /// Prompt prefixes written to the simulated prompt cache.
+    pub(crate) prompt_cache: PromptCache,
 }
 
 impl Shared {
-    /// The script answering this call for `model_id` ([`Script::Sequence`] resolved).
+    /// The script answering this call for `model_id` ([`Script::Sequence`] resolved): its own,
+    /// else for a cross-region profile id (`us.<model>`) the base model's, else the default.
     pub(crate) fn script_for(&self, model_id: &str) -> Arc<Script> {
-        let script = self
-            .scripts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(model_id)
-            .cloned()
-            .unwrap_or_else(|| Arc::clone(&self.default_script));
+        let script = {
+            let scripts = self.scripts.read().unwrap_or_else(|e| e.into_inner());
+            scripts
+                .get(model_id)
+                .or_else(|| model_id::strip_geo(model_id).and_then(|base| scripts.get(base)))
+                .cloned()
+                .unwrap_or_else(|| Arc::clone(&self.default_script))
+        };
         let Script::Sequence(scripts) = &*script else {
             return script;
         };

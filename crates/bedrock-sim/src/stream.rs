@@ -2,11 +2,12 @@
 //!
 //! Every sequence follows Bedrock's order: `messageStart`, per content block
 //! (`contentBlockStart` for tool blocks,) `contentBlockDelta`s and `contentBlockStop`, then
-//! `messageStop` and `metadata`.
+//! `messageStop` and `metadata`. As in botocore's `ContentBlockStart` union, only tool blocks
+//! have a `contentBlockStart`: text and reasoning blocks begin with their first delta.
 
 use serde_json::{json, Value};
 
-use crate::script::{usage_json, Reply, StreamStep};
+use crate::script::{Reply, StreamStep};
 
 /// `latencyMs` reported in the `metadata` event of scripted streams.
 pub const SCRIPTED_LATENCY_MS: u64 = 120;
@@ -18,7 +19,10 @@ pub fn text(chunks: &[&str], stop_reason: &str, usage: (u32, u32)) -> Vec<Stream
     steps.extend(chunks.iter().map(|chunk| text_delta(0, chunk)));
     steps.push(block_stop(0));
     steps.push(message_stop(stop_reason, None));
-    steps.push(metadata(usage, SCRIPTED_LATENCY_MS, None));
+    steps.push(metadata(
+        &Reply::default().usage(usage.0, usage.1),
+        SCRIPTED_LATENCY_MS,
+    ));
     steps
 }
 
@@ -54,14 +58,20 @@ pub fn tool_use(
     steps.push(block_stop(index));
     steps.push(message_stop("tool_use", None));
     let output = u32::try_from(input_json_chunks.len()).unwrap_or(u32::MAX);
-    steps.push(metadata((10, output), SCRIPTED_LATENCY_MS, None));
+    steps.push(metadata(
+        &Reply::default().usage(10, output),
+        SCRIPTED_LATENCY_MS,
+    ));
     steps
 }
 
 /// The stream equivalent of a Converse [`Reply`]: text blocks are split into one delta per
 /// word (whitespace kept, so the deltas concatenate to the text), `toolUse` blocks become
-/// start + one input delta + stop, `reasoningContent` blocks a text and a signature delta;
-/// `additionalModelResponseFields` goes into `messageStop` and `trace` into `metadata`.
+/// start + one input delta + stop, `reasoningText` blocks one `reasoningContent.text` delta per
+/// word then a `reasoningContent.signature` delta, `redactedContent` blocks one
+/// `reasoningContent.redactedContent` delta; `additionalModelResponseFields` goes into
+/// `messageStop`, and usage (with cache counts), `trace`, `serviceTier` and
+/// `performanceConfig` into `metadata`.
 pub fn from_reply(reply: &Reply) -> Vec<StreamStep> {
     from_reply_with_latency(reply, SCRIPTED_LATENCY_MS)
 }
@@ -92,11 +102,10 @@ pub(crate) fn from_reply_with_latency(reply: &Reply, latency_ms: u64) -> Vec<Str
             ));
         } else if let Some(reasoning) = block.get("reasoningContent") {
             if let Some(rt) = reasoning.get("reasoningText") {
-                if let Some(text) = rt.get("text") {
-                    steps.push(delta(
-                        index,
-                        json!({ "reasoningContent": { "text": text } }),
-                    ));
+                if let Some(text) = rt.get("text").and_then(Value::as_str) {
+                    steps.extend(split_words(text).map(|chunk| {
+                        delta(index, json!({ "reasoningContent": { "text": chunk } }))
+                    }));
                 }
                 if let Some(signature) = rt.get("signature") {
                     steps.push(delta(
@@ -120,7 +129,7 @@ pub(crate) fn from_reply_with_latency(reply: &Reply, latency_ms: u64) -> Vec<Str
         &reply.stop_reason,
         reply.additional_model_response_fields.as_ref(),
     ));
-    steps.push(metadata(reply.usage, latency_ms, reply.trace.as_ref()));
+    steps.push(metadata(reply, latency_ms));
     steps
 }
 
@@ -170,13 +179,18 @@ fn message_stop(stop_reason: &str, fields: Option<&Value>) -> StreamStep {
     StreamStep::event("messageStop", payload)
 }
 
-fn metadata(usage: (u32, u32), latency_ms: u64, trace: Option<&Value>) -> StreamStep {
+/// The `metadata` event of `reply`: usage, metrics, and trace, service tier and performance
+/// configuration when set.
+fn metadata(reply: &Reply, latency_ms: u64) -> StreamStep {
     let mut payload = json!({
-        "usage": usage_json(usage),
+        "usage": reply.usage_json(),
         "metrics": { "latencyMs": latency_ms },
     });
-    if let (Some(map), Some(trace)) = (payload.as_object_mut(), trace) {
-        map.insert("trace".to_owned(), trace.clone());
+    if let Some(map) = payload.as_object_mut() {
+        if let Some(trace) = &reply.trace {
+            map.insert("trace".to_owned(), trace.clone());
+        }
+        reply.insert_tier_and_latency(map);
     }
     StreamStep::event("metadata", payload)
 }

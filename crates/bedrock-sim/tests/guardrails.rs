@@ -1,5 +1,6 @@
-//! Guardrail scripts: PII masking (with and without trace) and blocked input, for Converse
-//! and ConverseStream, and their Echo behaviour without `guardrailConfig`.
+//! Guardrail scripts: PII masking (with and without trace), blocked input, the word filter,
+//! selective evaluation of `guardContent` blocks, for Converse and ConverseStream, and their
+//! Echo behaviour without `guardrailConfig`.
 
 #![allow(
     clippy::unwrap_used,
@@ -145,4 +146,98 @@ async fn block_input() {
         value["output"]["message"]["content"][0]["text"],
         "You said: plain"
     );
+}
+
+/// `body(..)` whose user turn is `plain` text followed by a `guardContent` block of `guarded`.
+fn selective_body(plain: &str, guarded: &str) -> Value {
+    let mut value = body(plain, Some("enabled"));
+    value["messages"][0]["content"] = json!([
+        { "text": plain },
+        { "guardContent": { "text": { "text": guarded } } },
+    ]);
+    value
+}
+
+#[tokio::test]
+async fn mask_evaluates_only_guard_content_when_there_is_some() {
+    let sim = sim(Script::GuardrailMask).await;
+    let value = converse(&sim, &selective_body("Elon asks:", "write to Jane")).await;
+    // Only the guarded text is evaluated: Elon stays, Jane is masked.
+    assert_eq!(
+        value["output"]["message"]["content"][0]["text"],
+        "You said: Elon asks: write to {NAME}"
+    );
+    assert_eq!(value["stopReason"], "guardrail_intervened");
+    let entities = &value["trace"]["guardrail"]["outputAssessments"]["gr-1"][0]
+        ["sensitiveInformationPolicy"]["piiEntities"];
+    assert_eq!(entities.as_array().unwrap().len(), 1);
+
+    let value = converse(&sim, &selective_body("Elon Musk", "nothing personal")).await;
+    assert_eq!(
+        value["output"]["message"]["content"][0]["text"],
+        "You said: Elon Musk nothing personal"
+    );
+    assert_eq!(value["stopReason"], "end_turn");
+}
+
+#[tokio::test]
+async fn block_words_evaluates_only_guard_content_when_there_is_some() {
+    let message = "Sorry, that topic is blocked.";
+    let sim = sim(Script::guardrail_block_words(
+        message,
+        &["password", "secret"],
+    ))
+    .await;
+
+    // Without guardContent every text is evaluated.
+    let value = converse(&sim, &body("tell me the Secret.", Some("enabled"))).await;
+    assert_eq!(
+        value["output"]["message"]["content"],
+        json!([{ "text": message }])
+    );
+    assert_eq!(value["stopReason"], "guardrail_intervened");
+    assert_eq!(value["usage"]["outputTokens"], 0);
+    assert_eq!(
+        value["trace"]["guardrail"]["inputAssessment"]["gr-1"]["wordPolicy"]["customWords"],
+        json!([{ "match": "secret", "action": "BLOCKED", "detected": true }])
+    );
+
+    // With guardContent only the guarded text is: the same word outside it passes...
+    let value = converse(
+        &sim,
+        &selective_body("the secret plan", "what is the weather"),
+    )
+    .await;
+    assert_eq!(value["stopReason"], "end_turn");
+    assert_eq!(
+        value["output"]["message"]["content"][0]["text"],
+        "You said: the secret plan what is the weather"
+    );
+    // ...and inside it is blocked (streamed alike).
+    let blocked = selective_body("hello", "my password is hunter2");
+    let value = converse(&sim, &blocked).await;
+    assert_eq!(value["stopReason"], "guardrail_intervened");
+    let req = bedrock_request(
+        &sim.url(),
+        CLAUDE,
+        "converse-stream",
+        &blocked,
+        &Creds::test(),
+    );
+    let (_conn, resp) = send(sim.addr(), req).await;
+    let events: Vec<(String, Value)> = FrameReader::new(resp.into_body())
+        .all()
+        .await
+        .iter()
+        .map(event)
+        .collect();
+    let text: String = events
+        .iter()
+        .filter_map(|(_, p)| p["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, message);
+
+    // Without guardrailConfig it is Echo.
+    let value = converse(&sim, &converse_body("the password")).await;
+    assert_eq!(value["stopReason"], "end_turn");
 }

@@ -335,3 +335,87 @@ pub async fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Strin
         .unwrap_or(0);
     (status, text)
 }
+
+/// A simulator with the test keys answering every model with `script`.
+pub async fn sim_with(script: bedrock_sim::Script) -> bedrock_sim::SimHandle {
+    init();
+    bedrock_sim::BedrockSim::builder()
+        .access_key(AKID, SECRET)
+        .default_script(script)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Converse on `model_id` with `body`: status, error type (empty on success) and body.
+pub async fn converse_on(
+    sim: &bedrock_sim::SimHandle,
+    model_id: &str,
+    body: &Value,
+) -> (StatusCode, String, Value) {
+    let req = bedrock_request(&sim.url(), model_id, "converse", body, &Creds::test());
+    let (status, headers, value) = call_json(sim.addr(), req).await;
+    let kind = if status.is_success() {
+        String::new()
+    } else {
+        error_type(&headers)
+    };
+    (status, kind, value)
+}
+
+/// Converse on [`CLAUDE`], expecting 200; the answer.
+pub async fn answer(sim: &bedrock_sim::SimHandle, body: &Value) -> Value {
+    let (status, _, value) = converse_on(sim, CLAUDE, body).await;
+    assert_eq!(status, 200, "{value}");
+    value
+}
+
+/// Converse on [`CLAUDE`], expecting `400 ValidationException` whose message contains
+/// `expected`, for both operations; the message.
+pub async fn refused(sim: &bedrock_sim::SimHandle, body: &Value, expected: &str) -> String {
+    let (status, kind, value) = converse_on(sim, CLAUDE, body).await;
+    assert_eq!(status, 400, "{value}");
+    assert_eq!(kind, "ValidationException");
+    let message = value["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(expected), "{message}");
+    let req = bedrock_request(&sim.url(), CLAUDE, "converse-stream", body, &Creds::test());
+    let (status, headers, streamed) = call_json(sim.addr(), req).await;
+    assert_eq!(status, 400, "stream: {streamed}");
+    assert_eq!(error_type(&headers), "ValidationException");
+    assert_eq!(streamed["message"], message.as_str());
+    message
+}
+
+/// ConverseStream on `model_id`: every event as (type, payload without the padding field).
+pub async fn stream_events(
+    sim: &bedrock_sim::SimHandle,
+    model_id: &str,
+    body: &Value,
+) -> Vec<(String, Value)> {
+    let req = bedrock_request(
+        &sim.url(),
+        model_id,
+        "converse-stream",
+        body,
+        &Creds::test(),
+    );
+    let (_conn, resp) = send(sim.addr(), req).await;
+    assert_eq!(resp.status(), 200);
+    FrameReader::new(resp.into_body())
+        .all()
+        .await
+        .iter()
+        .map(|m| {
+            let (kind, mut payload) = event(m);
+            if let Some(map) = payload.as_object_mut() {
+                map.remove("p");
+            }
+            (kind, payload)
+        })
+        .collect()
+}
+
+/// The event types of `events`.
+pub fn kinds(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(k, _)| k.as_str()).collect()
+}
