@@ -393,16 +393,7 @@ mod tests {
     };
 
     fn route() -> Route {
-        Route {
-            public_name: "acct/model".into(),
-            account: "acct".into(),
-            model_id: "model".into(),
-            region: "us-east-1".into(),
-            guardrail: Default::default(),
-            finish_reason_style: Default::default(),
-            drop_unsupported_params: false,
-            family: None,
-        }
+        crate::test_support::route("model", None)
     }
 
     /// The body for `request` with `guardrail` as the effective guardrail.

@@ -25,6 +25,8 @@ mod request_options;
 mod signing;
 mod stream_events;
 mod structured_output;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;

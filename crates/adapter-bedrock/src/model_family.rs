@@ -376,18 +376,7 @@ mod tests {
     use super::*;
     use ReasoningControl::*;
 
-    fn route(model_id: &str, family: Option<&str>) -> Route {
-        Route {
-            public_name: "acct/model".into(),
-            account: "acct".into(),
-            model_id: model_id.into(),
-            region: "us-east-1".into(),
-            guardrail: Default::default(),
-            finish_reason_style: Default::default(),
-            family: family.map(str::to_owned),
-            drop_unsupported_params: false,
-        }
-    }
+    use crate::test_support::route;
 
     fn of(model_id: &str) -> ModelCapabilities {
         ModelCapabilities::of(&route(model_id, None))

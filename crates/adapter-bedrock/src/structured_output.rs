@@ -138,16 +138,7 @@ mod tests {
     use gateway_core::{Reasoning, ReasoningEffort, Route};
 
     fn route(model_id: &str) -> Route {
-        Route {
-            public_name: "acct/model".into(),
-            account: "acct".into(),
-            model_id: model_id.into(),
-            region: "us-east-1".into(),
-            guardrail: Default::default(),
-            finish_reason_style: Default::default(),
-            family: None,
-            drop_unsupported_params: false,
-        }
+        crate::test_support::route(model_id, None)
     }
 
     fn schema_request() -> ChatRequest {
