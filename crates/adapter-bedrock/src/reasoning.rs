@@ -14,7 +14,9 @@
 //! the answer after the thinking); a `max_tokens` at or below B, a `temperature` other than
 //! 1, a `top_p` below 0.95, or a `tool_choice` that forces a tool are refused.
 //!
-//! A `thinking` object (`Reasoning::Thinking`) is sent as given, whatever the model. A key
+//! A `thinking` object (`Reasoning::Thinking`) is sent as given, whatever the model; when it
+//! names a `budget_tokens` and the client set no `max_tokens`, `maxTokens` is that budget +
+//! 4096 as above. A key
 //! the client also put in `additionalModelRequestFields` is the client's: nothing is
 //! generated for it and none of the checks above apply.
 
@@ -71,7 +73,13 @@ pub(crate) fn reasoning_setting(
                 (!client_sets(request, "thinking")).then(|| ReasoningSetting {
                     key: "thinking",
                     value: value.clone(),
-                    default_max_tokens: None,
+                    // A budget without `max_tokens` would meet Bedrock's default limit,
+                    // which may be below it; give the answer the same room as for efforts.
+                    default_max_tokens: value
+                        .get("budget_tokens")
+                        .and_then(Value::as_u64)
+                        .and_then(|budget| u32::try_from(budget).ok())
+                        .map(|budget| budget.saturating_add(ANSWER_TOKENS_AFTER_THINKING)),
                 }),
             );
         }
