@@ -228,6 +228,23 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     );
     assert!(answer["message"]["thinking_blocks"][0]["signature"].is_string());
 
+    // Clients that mark the end of each message for caching send a blank text part with
+    // `cache_control` beside the tool calls: the blank text is dropped, and so is its cache
+    // point, which Bedrock refuses right after a reasoning block.
+    let mut marked = assistant.clone();
+    marked["content"] =
+        json!([{"type": "text", "text": "", "cache_control": {"type": "ephemeral"}}]);
+    let (status, body) = gw.chat(&second_turn(marked, call_id)).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = gw.sim.requests().pop().unwrap().body;
+    let kinds: Vec<&str> = sent["messages"][1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|block| block.as_object().unwrap().keys().next().unwrap().as_str())
+        .collect();
+    assert_eq!(kinds, ["reasoningContent", "toolUse"], "{sent}");
+
     // An altered signature is refused by Bedrock (the simulator verifies it), so the test
     // above would fail if the gateway lost or changed it.
     let mut altered = assistant.clone();
@@ -1046,6 +1063,27 @@ async fn tool_history_without_tools_blank_parts_and_parallel_results_make_a_vali
     let chunks = stream_chunks(&gw, &request).await;
     assert!(streamed_text(&chunks, "content").contains("Which is warmer?"));
     assert_eq!(gw.sim.requests()[1].body["toolConfig"], *tool_config);
+
+    // A blank last message after the tool results is left out like any other blank message:
+    // the tool results still end the conversation with the user's turn ...
+    let mut blank_last = request.clone();
+    blank_last["messages"][4]["content"] = json!(" ");
+    let (status, body) = gw.chat(&blank_last).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = gw.sim.requests().pop().unwrap().body;
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 3, "{sent}");
+    // ... but after the assistant's answer it cannot be: the conversation would end with
+    // the assistant's turn, which the model would continue instead of answering.
+    let before = gw.sim.requests().len();
+    let blank_question = json!({"model": "sim/nova", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "Sunny."},
+        {"role": "user", "content": [{"type": "text", "text": "\n"}]},
+    ]});
+    let (status, body) = gw.chat(&blank_question).await;
+    assert_refused(status, &body, "invalid_value", "messages[3].role");
+    assert_eq!(gw.sim.requests().len(), before);
 
     // tool_choice without tools and without tool history: no toolConfig at all.
     let (status, body) = gw
