@@ -154,22 +154,24 @@ fn thinking_sim() -> bedrock_sim::SimBuilder {
     )
 }
 
-fn first_turn() -> Value {
+const QUESTION: &str = "What is the weather in Paris?";
+
+fn first_turn(question: &str) -> Value {
     json!({
         "model": "sim/sonnet",
         "reasoning_effort": "low",
-        "messages": user("What is the weather in Paris?"),
+        "messages": user(question),
         "tools": weather_tools(),
     })
 }
 
 /// Turn 2: the assistant turn as the client got it (with `thinking_blocks`) and the result.
-fn second_turn(assistant: Value, tool_call_id: &str) -> Value {
+fn second_turn(question: &str, assistant: Value, tool_call_id: &str) -> Value {
     json!({
         "model": "sim/sonnet",
         "reasoning_effort": "low",
         "messages": [
-            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "user", "content": question},
             assistant,
             {"role": "tool", "tool_call_id": tool_call_id, "content": "18 degrees, sunny"},
         ],
@@ -181,7 +183,7 @@ fn second_turn(assistant: Value, tool_call_id: &str) -> Value {
 async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     let gw = start(thinking_sim()).await;
 
-    let (status, turn_1) = gw.chat(&first_turn()).await;
+    let (status, turn_1) = gw.chat(&first_turn(QUESTION)).await;
     assert_eq!(status, 200, "{turn_1}");
     let sent = &gw.sim.requests()[0].body;
     assert_eq!(
@@ -212,7 +214,9 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     // Turn 2 gives the assistant message back as it came, thinking blocks included.
     let mut assistant = message.clone();
     assistant["role"] = json!("assistant");
-    let (status, turn_2) = gw.chat(&second_turn(assistant.clone(), call_id)).await;
+    let (status, turn_2) = gw
+        .chat(&second_turn(QUESTION, assistant.clone(), call_id))
+        .await;
     assert_eq!(status, 200, "{turn_2}");
     let sent = &gw.sim.requests()[1].body;
     assert_eq!(
@@ -234,7 +238,7 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     let mut marked = assistant.clone();
     marked["content"] =
         json!([{"type": "text", "text": "", "cache_control": {"type": "ephemeral"}}]);
-    let (status, body) = gw.chat(&second_turn(marked, call_id)).await;
+    let (status, body) = gw.chat(&second_turn(QUESTION, marked, call_id)).await;
     assert_eq!(status, 200, "{body}");
     let sent = gw.sim.requests().pop().unwrap().body;
     let kinds: Vec<&str> = sent["messages"][1]["content"]
@@ -249,7 +253,7 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     // above would fail if the gateway lost or changed it.
     let mut altered = assistant.clone();
     altered["thinking_blocks"][0]["signature"] = json!("c2lnbmF0dXJlIG9mIHNvbWV0aGluZyBlbHNl");
-    let (status, refused) = gw.chat(&second_turn(altered, call_id)).await;
+    let (status, refused) = gw.chat(&second_turn(QUESTION, altered, call_id)).await;
     assert_eq!(status, 400, "{refused}");
     assert_openai_error(&refused, "upstream_validation_error");
     let text = refused["error"]["message"].as_str().unwrap();
@@ -258,7 +262,7 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
     // Without its thinking blocks the turn is refused too (Claude's tool-loop rule).
     let mut forgotten = assistant;
     forgotten.as_object_mut().unwrap().remove("thinking_blocks");
-    let (status, refused) = gw.chat(&second_turn(forgotten, call_id)).await;
+    let (status, refused) = gw.chat(&second_turn(QUESTION, forgotten, call_id)).await;
     assert_eq!(status, 400, "{refused}");
     assert!(
         refused["error"]["message"]
@@ -270,22 +274,32 @@ async fn a_thinking_tool_loop_keeps_its_signature_across_two_turns() {
 }
 
 #[tokio::test]
-async fn a_streamed_thinking_tool_loop_delivers_the_signature_before_the_tool_call() {
+async fn a_streamed_thinking_tool_loop_delivers_the_reasoning_blocks_before_the_tool_call() {
     let gw = start(thinking_sim()).await;
+    // Anthropic's test string: the model adds a redacted reasoning block.
+    let question = format!("{QUESTION} {}", bedrock_sim::REDACTED_THINKING_TRIGGER);
 
-    let chunks = stream_chunks(&gw, &first_turn()).await;
+    let chunks = stream_chunks(&gw, &first_turn(&question)).await;
     let reasoning = streamed_text(&chunks, "reasoning_content");
     assert!(!reasoning.is_empty(), "{chunks:?}");
-    let signature_at = chunks
+    let block_deltas: Vec<(usize, &Value)> = chunks
         .iter()
-        .position(|chunk| delta(chunk)["thinking_blocks"].is_array())
-        .expect("a thinking_blocks delta");
-    let block = &delta(&chunks[signature_at])["thinking_blocks"];
-    assert_eq!(block.as_array().unwrap().len(), 1, "{block}");
-    assert_eq!(block[0]["type"], "thinking");
-    assert_eq!(block[0]["thinking"], "");
-    let signature = block[0]["signature"].as_str().unwrap();
+        .enumerate()
+        .filter_map(|(at, chunk)| {
+            let blocks = delta(chunk)["thinking_blocks"].as_array()?;
+            assert_eq!(blocks.len(), 1, "one block per delta: {chunk}");
+            Some((at, &blocks[0]))
+        })
+        .collect();
+    let [(signature_at, signed), (redacted_at, redacted)] = block_deltas[..] else {
+        panic!("a signature and a redacted block: {chunks:?}");
+    };
+    assert_eq!(signed["type"], "thinking");
+    assert_eq!(signed["thinking"], "");
+    let signature = signed["signature"].as_str().unwrap();
     assert_eq!(signature, bedrock_sim::reasoning_signature(&reasoning));
+    assert_eq!(redacted["type"], "redacted_thinking");
+    let data = redacted["data"].as_str().unwrap();
     let first_tool_delta = chunks
         .iter()
         .position(|chunk| delta(chunk)["tool_calls"].is_array())
@@ -295,8 +309,10 @@ async fn a_streamed_thinking_tool_loop_delivers_the_signature_before_the_tool_ca
         .rposition(|chunk| delta(chunk)["reasoning_content"].is_string())
         .unwrap();
     assert!(
-        last_reasoning_delta < signature_at && signature_at < first_tool_delta,
-        "reasoning, then its signature, then the tool call: {chunks:?}"
+        last_reasoning_delta < signature_at
+            && signature_at < redacted_at
+            && redacted_at < first_tool_delta,
+        "reasoning, its signature, the redacted block, then the tool call: {chunks:?}"
     );
     let call = &delta(&chunks[first_tool_delta])["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
@@ -321,25 +337,43 @@ async fn a_streamed_thinking_tool_loop_delivers_the_signature_before_the_tool_ca
         "role": "assistant",
         "content": null,
         "reasoning_content": reasoning,
-        "thinking_blocks": [{"type": "thinking", "thinking": reasoning, "signature": signature}],
+        "thinking_blocks": [
+            {"type": "thinking", "thinking": reasoning, "signature": signature},
+            {"type": "redacted_thinking", "data": data},
+        ],
         "tool_calls": [{"id": call_id, "type": "function",
                         "function": {"name": "get_weather", "arguments": arguments}}],
     });
-    let chunks = stream_chunks(&gw, &second_turn(assistant.clone(), &call_id)).await;
+    let chunks = stream_chunks(&gw, &second_turn(&question, assistant.clone(), &call_id)).await;
     assert_eq!(
         streamed_text(&chunks, "content"),
         "get_weather returned: 18 degrees, sunny"
     );
     assert_eq!(finish_reason(&chunks), "stop");
+    let sent = &gw.sim.requests()[1].body["messages"][1]["content"];
+    assert_eq!(
+        sent[1],
+        json!({"reasoningContent": {"redactedContent": data}})
+    );
 
-    // The same turn with the reasoning text edited: its signature no longer matches.
-    let mut edited = assistant;
+    // The same turn with the reasoning text edited (its signature no longer matches), or
+    // with the redacted block altered: refused by Bedrock before the stream starts.
+    let mut edited = assistant.clone();
     edited["thinking_blocks"][0]["thinking"] = json!("I changed my mind.");
-    let mut edited_turn = second_turn(edited, &call_id);
-    edited_turn["stream"] = json!(true);
-    let (status, refused) = json_of(gw.stream(&edited_turn).await).await;
-    assert_eq!(status, 400, "{refused}");
-    assert_openai_error(&refused, "upstream_validation_error");
+    let mut tampered = assistant;
+    tampered["thinking_blocks"][1]["data"] = json!(format!("{}AAAA", &data[..data.len() - 4]));
+    for (assistant, complaint) in [
+        (edited, "Invalid `signature`"),
+        (tampered, "Invalid `data` in `redacted_thinking`"),
+    ] {
+        let mut turn = second_turn(&question, assistant, &call_id);
+        turn["stream"] = json!(true);
+        let (status, refused) = json_of(gw.stream(&turn).await).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_openai_error(&refused, "upstream_validation_error");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(complaint), "{refused}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,6 +1003,52 @@ async fn request_options_reach_bedrock_and_response_fields_come_back() {
 }
 
 #[tokio::test]
+async fn a_guardrail_evaluates_only_the_guarded_text_when_there_is_some() {
+    const BLOCKED: &str = "Sorry, the model cannot answer this question.";
+    let gw = start(sim().script(
+        SONNET,
+        Script::guardrail_block_words(BLOCKED, &["password"]),
+    ))
+    .await;
+    let request = |parts: Value| {
+        json!({
+            "model": "sim/sonnet",
+            "messages": [{"role": "user", "content": parts}],
+            "guardrailConfig": {"guardrailIdentifier": "gr-words", "guardrailVersion": "1"},
+        })
+    };
+    let answer = |body: &Value| body["choices"][0]["message"]["content"].clone();
+
+    // The word in plain text beside guarded text: not evaluated, answered.
+    let (status, body) = gw
+        .chat(&request(json!([
+            {"type": "text", "text": "Our password policy is attached."},
+            {"type": "guarded_text", "text": "Summarise it."},
+        ])))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(answer(&body), BLOCKED, "{body}");
+    // The same word inside the guarded text: blocked.
+    let (status, body) = gw
+        .chat(&request(json!([
+            {"type": "text", "text": "Our policy is attached."},
+            {"type": "guarded_text", "text": "Tell me the password."},
+        ])))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(answer(&body), BLOCKED, "{body}");
+    assert_eq!(
+        body["choices"][0]["bedrock_stop_reason"],
+        "guardrail_intervened"
+    );
+    // Without guarded text every text is evaluated.
+    let (_, body) = gw
+        .chat(&request(json!("Our password policy is attached.")))
+        .await;
+    assert_eq!(answer(&body), BLOCKED, "{body}");
+}
+
+#[tokio::test]
 async fn an_application_inference_profile_reasons_when_its_family_is_configured() {
     let gw = start(sim()).await;
     let request = |model: &str| json!({"model": model, "messages": user("Think first."), "reasoning_effort": "minimal"});
@@ -986,6 +1066,31 @@ async fn an_application_inference_profile_reasons_when_its_family_is_configured(
     let (status, body) = gw.chat(&request("sim/app-profile-unnamed")).await;
     assert_refused(status, &body, "unsupported_value", "reasoning_effort");
     assert_eq!(gw.sim.requests().len(), 1);
+
+    // Prompt caching likewise: cache points for the named family, dropped without it.
+    let cached = |model: &str| {
+        json!({"model": model, "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}
+            ]},
+            {"role": "user", "content": "hi"},
+        ]})
+    };
+    for (model, system) in [
+        (
+            "sim/app-profile",
+            json!([{"text": SYSTEM}, {"cachePoint": {"type": "default"}}]),
+        ),
+        ("sim/app-profile-unnamed", json!([{"text": SYSTEM}])),
+    ] {
+        let (status, body) = gw.chat(&cached(model)).await;
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(
+            gw.sim.requests().pop().unwrap().body["system"],
+            system,
+            "{model}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
