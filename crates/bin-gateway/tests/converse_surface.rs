@@ -424,8 +424,14 @@ async fn a_cached_prompt_is_written_then_read_and_every_token_is_counted() {
         json!({"cachePoint": {"type": "default", "ttl": "1h"}})
     );
     let (prompt, written, read, cached) = cache_counts(&first["usage"]);
-    assert!(written > 0, "{first}");
+    // The simulator counts words: the tool (1 + its description) and the system prompt are
+    // written to the cache, the question after the last cache point is Bedrock's input.
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    let cached_prefix = 1 + words("The weather in a city") + words(SYSTEM);
+    let input = words("What is the weather in Paris?");
+    assert_eq!(written, cached_prefix, "{first}");
     assert_eq!((read, cached), (0, 0), "{first}");
+    assert_eq!(prompt, input + read + written, "{first}");
 
     let (status, second) = gw.chat(&cached_request(SYSTEM)).await;
     assert_eq!(status, 200, "{second}");
