@@ -7,9 +7,12 @@
 //! with only a cache point (its text was blank, its cache point dropped for a model without
 //! caching), is left out, as if not sent.
 //! Reasoning blocks move to the front of their turn, in order (Bedrock refuses reasoning
-//! after text or a tool call, and merging two assistant messages could put it there). An
-//! assistant first turn cannot be fixed without inventing a user message, so it is refused
-//! before any call, as the client's error.
+//! after text or a tool call, and merging two assistant messages could put it there). A cache
+//! point left right after a reasoning block (the text it marked was blank) is dropped, since
+//! Bedrock refuses it there and caching is only an optimisation. An assistant first turn
+//! cannot be fixed without inventing a user message, so it is refused before any call, as
+//! the client's error; so is a last user message left empty, since leaving it out would turn
+//! the request into a continuation of the previous assistant turn (or into no conversation).
 
 use gateway_core::{ContentPart, Message, ProviderError, Role};
 
@@ -20,9 +23,14 @@ use crate::wire::{ContentBlock, ConversationRole, Message as WireMessage};
 const USER_FIRST: &str = "the conversation must start with a user message (after any system or \
      developer messages): Bedrock requires the first turn to be the user's";
 
+/// Why the conversation cannot go to Bedrock when its last (user) message is left out.
+const BLANK_LAST_MESSAGE: &str = "the last message holds only blank text, which Bedrock \
+     refuses, and leaving it out would leave no user turn to answer";
+
 /// The Converse turns for `messages`, each part converted by `content_block` (`None`: the
 /// part is left out): empty messages left out, same-role neighbours merged, reasoning first
-/// in each turn, user first.
+/// in each turn, user first, and a user turn last when the client's last message is the
+/// user's.
 pub(crate) fn converse_turns<'a>(
     messages: &'a [Message],
     mut content_block: impl FnMut(&'a ContentPart) -> Result<Option<ContentBlock<'a>>, ProviderError>,
@@ -64,6 +72,17 @@ pub(crate) fn converse_turns<'a>(
             }
         }
     }
+    if let Some(last) = messages.last() {
+        let ends_with_user = turns
+            .last()
+            .is_some_and(|turn| turn.role == ConversationRole::User);
+        if last.role == Role::User && !ends_with_user {
+            return Err(ProviderError::TurnOrder {
+                message_index: messages.len() - 1,
+                message: BLANK_LAST_MESSAGE.to_owned(),
+            });
+        }
+    }
     let is_reasoning =
         |block: &ContentBlock<'_>| matches!(block, ContentBlock::ReasoningContent(_));
     for turn in &mut turns {
@@ -76,6 +95,16 @@ pub(crate) fn converse_turns<'a>(
             // Stable: reasoning blocks keep their order, and so does everything after them.
             turn.content.sort_by_key(|block| !is_reasoning(block));
         }
+        // "Cache point cannot be inserted after reasoning block": one lands there when the
+        // text it marked was blank.
+        let mut after_reasoning = false;
+        turn.content.retain(|block| {
+            let misplaced = after_reasoning && matches!(block, ContentBlock::CachePoint(_));
+            if !misplaced {
+                after_reasoning = is_reasoning(block);
+            }
+            !misplaced
+        });
     }
     Ok(turns)
 }
@@ -194,6 +223,69 @@ mod tests {
         assert_eq!(
             turns[0].content,
             vec![ContentBlock::Text("one"), ContentBlock::Text("two")]
+        );
+    }
+
+    #[test]
+    fn a_last_user_message_left_empty_is_refused_rather_than_left_out() {
+        let blank_last = [
+            message(Role::User, "hi"),
+            message(Role::Assistant, "hello"),
+            message(Role::User, " \n"),
+        ];
+        assert_eq!(
+            converse_turns(&blank_last, text).unwrap_err(),
+            ProviderError::TurnOrder {
+                message_index: 2,
+                message: BLANK_LAST_MESSAGE.into(),
+            }
+        );
+        assert_eq!(
+            converse_turns(&[message(Role::User, "")], text).unwrap_err(),
+            ProviderError::TurnOrder {
+                message_index: 0,
+                message: BLANK_LAST_MESSAGE.into(),
+            }
+        );
+        // Still a user turn last: the blank message is left out as anywhere else.
+        let after_a_question = [message(Role::User, "hi"), message(Role::User, " ")];
+        assert_eq!(
+            converse_turns(&after_a_question, text).unwrap()[0].content,
+            vec![ContentBlock::Text("hi")]
+        );
+        // A client's own last assistant turn (a prefill) is no blank user message.
+        let prefill = [message(Role::User, "hi"), message(Role::Assistant, "{")];
+        assert_eq!(converse_turns(&prefill, text).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_cache_point_left_right_after_reasoning_is_dropped() {
+        let reasoning = ContentPart::Reasoning(ReasoningBlock::Redacted { data: "r".into() });
+        let messages = [
+            message(Role::User, "q"),
+            Message {
+                role: Role::Assistant,
+                content: vec![
+                    reasoning,
+                    ContentPart::Text(" ".into()),
+                    ContentPart::CachePoint(Default::default()),
+                    ContentPart::Text("a".into()),
+                    ContentPart::CachePoint(Default::default()),
+                ],
+            },
+            message(Role::User, "q2"),
+        ];
+        let turns = converse_turns(&messages, text).unwrap();
+        assert_eq!(
+            turns[1].content,
+            vec![
+                ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent("r")),
+                ContentBlock::Text("a"),
+                ContentBlock::CachePoint(CachePointBlock {
+                    kind: CachePointType::Default,
+                    ttl: None,
+                }),
+            ]
         );
     }
 

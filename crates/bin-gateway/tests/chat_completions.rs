@@ -313,9 +313,9 @@ async fn models_health_and_metrics() {
 }
 
 /// `fixtures/openai/request_refused_by_bedrock/`: requests the OpenAI parser accepts but
-/// Converse cannot take (an assistant first turn). The Bedrock adapter refuses them before
-/// any call, with the 400 naming the client's field that the parser used to give; the
-/// snapshots are the parser's former ones, byte for byte.
+/// Converse cannot take (an assistant first turn, a last user message of blank text only).
+/// The Bedrock adapter refuses them before any call, with a 400 naming the client's message
+/// (for the first turn, the parser's former answer byte for byte).
 #[tokio::test]
 async fn requests_bedrock_cannot_take_get_a_400_naming_the_field_before_any_call() {
     let gw = TestGateway::start(sim()).await;
