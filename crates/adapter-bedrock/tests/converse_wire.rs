@@ -13,10 +13,6 @@
 //!   before parsing: `{"unwrap_tool": "<name>"}` reads the answer as one to a request that
 //!   forced that tool for structured output.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "helpers outside #[test] functions fail the test on bad input, like the tests themselves"
-)]
 #![allow(
     clippy::unwrap_used,
     reason = "the fixture reader outside #[test] functions fails the test by panicking"
