@@ -330,12 +330,15 @@ fn tool_config<'a>(
         description,
     }) = structured_output
     {
-        // `StructuredOutput::of` refused client tools beside the forced one.
+        // `StructuredOutput::of` refused client tools beside the forced one. A history call
+        // of a tool with the forced tool's name is declared once, as the forced tool (Bedrock
+        // refuses two tools of one name).
         let mut tools = if history_needs_tools {
             tools_named_by_history(request)
         } else {
             Vec::new()
         };
+        tools.retain(|tool| !matches!(tool, Tool::ToolSpec(spec) if spec.name == FORCED_TOOL_NAME));
         tools.push(Tool::ToolSpec(ToolSpecification {
             name: FORCED_TOOL_NAME,
             description: Some(description),
@@ -368,7 +371,8 @@ fn tool_config<'a>(
         for tool in &request.tools {
             tools.push(Tool::ToolSpec(ToolSpecification {
                 name: &tool.name,
-                description: tool.description.as_deref(),
+                // Bedrock refuses an empty description; a blank one says nothing either.
+                description: tool.description.as_deref().filter(|text| !is_blank(text)),
                 input_schema: ToolInputSchema::Json(&tool.parameters),
             }));
             if let Some(point) = &tool.cache_point {

@@ -13,7 +13,9 @@
 //!
 //! Refused (`ProviderError::Unsupported`, `ResponseFormat`) where the forced tool cannot
 //! work: client tools beside it (the model could not call them), a model without tools,
-//! and Claude while it thinks (extended thinking refuses a forced tool).
+//! Claude while it thinks (extended thinking refuses a forced tool), and a schema whose
+//! top-level `type` is not `object` (a tool's input is an object, and Bedrock refuses any
+//! other input schema).
 
 use gateway_core::{
     ChatRequest, JsonSchemaFormat, ProviderError, ProviderRequest, RequestFeature, ResponseFormat,
@@ -80,6 +82,13 @@ impl<'a> StructuredOutput<'a> {
                  call, so response_format cannot be combined with tools"
             )));
         }
+        if schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(refused(format!(
+                "the model `{model_id}` gives structured output through a tool it is forced to \
+                 call, whose input is a JSON object, so response_format's schema must have \
+                 \"type\": \"object\" at the top level"
+            )));
+        }
         if anthropic_thinking_on(request, model) {
             return Err(refused(format!(
                 "the model `{model_id}` gives structured output through a tool it is forced to \
@@ -88,7 +97,10 @@ impl<'a> StructuredOutput<'a> {
         }
         Ok(Some(Self::ForcedTool {
             schema,
-            description: description.unwrap_or(FORCED_TOOL_DESCRIPTION),
+            // Bedrock refuses an empty tool description.
+            description: description
+                .filter(|text| !text.trim().is_empty())
+                .unwrap_or(FORCED_TOOL_DESCRIPTION),
         }))
     }
 

@@ -31,6 +31,11 @@ pub struct Demo {
     pub gateway: ShardedGateway,
 }
 
+/// The Claude model `demo/on-demand` names by its bare id: the simulator serves it only
+/// through inference profiles, as Bedrock does for the newest models, so the gateway's
+/// on-demand retry (`us.` for the demo's `us-east-1`) is seen on the first call.
+const PROFILE_ONLY_MODEL: &str = "anthropic.claude-haiku-4-5-20251001-v1:0";
+
 /// Starts the simulator on a free loopback port and the gateway on `listen`.
 pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
     let sim = BedrockSim::builder()
@@ -58,6 +63,11 @@ pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
             ),
         )
         .script(
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            Script::thinking_tool_loop("get_weather", serde_json::json!({"city": "Paris"})),
+        )
+        .profile_only(PROFILE_ONLY_MODEL)
+        .script(
             "demo.throttled",
             Script::error(
                 429,
@@ -84,7 +94,10 @@ pub fn instructions(gateway_url: &str) -> String {
         r#"AI gateway demo: OpenAI-compatible API at {gateway_url}/v1, answered by the built-in Bedrock simulator.
 Gateway key: {DEMO_KEY}
 Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), demo/blocked (enforced guardrail blocks input),
-        demo/tools (tool call), demo/throttled (Bedrock throttling -> 429)
+        demo/tools (tool call), demo/throttled (Bedrock throttling -> 429),
+        demo/thinker (Claude Sonnet 4.5: reasoning_effort, native response_format, cache_control, file parts),
+        demo/thinker-tools (thinking tool loop calling get_weather), demo/on-demand (bare id retried as a us. profile),
+        demo/nova (Nova Pro: response_format through a forced tool, prompt caching)
 
 curl {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
@@ -93,6 +106,10 @@ curl {gateway_url}/v1/chat/completions \
 curl -N {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
   -d '{{"model":"demo/guarded","stream":true,"messages":[{{"role":"user","content":"Write to Elon Musk at elon@example.com"}}]}}'
+
+curl {gateway_url}/v1/chat/completions \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"model":"demo/thinker","reasoning_effort":"low","messages":[{{"role":"user","content":"Think first, then answer."}}]}}'
 
 python3 - <<'PY'
 from openai import OpenAI
