@@ -13,6 +13,7 @@
 //! | unknown path | 404 | `invalid_request_error` | `unknown_url` |
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
+//! | too many chat requests in flight (load shedding) | 503 + `retry-after` | `server_error` | `overloaded` |
 //! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
 //! | the provider cannot take the turn order (e.g. assistant first) | 400 | `invalid_request_error` | `invalid_value` (`param` = `messages[i].role`, the client's index) |
 //! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
@@ -40,8 +41,9 @@ const INVALID_REQUEST: &str = "invalid_request_error";
 const SERVER_ERROR: &str = "server_error";
 const RATE_LIMIT: &str = "rate_limit_error";
 
-/// Seconds clients should wait before retrying a throttled or unavailable upstream; Bedrock
-/// does not say, and OpenAI SDKs honour this header over their own backoff.
+/// Seconds clients should wait before retrying a throttled or unavailable upstream, or a
+/// gateway shedding load; Bedrock does not say, and OpenAI SDKs honour this header over
+/// their own backoff.
 const RETRY_AFTER_SECONDS: &str = "1";
 
 /// An error answer: status, OpenAI error body and retry hint.
@@ -121,6 +123,19 @@ impl ApiError {
             "invalid_body",
             "the request body could not be read".into(),
         )
+    }
+
+    /// The gateway sheds load: a server error the client may retry shortly, like an
+    /// unavailable upstream but with its own code, so the client (and whoever reads its logs)
+    /// can tell the gateway's limit from Bedrock's.
+    pub(crate) fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            SERVER_ERROR,
+            "overloaded",
+            "the gateway has too many requests in flight; retry shortly".into(),
+        )
+        .with_retry_after()
     }
 
     pub(crate) fn unknown_url(method: &http::Method, path: &str) -> Self {
@@ -438,6 +453,7 @@ mod tests {
             ApiError::unauthorized(),
             ApiError::body_too_large(1024),
             ApiError::body_unreadable(),
+            ApiError::overloaded(),
             ApiError::unknown_url(&http::Method::GET, "/v2/nothing"),
             ApiError::method_not_allowed(&http::Method::DELETE, "/v1/chat/completions"),
         ] {

@@ -20,6 +20,7 @@ mod metrics;
 mod openai;
 mod server;
 mod settings;
+mod shed;
 mod sse;
 
 pub use server::{serve, HttpApp};

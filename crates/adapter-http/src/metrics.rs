@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use gateway_core::ProviderError;
 use http::StatusCode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::shed::ConcurrencyLimit;
 
 /// A model label: a configured public name, or `other`. Shared, so recording costs no copy.
 pub(crate) type ModelLabel = Arc<String>;
@@ -81,6 +84,7 @@ pub(crate) struct Metrics {
     upstream_errors: Family<UpstreamLabels, Counter>,
     dropped_parameters: Family<ParameterLabels, Counter>,
     open_streams: Gauge,
+    shed_requests: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -96,6 +100,7 @@ impl Metrics {
         let upstream_errors = Family::<UpstreamLabels, Counter>::default();
         let dropped_parameters = Family::<ParameterLabels, Counter>::default();
         let open_streams = Gauge::default();
+        let shed_requests = Counter::default();
         let mut registry = Registry::default();
         registry.register(
             "gateway_http_requests",
@@ -122,6 +127,11 @@ impl Metrics {
             "Streaming responses currently open",
             open_streams.clone(),
         );
+        registry.register(
+            "gateway_shed_requests",
+            "Chat requests refused with 503 because max_concurrent_requests were in flight",
+            shed_requests.clone(),
+        );
         Self {
             registry,
             requests,
@@ -129,7 +139,19 @@ impl Metrics {
             upstream_errors,
             dropped_parameters,
             open_streams,
+            shed_requests,
         }
+    }
+
+    /// Exports the chat requests holding a slot of `limit` on every scrape.
+    pub(crate) fn track_in_flight(&mut self, limit: ConcurrencyLimit) {
+        self.registry
+            .register_collector(Box::new(InFlightCollector(limit)));
+    }
+
+    /// Counts one chat refused by load shedding.
+    pub(crate) fn shed_request(&self) {
+        self.shed_requests.inc();
     }
 
     pub(crate) fn record_request(
@@ -186,6 +208,24 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Reads the count at scrape time: the limit's own atomic is the only count, so the gauge can
+/// never disagree with what shedding decides on.
+#[derive(Debug)]
+struct InFlightCollector(ConcurrencyLimit);
+
+impl Collector for InFlightCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let gauge = ConstGauge::new(i64::try_from(self.0.in_flight()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "gateway_in_flight_requests",
+            "Chat requests in flight (a stream until it ends); at most max_concurrent_requests",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }
 

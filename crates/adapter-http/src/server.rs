@@ -1,10 +1,14 @@
 //! The hyper server: connections, routing and the request handlers.
 //!
 //! Routes:
-//! - `POST /v1/chat/completions` (and `/chat/completions`): gateway key, body, chat.
+//! - `POST /v1/chat/completions` (and `/chat/completions`): a load-shedding slot (see
+//!   [`crate::shed`]), gateway key, body, chat.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured models.
 //! - `GET /health`, `/healthz`, `/readyz`: no key.
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
+//!
+//! Only chats take a slot: health checks, metrics and the model list answer however loaded
+//! the gateway is.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -40,6 +44,7 @@ use crate::openai::request::{
 };
 use crate::openai::response::completion_json;
 use crate::settings::HttpSettings;
+use crate::shed::{ConcurrencyLimit, InFlight};
 use crate::sse::SseBody;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -54,6 +59,8 @@ pub struct HttpApp {
     clock: SharedClock,
     /// Shared with the apps made by [`HttpApp::with_service`], so `/metrics` counts them all.
     metrics: Arc<Metrics>,
+    /// Shared with the apps made by [`HttpApp::with_service`]: the limit is the process's.
+    concurrency: ConcurrencyLimit,
     models: Arc<ModelIndex>,
 }
 
@@ -63,6 +70,7 @@ impl fmt::Debug for HttpApp {
             .field("keys", &self.keys)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -114,14 +122,18 @@ impl ModelIndex {
 impl HttpApp {
     pub fn new(service: ChatService, settings: HttpSettings, clock: SharedClock) -> Self {
         let models = ModelIndex::new(&service);
+        let concurrency = ConcurrencyLimit::new(settings.max_concurrent_requests);
+        let mut metrics = Metrics::new();
+        metrics.track_in_flight(concurrency.clone());
         Self {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
             clock,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             models: Arc::new(models),
+            concurrency,
         }
     }
 
@@ -138,6 +150,7 @@ impl HttpApp {
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             models: Arc::clone(&self.models),
+            concurrency: self.concurrency.clone(),
         }
     }
 
@@ -217,6 +230,11 @@ impl HttpApp {
     /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
     async fn chat(&self, parts: &Parts, body: Incoming) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
+        // First of all: a shed request costs no more than its headers, whoever sends it.
+        let Some(slot) = self.concurrency.try_acquire() else {
+            self.metrics.shed_request();
+            return (error_response(&ApiError::overloaded()), other);
+        };
         // Before reading the body: a caller without a key costs no more than the headers.
         let Some(caller) = self.keys.authenticate(parts.headers.get(AUTHORIZATION)) else {
             return (error_response(&ApiError::unauthorized()), other);
@@ -258,9 +276,12 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, model).await
+            self.stream(&caller, request, model, slot).await
         } else {
-            self.complete(&caller, request).await
+            let result = self.complete(&caller, request).await;
+            // The answer is in memory: the request no longer weighs on the gateway.
+            drop(slot);
+            result
         };
         let response = match result {
             Ok(response) => {
@@ -292,6 +313,7 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         model: &ModelInfo,
+        slot: InFlight,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -307,7 +329,8 @@ impl HttpApp {
             encoder,
             Arc::clone(&model.account),
             self.metrics.open_stream(),
-        );
+        )
+        .holding(slot);
         let mut response = Response::new(ResponseBody::Sse(body));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

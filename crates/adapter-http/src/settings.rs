@@ -1,5 +1,6 @@
 //! What the operator configures about the HTTP side: gateway keys and limits.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use gateway_core::FinishReasonStyle;
@@ -48,11 +49,21 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long a client may take to send the request head (slowloris protection).
     pub header_read_timeout: Duration,
+    /// Chat requests served at once, across every runtime of the process (a stream until
+    /// its body ends or the client leaves); past it a chat gets 503 at once.
+    pub max_concurrent_requests: NonZeroUsize,
 }
 
 impl HttpSettings {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Above what Bedrock's default quotas let one instance run at once, so it bites only
+    /// when the gateway itself is flooded, and low enough to refuse a flood long before the
+    /// process runs out of sockets or memory (each request may hold `max_body_bytes`).
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS: NonZeroUsize = match NonZeroUsize::new(1024) {
+        Some(n) => n,
+        None => NonZeroUsize::MIN,
+    };
 }
 
 impl Default for HttpSettings {
@@ -61,6 +72,7 @@ impl Default for HttpSettings {
             keys: Vec::new(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }

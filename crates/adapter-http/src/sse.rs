@@ -17,8 +17,13 @@ use http_body::{Body, Frame};
 
 use crate::metrics::OpenStream;
 use crate::openai::chunk::ChunkEncoder;
+use crate::shed::InFlight;
 
 pub(crate) struct SseBody {
+    /// The load-shedding slot, given back when the stream ends (before the last frame goes
+    /// out) or the body is dropped. Declared first so it is dropped first: whoever learns
+    /// that the provider's stream is gone finds the slot free already.
+    slot: Option<InFlight>,
     /// `None` once the stream has ended or failed, so upstream resources go at once.
     events: Option<ChatEventStream>,
     encoder: ChunkEncoder,
@@ -35,11 +40,25 @@ impl SseBody {
         open: OpenStream,
     ) -> Self {
         Self {
+            slot: None,
             events: Some(events),
             encoder,
             account,
             open,
         }
+    }
+
+    /// Holds `slot` for as long as the stream is open.
+    pub(crate) fn holding(mut self, slot: InFlight) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// The stream is over: upstream resources and the slot go at once, not when hyper
+    /// gets round to dropping the body.
+    fn end(&mut self) {
+        self.events = None;
+        self.slot = None;
     }
 }
 
@@ -71,7 +90,7 @@ impl Body for SseBody {
                     None => continue,
                 },
                 Poll::Ready(Some(Err(error))) => {
-                    this.events = None;
+                    this.end();
                     this.open.upstream_error(&error);
                     tracing::warn!(
                         kind = error.kind(),
@@ -81,7 +100,7 @@ impl Body for SseBody {
                     this.encoder.error(&error)
                 }
                 Poll::Ready(None) => {
-                    this.events = None;
+                    this.end();
                     this.encoder.finish()
                 }
             };
@@ -99,10 +118,12 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
     use crate::openai::test_support::{CREATED, ID};
+    use crate::shed::ConcurrencyLimit;
     use futures_util::FutureExt;
-    use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError};
+    use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError, StopReason};
     use http_body_util::BodyExt;
     use serde::Deserialize;
+    use std::num::NonZeroUsize;
 
     /// A fixture: the events a provider streams, then what the client asked for.
     #[derive(Deserialize)]
@@ -166,5 +187,39 @@ mod tests {
             metrics.encode().contains("gateway_open_streams 0"),
             "every body closed its stream"
         );
+    }
+
+    #[test]
+    fn the_slot_is_given_back_with_the_last_frame_not_when_the_body_is_dropped() {
+        let limit = ConcurrencyLimit::new(NonZeroUsize::MIN);
+        for last in [
+            Ok(ChatEvent::Stop(StopReason::EndTurn)),
+            Err(ProviderError::ModelError {
+                message: "The model stopped unexpectedly".into(),
+            }),
+        ] {
+            let items = vec![Ok(ChatEvent::TextDelta("Hi".into())), last];
+            let events: ChatEventStream = Box::pin(futures_util::stream::iter(items));
+            let encoder =
+                ChunkEncoder::new(ID, CREATED, "acct/model", FinishReasonStyle::Bedrock, false);
+            let slot = limit.try_acquire().unwrap();
+            let mut body = SseBody::new(
+                events,
+                encoder,
+                Arc::new("acct".into()),
+                Metrics::new().open_stream(),
+            )
+            .holding(slot);
+            while !body.is_end_stream() {
+                assert_eq!(limit.in_flight(), 1, "held while the stream is open");
+                body.frame().now_or_never().unwrap().unwrap().unwrap();
+            }
+            assert_eq!(
+                limit.in_flight(),
+                0,
+                "given back before the body is dropped"
+            );
+            drop(body);
+        }
     }
 }

@@ -891,3 +891,194 @@ async fn a_feature_the_model_cannot_do_is_400_naming_the_clients_field() {
         "not counted as an upstream error"
     );
 }
+
+/// A gateway serving at most `max` chats at once.
+async fn gateway_with_limit(max: usize) -> TestGateway {
+    TestGateway::start_with(HttpSettings {
+        max_concurrent_requests: std::num::NonZeroUsize::new(max).unwrap(),
+        ..HttpSettings::default()
+    })
+    .await
+}
+
+/// Starts a `slow` chat and returns once the provider holds it: it then holds a slot until
+/// `release` lets one `slow` chat go.
+async fn hold_slow_chat(
+    gateway: &TestGateway,
+    held: &mut tokio::task::JoinSet<(http::StatusCode, Bytes)>,
+) {
+    let entered = gateway.provider.entered.notified();
+    let url = gateway.url("/v1/chat/completions");
+    held.spawn(async move {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = http::Request::post(url)
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(Full::new(Bytes::from(chat_body("acct/slow").to_string())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    });
+    tokio::time::timeout(DEADLINE, entered)
+        .await
+        .expect("the chat reached the provider");
+}
+
+/// Lets one held `slow` chat finish and returns its answer.
+async fn release_one(
+    gateway: &TestGateway,
+    held: &mut tokio::task::JoinSet<(http::StatusCode, Bytes)>,
+) -> (http::StatusCode, Bytes) {
+    gateway.provider.release.notify_one();
+    tokio::time::timeout(DEADLINE, held.join_next())
+        .await
+        .expect("a released chat finishes")
+        .unwrap()
+        .unwrap()
+}
+
+fn assert_shed(parts: &http::response::Parts, body: &Value) {
+    assert_eq!(parts.status, 503, "{body}");
+    assert_eq!(parts.headers["retry-after"], "1");
+    assert_eq!(parts.headers["content-type"], "application/json");
+    assert_eq!(
+        body,
+        &json!({"error": {
+            "message": "the gateway has too many requests in flight; retry shortly",
+            "type": "server_error",
+            "code": "overloaded",
+            "param": null,
+        }})
+    );
+}
+
+#[tokio::test]
+async fn past_the_limit_a_chat_is_shed_at_once_while_health_metrics_and_models_answer() {
+    let gateway = gateway_with_limit(2).await;
+    let mut held = tokio::task::JoinSet::new();
+    hold_slow_chat(&gateway, &mut held).await;
+    hold_slow_chat(&gateway, &mut held).await;
+
+    for stream in [false, true] {
+        let mut body = chat_body("acct/text");
+        body["stream"] = json!(stream);
+        let (parts, body) = gateway.chat(body).await;
+        assert_shed(&parts, &body);
+    }
+    // Before authentication and before the body: a declared body that never comes does
+    // not delay the answer.
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    );
+    let answer = raw_exchange(gateway.addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
+    assert_eq!(gateway.calls(), 2, "shed chats never reach the provider");
+
+    for path in ["/health", "/healthz", "/readyz", "/v1/models"] {
+        let (parts, _) = gateway.send("GET", path, Some(KEY), "").await;
+        assert_eq!(parts.status, 200, "{path}");
+    }
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("gateway_shed_requests_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_in_flight_requests 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"gateway_http_requests_total{endpoint="chat_completions",model="other",status="5xx"} 3"#
+        ),
+        "{metrics}"
+    );
+
+    // A slot comes back when a held chat is answered, and the next chat is served.
+    let (status, body) = release_one(&gateway, &mut held).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("finally"));
+    let (parts, body) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(parts.status, 200, "{body}");
+    // ... and only one: the other held chat still has its slot.
+    let (parts, body) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(parts.status, 200, "{body}");
+    hold_slow_chat(&gateway, &mut held).await;
+    let (parts, body) = gateway.chat(chat_body("acct/text")).await;
+    assert_shed(&parts, &body);
+
+    for _ in 0..2 {
+        let (status, _) = release_one(&gateway, &mut held).await;
+        assert_eq!(status, 200);
+    }
+    assert!(gateway
+        .metrics()
+        .await
+        .contains("gateway_in_flight_requests 0"));
+}
+
+#[tokio::test]
+async fn a_stream_holds_its_slot_until_it_ends_or_the_client_hangs_up() {
+    let gateway = gateway_with_limit(1).await;
+
+    // A stream read to its end gave its slot back before its last bytes went out.
+    let mut body = chat_body("acct/text");
+    body["stream"] = json!(true);
+    let (parts, answer) = gateway.chat(body).await;
+    assert_eq!(parts.status, 200);
+    assert!(answer.as_str().unwrap().ends_with("data: [DONE]\n\n"));
+    let (parts, answer) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(parts.status, 200, "{answer}");
+
+    // An open stream holds its slot after the handler returned its head.
+    let (dropped_tx, dropped_rx) = oneshot::channel();
+    *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
+    let mut body = chat_body("acct/endless");
+    body["stream"] = json!(true);
+    let body = body.to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut client = TcpStream::connect(gateway.addr).await.unwrap();
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("\"content\":\"Hel\"") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the first chunks arrive");
+    let (parts, answer) = gateway.chat(chat_body("acct/text")).await;
+    assert_shed(&parts, &answer);
+    assert!(gateway
+        .metrics()
+        .await
+        .contains("gateway_in_flight_requests 1"));
+
+    // The client hangs up: the body is dropped, and the slot with it.
+    drop(client);
+    tokio::time::timeout(DEADLINE, dropped_rx)
+        .await
+        .expect("the provider's stream is dropped after the client left")
+        .unwrap();
+    let (parts, answer) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(parts.status, 200, "{answer}");
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("gateway_in_flight_requests 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_shed_requests_total 1"),
+        "{metrics}"
+    );
+}

@@ -129,6 +129,7 @@ async fn build_app(
     let settings = HttpSettings {
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
+        max_concurrent_requests: config.max_concurrent_requests,
         ..HttpSettings::default()
     };
     Ok((HttpApp::new(service, settings, clock), catalog, provider))

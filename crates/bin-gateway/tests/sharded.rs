@@ -25,10 +25,16 @@ use serde_json::json;
 const SHARDS: usize = 3;
 
 async fn start(sim: bedrock_sim::SimBuilder) -> (SimHandle, ShardedGateway) {
+    start_with(sim, "").await
+}
+
+/// `server` is more of the `[server]` table.
+async fn start_with(sim: bedrock_sim::SimBuilder, server: &str) -> (SimHandle, ShardedGateway) {
     let sim = sim.start().await.unwrap();
     let sim_url = sim.url();
-    let text =
-        format!("{BASE_CONFIG}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n");
+    let text = format!(
+        "{BASE_CONFIG}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n{server}"
+    );
     let config = GatewayConfig::parse(&text, &|name| match name {
         "SIM_URL" => Some(sim_url.clone()),
         "SIM_SECRET" => Some(SECRET.into()),
@@ -124,4 +130,36 @@ async fn shutdown_lets_in_flight_streams_finish_and_stops_every_shard() {
         fresh.request(chat(&url, false)).await.is_err(),
         "a shard still accepts after shutdown"
     );
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
+    let gate = Gate::new();
+    let mut steps = stream::text(&["held"], "end_turn", (1, 1));
+    steps.insert(0, StreamStep::WaitFor(gate.clone()));
+    let (_sim, gateway) = start_with(
+        sim().script(CLAUDE, Script::Stream(steps)),
+        "max_concurrent_requests = 1\n",
+    )
+    .await;
+    let url = gateway.url();
+    // No pooling: each request is a new connection, which the kernel spreads over the shards.
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let held = client.request(chat(&url, true)).await.unwrap();
+    assert_eq!(held.status(), 200);
+    // With a limit per shard, most of these would land on a shard with a free slot.
+    for _ in 0..4 * SHARDS {
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), client.request(chat(&url, false)))
+                .await
+                .expect("shed at once, not served by a shard with a slot of its own")
+                .unwrap();
+        assert_eq!(response.status(), 503);
+    }
+    gate.open();
+    let held = held.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&held).ends_with("data: [DONE]\n\n"));
+    gateway.shutdown().await.unwrap();
 }

@@ -48,6 +48,8 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Chat requests in flight before the gateway sheds load (503).
+    pub max_concurrent_requests: NonZeroUsize,
     /// How many single-threaded runtimes `serve` runs, one per OS thread; `None`: one per
     /// available core.
     pub worker_threads: Option<NonZeroUsize>,

@@ -36,6 +36,12 @@ impl RawConfig {
         if max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        let max_concurrent_requests = match self.server.max_concurrent_requests {
+            None => HttpSettings::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            Some(n) => NonZeroUsize::new(n).ok_or_else(|| {
+                invalid("server.max_concurrent_requests", "must be greater than 0")
+            })?,
+        };
         let worker_threads = match self.server.worker_threads {
             None => None,
             Some(n) if n > MAX_WORKER_THREADS => {
@@ -125,6 +131,7 @@ impl RawConfig {
         Ok(GatewayConfig {
             listen,
             max_body_bytes,
+            max_concurrent_requests,
             worker_threads,
             timeouts,
             keys,
