@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::body::{BodyCut, Chunk, SimBody};
+use crate::failure::Fault;
 use crate::frame::{corrupt_crc, event_frame, exception_frame, oversized_prelude};
 use crate::model::Model;
+use crate::server::Abort;
 use crate::sigv4::{authenticate, presented_auth, AuthFailure};
 use crate::state::{request_id, shutdown_signal, Shared, StoredRequest};
 use crate::stream::{from_reply_with_latency, SCRIPTED_LATENCY_MS};
@@ -24,7 +26,8 @@ const ERROR_NAMESPACE: &str = ":http://internal.amazon.com/coral/com.amazon.bedr
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Handles one Converse / ConverseStream request whose body was read.
+/// Handles one Converse / ConverseStream request whose body was read: an answer, or
+/// [`Abort`] when a [`Fault`] drops the connection instead.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     operation: Operation,
@@ -32,13 +35,13 @@ pub(crate) async fn handle(
     parts: &Parts,
     body: Bytes,
     started: Instant,
-) -> Response<SimBody> {
+) -> Result<Response<SimBody>, Abort> {
     let Ok(model_id) = percent_encoding::percent_decode_str(raw_label).decode_utf8() else {
-        return error_response(
+        return Ok(error_response(
             400,
             "ValidationException",
             "The provided model identifier is invalid.",
-        );
+        ));
     };
     let model_id = model_id.into_owned();
 
@@ -60,24 +63,87 @@ pub(crate) async fn handle(
             },
         });
     }
+    // Counted once recorded, so a test woken by the count finds the request recorded.
+    shared.calls.count(&model_id);
     if let Err(failure) = auth {
-        return auth_error(&failure);
+        return Ok(auth_error(&failure));
     }
 
-    if model_id::is_on_demand(&model_id) && shared.profile_only.contains(model_id::base(&model_id))
-    {
+    let Some(fault) = shared.fault_for(&model_id) else {
+        return Ok(answer_script(shared, operation, &model_id, &body, started).await);
+    };
+    match fault {
+        Fault::Error {
+            status,
+            kind,
+            message,
+        } => Ok(error_response(status, &kind, &message)),
+        Fault::Close => Err(Abort::Close),
+        Fault::Reset => Err(Abort::Reset),
+        Fault::Stall(release) => {
+            let released = async {
+                match release {
+                    Some(gate) => gate.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = released => {
+                    Ok(answer_script(shared, operation, &model_id, &body, started).await)
+                }
+                () = shutdown_signal(shared.shutdown.clone()) => {
+                    let (status, kind, message) = shutting_down_error();
+                    Ok(error_response(status, kind, message))
+                }
+            }
+        }
+        Fault::CutAfterEvents(events) => {
+            let response = answer_script(shared, operation, &model_id, &body, started).await;
+            if !response.status().is_success() {
+                return Ok(response);
+            }
+            Ok(response.map(|body| body.cut_after_frames(events)))
+        }
+        Fault::ExceptionEvent {
+            exception_type,
+            message,
+        } => Ok(match operation {
+            Operation::ConverseStream => stream_response(spawn_stream(
+                shared,
+                vec![StreamStep::Exception {
+                    exception_type,
+                    message,
+                }],
+            )),
+            Operation::Converse => {
+                let (status, kind) = exception_status(&exception_type);
+                error_response(status, &kind, &message)
+            }
+        }),
+    }
+}
+
+/// Answers an authenticated call with the model's script.
+async fn answer_script(
+    shared: &Arc<Shared>,
+    operation: Operation,
+    model_id: &str,
+    body: &Bytes,
+    started: Instant,
+) -> Response<SimBody> {
+    if model_id::is_on_demand(model_id) && shared.profile_only.contains(model_id::base(model_id)) {
         return error_response(
             400,
             "ValidationException",
-            &model_id::on_demand_refusal(&model_id),
+            &model_id::on_demand_refusal(model_id),
         );
     }
 
-    let script = shared.script_for(&model_id);
+    let script = shared.script_for(model_id);
     if matches!(*script, Script::Fixed) && !shared.verify {
         return fixed(shared, operation);
     }
-    let request: Value = match serde_json::from_slice(&body) {
+    let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
             return error_response(
@@ -87,10 +153,10 @@ pub(crate) async fn handle(
             )
         }
     };
-    if let Err(message) = rules::check(&request, &model_id) {
+    if let Err(message) = rules::check(&request, model_id) {
         return error_response(400, "ValidationException", &message);
     }
-    let model = Model::new(&request, &model_id, shared);
+    let model = Model::new(&request, model_id, shared);
     let latency = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
     match &*script {
@@ -116,11 +182,8 @@ pub(crate) async fn handle(
             }
             Operation::Converse => {
                 shutdown_signal(shared.shutdown.clone()).await;
-                error_response(
-                    503,
-                    "ServiceUnavailableException",
-                    "bedrock-sim is shutting down",
-                )
+                let (status, kind, message) = shutting_down_error();
+                error_response(status, kind, message)
             }
         },
         Script::Stream(steps) => match operation {
@@ -364,12 +427,18 @@ fn fold_event(
     }
 }
 
-fn shutting_down() -> Aggregated {
-    Aggregated::Error(
+/// What a call held open (stalled, waiting) answers when the simulator shuts down.
+fn shutting_down_error() -> (u16, &'static str, &'static str) {
+    (
         503,
-        "ServiceUnavailableException".to_owned(),
-        "bedrock-sim is shutting down".to_owned(),
+        "ServiceUnavailableException",
+        "bedrock-sim is shutting down",
     )
+}
+
+fn shutting_down() -> Aggregated {
+    let (status, kind, message) = shutting_down_error();
+    Aggregated::Error(status, kind.to_owned(), message.to_owned())
 }
 
 /// The HTTP status and error name Bedrock uses for a stream exception's type.

@@ -57,10 +57,13 @@ impl DropLog {
 #[derive(Debug)]
 pub struct SimBody {
     kind: Kind,
-    /// Data was returned since the body last reported `Pending`.
+    /// Bytes hyper may still hold unsent: the response head at first, then data returned
+    /// since the body last reported `Pending`.
     unflushed: bool,
-    /// An error held back for one poll so hyper flushes the data before it.
+    /// An error held back for one poll so hyper flushes the head and data before it.
     stashed: Option<BodyCut>,
+    /// Frames still to send before the body is cut ([`crate::Fault::CutAfterEvents`]).
+    frames_before_cut: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -78,24 +81,27 @@ enum Kind {
 impl SimBody {
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
-            unflushed: false,
+            unflushed: true,
             stashed: None,
+            frames_before_cut: None,
             kind: Kind::Full(Some(bytes.into())),
         }
     }
 
     pub(crate) fn empty() -> Self {
         Self {
-            unflushed: false,
+            unflushed: true,
             stashed: None,
+            frames_before_cut: None,
             kind: Kind::Full(None),
         }
     }
 
     pub(crate) fn frames(frames: impl IntoIterator<Item = Bytes>) -> Self {
         Self {
-            unflushed: false,
+            unflushed: true,
             stashed: None,
+            frames_before_cut: None,
             kind: Kind::Frames(frames.into_iter().collect()),
         }
     }
@@ -103,22 +109,47 @@ impl SimBody {
     /// Sends `bytes`, then fails.
     pub(crate) fn cut(bytes: Bytes) -> Self {
         Self {
-            unflushed: false,
+            unflushed: true,
             stashed: None,
+            frames_before_cut: None,
             kind: Kind::Cut(Some(bytes), false),
         }
     }
 
     pub(crate) fn channel(rx: mpsc::Receiver<Chunk>, drops: Arc<DropLog>) -> Self {
         Self {
-            unflushed: false,
+            unflushed: true,
             stashed: None,
+            frames_before_cut: None,
             kind: Kind::Channel {
                 rx,
                 done: false,
                 drops,
             },
         }
+    }
+}
+
+impl SimBody {
+    /// This body cut after `frames` frames: a stream body sends at most that many frames (each
+    /// chunk of a stream is one frame), then fails, also if it had fewer; a full body (a
+    /// Converse answer) sends its first half, then fails.
+    pub(crate) fn cut_after_frames(mut self, frames: usize) -> Self {
+        if let Kind::Full(bytes) = &mut self.kind {
+            let half = bytes.take().map(|b| b.slice(..b.len() / 2));
+            self.kind = Kind::Cut(half, false);
+        } else {
+            self.frames_before_cut = Some(frames);
+        }
+        self
+    }
+
+    /// Switches to the cut: the error is sent now. A channel's producer sees its receiver gone
+    /// and stops; that is not a client leaving, so it is not logged as a drop.
+    fn cut_now(&mut self) -> BodyCut {
+        self.frames_before_cut = None;
+        self.kind = Kind::Cut(None, true);
+        BodyCut
     }
 }
 
@@ -134,32 +165,45 @@ impl Body for SimBody {
         if let Some(cut) = this.stashed.take() {
             return Poll::Ready(Some(Err(cut)));
         }
-        let item = match &mut this.kind {
-            Kind::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Frames(frames) => {
-                return Poll::Ready(frames.pop_front().map(|b| Ok(Frame::data(b))))
-            }
-            Kind::Cut(bytes, failed) => match bytes.take() {
-                Some(b) => Some(Ok(b)),
-                None if !*failed => {
-                    *failed = true;
-                    Some(Err(BodyCut))
-                }
-                None => None,
-            },
-            Kind::Channel { rx, done, .. } => match rx.poll_recv(cx) {
-                Poll::Ready(item) => {
-                    if !matches!(item, Some(Ok(_))) {
-                        *done = true;
+        let item = if this.frames_before_cut == Some(0) {
+            Some(Err(this.cut_now()))
+        } else {
+            match &mut this.kind {
+                Kind::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+                Kind::Frames(frames) => frames.pop_front().map(Ok),
+                Kind::Cut(bytes, failed) => match bytes.take() {
+                    Some(b) => Some(Ok(b)),
+                    None if !*failed => {
+                        *failed = true;
+                        Some(Err(BodyCut))
                     }
-                    item
+                    None => None,
+                },
+                Kind::Channel { rx, done, .. } => match rx.poll_recv(cx) {
+                    Poll::Ready(item) => {
+                        if !matches!(item, Some(Ok(_))) {
+                            *done = true;
+                        }
+                        item
+                    }
+                    Poll::Pending => {
+                        // hyper flushes what it buffered whenever the body is pending.
+                        this.unflushed = false;
+                        return Poll::Pending;
+                    }
+                },
+            }
+        };
+        let item = match item {
+            // Fewer frames than the cut allows: cut instead of ending.
+            None if this.frames_before_cut.is_some() => Some(Err(this.cut_now())),
+            Some(Ok(bytes)) => {
+                if let Some(left) = &mut this.frames_before_cut {
+                    *left = left.saturating_sub(1);
                 }
-                Poll::Pending => {
-                    // hyper flushes what it buffered whenever the body is pending.
-                    this.unflushed = false;
-                    return Poll::Pending;
-                }
-            },
+                Some(Ok(bytes))
+            }
+            other => other,
         };
         match item {
             Some(Ok(bytes)) => {
@@ -180,7 +224,7 @@ impl Body for SimBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        if self.stashed.is_some() {
+        if self.stashed.is_some() || self.frames_before_cut.is_some() {
             return false;
         }
         match &self.kind {

@@ -10,7 +10,10 @@
 //!   configured access keys and the temporary credentials it issued, or accepts Bedrock API keys
 //!   (`Authorization: Bearer <key>`);
 //! - serves STS `AssumeRole` / `AssumeRoleWithWebIdentity` at `POST /`;
-//! - records every Bedrock request ([`SimHandle::requests`]) and reports streaming bodies the
+//! - fails on demand per model id ([`Failure`]: a [`Fault`] on a [`Schedule`], over the
+//!   script), so retries, failover and circuit breakers can be tested;
+//! - records every Bedrock request ([`SimHandle::requests`]), counts calls per model id
+//!   ([`SimHandle::calls`], [`SimHandle::wait_calls`]) and reports streaming bodies the
 //!   client abandoned ([`SimHandle::wait_stream_dropped`]).
 //!
 //! ```no_run
@@ -27,10 +30,66 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Failure injection: [`Script::Error`] (any Bedrock error), [`Script::Raw`] (non-JSON 200,
-//! HTML 502 without `x-amzn-ErrorType`, truncated JSON), [`Script::CutBody`] (connection closed
-//! mid-body), [`Script::Stall`], and inside [`Script::Stream`]: exception frames, corrupt CRCs,
-//! oversized preludes, cut frames, delays, [`Gate`]s and [`StreamStep::Hold`].
+//! Failure injection: [`Failure`]s (below), and as scripts: [`Script::Error`] (any Bedrock
+//! error), [`Script::Raw`] (non-JSON 200, HTML 502 without `x-amzn-ErrorType`, truncated JSON),
+//! [`Script::CutBody`] (connection closed mid-body), [`Script::Stall`], [`Script::Sequence`],
+//! and inside [`Script::Stream`]: exception frames, corrupt CRCs, oversized preludes, cut
+//! frames, delays, [`Gate`]s and [`StreamStep::Hold`].
+//!
+//! # Failures on demand
+//!
+//! A [`Failure`] is a [`Fault`] and a [`Schedule`], set per model id over its script with
+//! [`SimBuilder::failure`] / [`SimHandle::set_failure`] (or for every other model id with
+//! [`SimBuilder::default_failure`] / [`SimHandle::set_default_failure`]; removed with
+//! [`SimHandle::clear_failure`] / [`SimHandle::clear_default_failure`]). It applies to
+//! authenticated calls of both operations, before the body is validated; when it does not
+//! apply, the script answers. A cross-region profile id without its own failure uses its base
+//! model id's. One simulator is one account (or region): for failover, start one per
+//! account, each with its own keys, failures, clock and counters.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bedrock_sim::SimError> {
+//! use std::time::Duration;
+//! use bedrock_sim::{BedrockSim, Failure, Fault};
+//!
+//! let model = "anthropic.claude-3-sonnet-20240229-v1:0";
+//! let east = BedrockSim::builder()
+//!     .access_key("AKIDEAST", "secret")
+//!     .failure(model, Failure::first_calls(2, Fault::throttling()))
+//!     .start()
+//!     .await?;
+//! // ... two 429s, then the script answers; a test then asserts the exact count:
+//! assert_eq!(east.calls(model), 3);
+//! east.set_failure(model, Failure::during(Duration::ZERO..Duration::from_secs(60), Fault::Reset));
+//! east.advance_clock(Duration::from_secs(60)); // the window is over
+//! # Ok(()) }
+//! ```
+//!
+//! | When | How |
+//! |---|---|
+//! | every call | [`Failure::always`] |
+//! | the first N calls (counted from when the failure is set), then the script | [`Failure::first_calls`] |
+//! | while the simulator's clock is in a window (from when the failure is set) | [`Failure::during`]`(start..end, fault)`, moved through with [`SimHandle::advance_clock`] |
+//!
+//! | Fault | How | Converse | ConverseStream |
+//! |---|---|---|---|
+//! | `429 ThrottlingException` "Too many tokens, please wait before trying again." | [`Fault::throttling`] | HTTP error, `x-amzn-ErrorType`, `{"message"}` | the same HTTP error, no stream |
+//! | `503 ServiceUnavailableException` | [`Fault::service_unavailable`] | same | same |
+//! | `500 InternalServerException` | [`Fault::internal_server_error`] | same | same |
+//! | `400 ValidationException` | [`Fault::validation`]`(message)` | same | same |
+//! | `403 AccessDeniedException` | [`Fault::access_denied`] | same | same |
+//! | `404 ResourceNotFoundException`, `408 ModelTimeoutException`, `424 ModelErrorException` | [`Fault::not_found`], [`Fault::model_timeout`], [`Fault::model_error`] | same | same |
+//! | any other status and exception name | [`Fault::error`]`(status, kind, message)` | same | same |
+//! | connection closed (FIN) without an answer | [`Fault::Close`] | the client sees the connection end with not a byte answered (HTTP/2: the whole connection closes) | same |
+//! | connection reset (RST) without an answer | [`Fault::Reset`] | the client's read fails with "connection reset" | same |
+//! | stall before the first byte (no status line) until released | [`Fault::stall_until`]`(&gate)`; [`Gate::open`] releases every stalled call, which the script then answers | no answer until released | same |
+//! | stall before the first byte forever | [`Fault::stall`] | no answer until [`SimHandle::shutdown`] (then `503`) | same |
+//! | a stream cut after K events | [`Fault::cut_after_events`]`(k)` | `200`, headers and the first half of the JSON body, then the connection is cut | `200` and the script's first K frames, then the connection is cut (an answer with no more than K frames is sent whole, then cut instead of ending); error answers are sent whole |
+//! | an exception frame as the first event | [`Fault::throttling_event`] (`throttlingException`), [`Fault::exception_event`]`(type, message)` | the HTTP error of the exception (`throttlingException` -> `429 ThrottlingException`) | `200`, one `exception` frame, then the body ends |
+//!
+//! To know that a call arrived (e.g. a stalled one) without sleeping: [`SimHandle::wait_calls`]
+//! and [`SimHandle::wait_total_calls`]. [`SimHandle::calls`] counts every call received for a
+//! model id (refused, failed and unauthenticated ones too), [`SimHandle::total_calls`] all.
 //!
 //! # The Converse surface
 //!
@@ -115,6 +174,7 @@ mod bedrock;
 mod body;
 mod clock;
 mod documents;
+mod failure;
 mod frame;
 mod guardrail;
 mod model;
@@ -142,6 +202,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use failure::{Failure, Fault, Schedule};
 pub use frame::{encode_frame, event_frame, exception_frame, OVERSIZED_FRAME_LEN};
 pub use guardrail::NAMES as GUARDRAIL_NAMES;
 pub use reasoning::{reasoning_signature, redacted_reasoning_data, REDACTED_THINKING_TRIGGER};
@@ -226,6 +287,8 @@ pub struct SimBuilder {
     ttl: Duration,
     frozen_clock: Option<SystemTime>,
     profile_only: HashSet<String>,
+    failures: HashMap<String, Failure>,
+    default_failure: Option<Failure>,
 }
 
 impl Default for SimBuilder {
@@ -243,6 +306,8 @@ impl Default for SimBuilder {
             ttl: Duration::from_secs(3600),
             frozen_clock: None,
             profile_only: HashSet::new(),
+            failures: HashMap::new(),
+            default_failure: None,
         }
     }
 }
@@ -277,6 +342,8 @@ impl fmt::Debug for SimBuilder {
             .field("temp_credentials_ttl", &self.ttl)
             .field("frozen_clock", &self.frozen_clock)
             .field("profile_only", &self.profile_only)
+            .field("failures", &self.failures)
+            .field("default_failure", &self.default_failure)
             .finish()
     }
 }
@@ -392,6 +459,25 @@ impl SimBuilder {
         self
     }
 
+    /// A [`Failure`] for one model id (the decoded path label), over its script: while the
+    /// failure's [`Schedule`] applies its [`Fault`] answers, otherwise the script does. A
+    /// cross-region profile id (`us.<id>`) without its own failure uses the base id's. One
+    /// failure per model id (a later call replaces it); its schedule starts at
+    /// [`SimBuilder::start`].
+    #[must_use]
+    pub fn failure(mut self, model_id: &str, failure: Failure) -> Self {
+        self.failures.insert(model_id.to_owned(), failure);
+        self
+    }
+
+    /// A [`Failure`] for every model id without its own (e.g. a whole account or region
+    /// down). Its schedule counts the calls of all those model ids together.
+    #[must_use]
+    pub fn default_failure(mut self, failure: Failure) -> Self {
+        self.default_failure = Some(failure);
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
     ///
     /// # Errors
@@ -450,7 +536,14 @@ impl SimBuilder {
             shutdown: shutdown_rx.clone(),
             profile_only: self.profile_only,
             prompt_cache: prompt::PromptCache::default(),
+            failures: RwLock::new(HashMap::new()),
+            default_failure: RwLock::new(None),
+            calls: failure::CallCounter::default(),
         });
+        for (model_id, failure) in self.failures {
+            shared.set_failure(&model_id, failure);
+        }
+        shared.set_default_failure(self.default_failure);
         tokio::spawn(server::accept_loop(
             listener,
             Arc::clone(&shared),
@@ -547,6 +640,57 @@ impl SimHandle {
         self.inner.shared.set_script(model_id, script);
     }
 
+    /// Sets (or replaces) the [`Failure`] of one model id, as [`SimBuilder::failure`]; its
+    /// schedule starts now (a [`Schedule::FirstCalls`] counts from zero again, a
+    /// [`Schedule::During`] window is measured from the simulator's clock now). Calls already
+    /// being answered are unaffected.
+    pub fn set_failure(&self, model_id: &str, failure: Failure) {
+        self.inner.shared.set_failure(model_id, failure);
+    }
+
+    /// Removes the [`Failure`] of one model id (the default failure, if any, then applies).
+    pub fn clear_failure(&self, model_id: &str) {
+        self.inner.shared.clear_failure(model_id);
+    }
+
+    /// Sets (or replaces) the failure of every model id without its own, as
+    /// [`SimBuilder::default_failure`]; its schedule starts now.
+    pub fn set_default_failure(&self, failure: Failure) {
+        self.inner.shared.set_default_failure(Some(failure));
+    }
+
+    /// Removes the default failure.
+    pub fn clear_default_failure(&self) {
+        self.inner.shared.set_default_failure(None);
+    }
+
+    /// Bedrock calls (Converse and ConverseStream) received so far for this model id (the
+    /// decoded path label, exactly as sent), whatever they were answered (refusals,
+    /// failures and unauthenticated calls included). Counted when the request has been read
+    /// and recorded, before it is answered.
+    pub fn calls(&self, model_id: &str) -> usize {
+        self.inner.shared.calls.calls(model_id)
+    }
+
+    /// Bedrock calls received so far for all model ids together (see [`SimHandle::calls`]).
+    pub fn total_calls(&self) -> usize {
+        self.inner.shared.calls.total()
+    }
+
+    /// Resolves once [`SimHandle::calls`] for `model_id` reaches `calls` (at once if it
+    /// already has), without polling or sleeping: e.g. to know a stalled call arrived. Bound
+    /// it with `tokio::time::timeout` in tests.
+    pub async fn wait_calls(&self, model_id: &str, calls: usize) {
+        let counter = &self.inner.shared.calls;
+        counter.wait_until(|c| c.calls(model_id) >= calls).await;
+    }
+
+    /// Resolves once [`SimHandle::total_calls`] reaches `calls` (at once if it already has).
+    pub async fn wait_total_calls(&self, calls: usize) {
+        let counter = &self.inner.shared.calls;
+        counter.wait_until(|c| c.total() >= calls).await;
+    }
+
     /// Resolves when a streaming response body that was still being produced is dropped
     /// because the client went away, and returns when that happened. Each drop is reported
     /// once, in order; a drop that happened before the call is returned at once.
@@ -554,7 +698,8 @@ impl SimHandle {
         self.inner.shared.drops.next().await
     }
 
-    /// Moves the simulator's clock forward (credential expiry, skew checks) without sleeping.
+    /// Moves the simulator's clock forward (credential expiry, skew checks, prompt-cache
+    /// expiry, [`Schedule::During`] windows) without sleeping.
     pub fn advance_clock(&self, by: Duration) {
         self.inner.shared.clock.advance(by);
     }

@@ -1,8 +1,12 @@
 //! The HTTP server: accept loop (TCP_NODELAY, one task per connection, HTTP/1.1 keep-alive or
-//! HTTP/2 prior knowledge via hyper-util's auto builder), routing and graceful shutdown.
+//! HTTP/2 prior knowledge via hyper-util's auto builder), routing, graceful shutdown, and
+//! connections dropped on purpose ([`crate::Fault::Close`], [`crate::Fault::Reset`]).
 
-use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
@@ -11,8 +15,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::body::SimBody;
 use crate::state::{shutdown_signal, Shared};
@@ -45,13 +50,125 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// How a handler ends its connection instead of answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Abort {
+    /// Close the connection (FIN).
+    #[error("bedrock-sim closes the connection without answering")]
+    Close,
+    /// Reset the connection (RST).
+    #[error("bedrock-sim resets the connection without answering")]
+    Reset,
+}
+
+/// Shared between a connection's task, its socket and its request handlers: a handler that
+/// aborts asks the task to drop the connection at once, and says whether with a reset.
+#[derive(Debug, Default)]
+struct ConnectionControl {
+    drop_now: Notify,
+    reset: AtomicBool,
+}
+
+impl ConnectionControl {
+    fn abort(&self, abort: Abort) {
+        if abort == Abort::Reset {
+            self.reset.store(true, Ordering::SeqCst);
+        }
+        self.drop_now.notify_one();
+    }
+
+    fn resetting(&self) -> bool {
+        self.reset.load(Ordering::SeqCst)
+    }
+}
+
+/// The connection's socket: closing it after [`Abort::Reset`] sends a TCP RST (linger 0, and
+/// no orderly shutdown first) instead of a FIN.
+struct Socket {
+    stream: TcpStream,
+    control: Arc<ConnectionControl>,
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.control.resetting() {
+            // A FIN now would let the client see an orderly end before the reset.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if self.control.resetting() {
+            // Linger 0 makes the close below an abortive one (RST); it cannot block.
+            if let Err(e) = self.stream.set_zero_linger() {
+                tracing::debug!(error = %e, "bedrock-sim could not arm a connection reset");
+            }
+        }
+    }
+}
+
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "bedrock-sim could not set TCP_NODELAY");
     }
+    let control = Arc::new(ConnectionControl::default());
+    let socket = Socket {
+        stream,
+        control: Arc::clone(&control),
+    };
     let builder = auto::Builder::new(TokioExecutor::new());
-    let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let service = {
+        let control = Arc::clone(&control);
+        service_fn(move |req| {
+            let shared = Arc::clone(&shared);
+            let control = Arc::clone(&control);
+            async move {
+                let answer = handle(shared, req).await;
+                if let Err(abort) = answer {
+                    control.abort(abort);
+                }
+                answer
+            }
+        })
+    };
+    let conn = builder.serve_connection(TokioIo::new(socket), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -59,6 +176,9 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, shutdown: watc
                 tracing::debug!(error = %e, "bedrock-sim connection ended with an error");
             }
         }
+        // Dropping the connection drops the socket (closed, or reset if asked) without
+        // writing anything more.
+        () = control.drop_now.notified() => {}
         () = shutdown_signal(shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
@@ -95,10 +215,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<SimBody>, Infallible> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<SimBody>, Abort> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     // Always read the whole request body (also for unknown routes and the fixed answer).
@@ -114,7 +231,7 @@ async fn handle(
     let response = match route(&parts.method, parts.uri.path()) {
         Route::Sts => sts::handle(&shared, &parts, &body),
         Route::Bedrock(op, label) => {
-            bedrock::handle(&shared, op, label, &parts, body, started).await
+            bedrock::handle(&shared, op, label, &parts, body, started).await?
         }
         Route::Unknown => bedrock::unknown_operation(),
     };

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::body::DropLog;
 use crate::clock::SimClock;
+use crate::failure::{ArmedFailure, CallCounter, Failure, Fault};
 use crate::model_id;
 use crate::prompt::PromptCache;
 use crate::{Operation, RecordedAuth, RecordedRequest, Script, SimRole};
@@ -78,6 +79,12 @@ pub(crate) struct Shared {
     pub(crate) profile_only: HashSet<String>,
     /// Prompt prefixes written to the simulated prompt cache.
     pub(crate) prompt_cache: PromptCache,
+    /// Failures set per model id, over the scripts.
+    pub(crate) failures: RwLock<HashMap<String, Arc<ArmedFailure>>>,
+    /// The failure of model ids without their own.
+    pub(crate) default_failure: RwLock<Option<Arc<ArmedFailure>>>,
+    /// Bedrock calls received per model id.
+    pub(crate) calls: CallCounter,
 }
 
 impl Shared {
@@ -118,6 +125,53 @@ impl Shared {
             .insert(model_id.to_owned(), Arc::new(script));
         self.sequence_calls
             .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(model_id);
+    }
+
+    /// The fault answering this call for `model_id`, if a failure applies to it now: the
+    /// model's own failure, else for a cross-region profile id the base model's, else the
+    /// default one (the same lookup as scripts).
+    pub(crate) fn fault_for(&self, model_id: &str) -> Option<Fault> {
+        let armed = {
+            let failures = self.failures.read().unwrap_or_else(|e| e.into_inner());
+            failures
+                .get(model_id)
+                .or_else(|| model_id::strip_geo(model_id).and_then(|base| failures.get(base)))
+                .cloned()
+        };
+        let armed = armed.or_else(|| {
+            self.default_failure
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })?;
+        armed.fault_for_call(self.clock.now()).cloned()
+    }
+
+    pub(crate) fn arm(&self, failure: Failure) -> Arc<ArmedFailure> {
+        Arc::new(ArmedFailure::new(failure, self.clock.now()))
+    }
+
+    pub(crate) fn set_failure(&self, model_id: &str, failure: Failure) {
+        let armed = self.arm(failure);
+        self.failures
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model_id.to_owned(), armed);
+    }
+
+    pub(crate) fn set_default_failure(&self, failure: Option<Failure>) {
+        let armed = failure.map(|f| self.arm(f));
+        *self
+            .default_failure
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = armed;
+    }
+
+    pub(crate) fn clear_failure(&self, model_id: &str) {
+        self.failures
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(model_id);
     }
