@@ -15,15 +15,62 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Deserializer};
+
 use crate::clock::SharedClock;
 
-/// When a target's breaker opens and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// When a target's breaker opens and for how long. A host deserializes it straight from its
+/// configuration (`failures`, `cooldown_ms`, each above 0, each with a default); nothing
+/// re-validates it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CircuitBreakerSettings {
     /// Consecutive failures that open the breaker.
+    #[serde(default = "default_failures", deserialize_with = "positive_count")]
     pub failures: NonZeroU32,
     /// How long an open breaker skips the target before a probe may try it.
+    #[serde(
+        rename = "cooldown_ms",
+        default = "default_cooldown",
+        deserialize_with = "positive_millis"
+    )]
     pub cooldown: Duration,
+}
+
+impl CircuitBreakerSettings {
+    pub const DEFAULT_FAILURES: NonZeroU32 = NonZeroU32::MIN.saturating_add(4);
+    pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+}
+
+impl Default for CircuitBreakerSettings {
+    fn default() -> Self {
+        Self {
+            failures: Self::DEFAULT_FAILURES,
+            cooldown: Self::DEFAULT_COOLDOWN,
+        }
+    }
+}
+
+fn default_failures() -> NonZeroU32 {
+    CircuitBreakerSettings::DEFAULT_FAILURES
+}
+
+fn default_cooldown() -> Duration {
+    CircuitBreakerSettings::DEFAULT_COOLDOWN
+}
+
+const NOT_ZERO: &str = "must be greater than 0";
+
+fn positive_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NonZeroU32, D::Error> {
+    NonZeroU32::new(u32::deserialize(deserializer)?)
+        .ok_or_else(|| serde::de::Error::custom(NOT_ZERO))
+}
+
+fn positive_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    match u64::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom(NOT_ZERO)),
+        millis => Ok(Duration::from_millis(millis)),
+    }
 }
 
 /// What a breaker currently does with requests.
@@ -359,6 +406,29 @@ mod tests {
         fail(&breakers, 1);
         early.succeeded();
         assert_eq!(breakers.state(TARGET), Some(CircuitState::Open));
+    }
+
+    #[test]
+    fn settings_read_from_configuration_default_and_refuse_zero() {
+        let read = |json: &str| {
+            serde_json::from_str::<CircuitBreakerSettings>(json).map_err(|e| e.to_string())
+        };
+        assert_eq!(read("{}"), Ok(CircuitBreakerSettings::default()));
+        assert_eq!(
+            read(r#"{"failures": 3, "cooldown_ms": 1500}"#),
+            Ok(CircuitBreakerSettings {
+                failures: NonZeroU32::new(3).unwrap(),
+                cooldown: Duration::from_millis(1500),
+            })
+        );
+        assert_eq!(CircuitBreakerSettings::default().failures.get(), 5);
+        for zero in [r#"{"failures": 0}"#, r#"{"cooldown_ms": 0}"#] {
+            let error = read(zero).unwrap_err();
+            assert!(error.starts_with("must be greater than 0"), "{error}");
+        }
+        assert!(read(r#"{"cooldown": 1}"#)
+            .unwrap_err()
+            .contains("unknown field"));
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub struct VirtualModelError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum VirtualModelProblem {
-    #[error("the name is already a configured model's or another virtual model's")]
+    #[error("the name is taken by a configured model or another virtual model")]
     NameTaken,
     #[error("needs at least one target")]
     NoTargets,
