@@ -1,9 +1,16 @@
 //! Prometheus metrics for `/metrics`.
 //!
 //! Label values come from fixed sets only: endpoints and status classes are constants, models
-//! are the configured names (anything else is `other`), upstream errors are
-//! `ProviderError::kind()`, dropped parameters are the parser's fixed list of unsupported
-//! OpenAI parameters. A client can therefore never create new series.
+//! and targets are the configured names (anything else is `other`), upstream errors and
+//! failover reasons are `ProviderError::kind()`, dropped parameters are the parser's fixed
+//! list of unsupported OpenAI parameters. A client can therefore never create new series.
+//!
+//! Resilience: `gateway_failovers_total{from,reason}` counts a target's failures that passed
+//! the request on to the next target of a virtual model (the error a client finally gets is
+//! in `gateway_upstream_errors_total` instead), `gateway_circuit_skips_total{target}` the
+//! requests that skipped a target because its circuit breaker was open, and
+//! `gateway_circuit_state{target}` is each breaker's state when scraped (0 closed, 1 open,
+//! 2 half-open).
 //!
 //! `/metrics` needs no gateway key, like most exporters: operators should not expose it
 //! publicly (bind the gateway to an internal network or filter the path at the edge).
@@ -12,7 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::ProviderError;
+use gateway_core::{CircuitState, ProviderError};
 use http::StatusCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -67,6 +74,17 @@ struct UpstreamLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FailoverLabels {
+    from: ModelLabel,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TargetLabels {
+    target: ModelLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ParameterLabels {
     parameter: &'static str,
 }
@@ -85,6 +103,9 @@ pub(crate) struct Metrics {
     dropped_parameters: Family<ParameterLabels, Counter>,
     open_streams: Gauge,
     shed_requests: Counter,
+    failovers: Family<FailoverLabels, Counter>,
+    circuit_skips: Family<TargetLabels, Counter>,
+    circuit_state: Family<TargetLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -101,6 +122,9 @@ impl Metrics {
         let dropped_parameters = Family::<ParameterLabels, Counter>::default();
         let open_streams = Gauge::default();
         let shed_requests = Counter::default();
+        let failovers = Family::<FailoverLabels, Counter>::default();
+        let circuit_skips = Family::<TargetLabels, Counter>::default();
+        let circuit_state = Family::<TargetLabels, Gauge>::default();
         let mut registry = Registry::default();
         registry.register(
             "gateway_http_requests",
@@ -132,6 +156,21 @@ impl Metrics {
             "Chat requests refused with 503 because max_concurrent_requests were in flight",
             shed_requests.clone(),
         );
+        registry.register(
+            "gateway_failovers",
+            "Target failures that passed a request on to the next target of a virtual model",
+            failovers.clone(),
+        );
+        registry.register(
+            "gateway_circuit_skips",
+            "Requests that skipped a target because its circuit breaker was open",
+            circuit_skips.clone(),
+        );
+        registry.register(
+            "gateway_circuit_state",
+            "Circuit breaker state per target: 0 closed, 1 open, 2 half-open",
+            circuit_state.clone(),
+        );
         Self {
             registry,
             requests,
@@ -140,6 +179,9 @@ impl Metrics {
             dropped_parameters,
             open_streams,
             shed_requests,
+            failovers,
+            circuit_skips,
+            circuit_state,
         }
     }
 
@@ -191,6 +233,34 @@ impl Metrics {
         self.dropped_parameters
             .get_or_create(&ParameterLabels { parameter })
             .inc();
+    }
+
+    /// Counts a failure of `from` after which the next target was tried.
+    pub(crate) fn failover(&self, from: &ModelLabel, error: &ProviderError) {
+        self.failovers
+            .get_or_create(&FailoverLabels {
+                from: Arc::clone(from),
+                reason: error.kind(),
+            })
+            .inc();
+    }
+
+    /// Counts a request that skipped `target` because its breaker was open.
+    pub(crate) fn circuit_skip(&self, target: &ModelLabel) {
+        self.circuit_skips
+            .get_or_create(&TargetLabels {
+                target: Arc::clone(target),
+            })
+            .inc();
+    }
+
+    /// Sets `target`'s breaker state, read just before each scrape.
+    pub(crate) fn circuit_state(&self, target: &ModelLabel, state: CircuitState) {
+        self.circuit_state
+            .get_or_create(&TargetLabels {
+                target: Arc::clone(target),
+            })
+            .set(state.gauge_value());
     }
 
     /// Counts a stream as open until the guard is dropped.

@@ -2,8 +2,10 @@
 //!
 //! Routes:
 //! - `POST /v1/chat/completions` (and `/chat/completions`): a load-shedding slot (see
-//!   [`crate::shed`]), gateway key, body, chat.
-//! - `GET /v1/models` (and `/models`): gateway key, the configured models.
+//!   [`crate::shed`]), gateway key, body, chat. Every answer from a target, and every error
+//!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
+//!   `model` stays the name the client sent, a virtual model's included.
+//! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`, `/readyz`: no key.
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
 //!
@@ -19,9 +21,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
-use gateway_core::{Caller, ChatRequest, ChatService, GatewayError, ProviderError};
+use gateway_core::{
+    Attempt, AttemptOutcome, Caller, ChatFailure, ChatRequest, ChatService, GatewayError,
+    ProviderError, Route,
+};
 use http::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+    RETRY_AFTER,
 };
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
@@ -48,6 +54,8 @@ use crate::shed::{ConcurrencyLimit, InFlight};
 use crate::sse::SseBody;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// Names the `<account>/<model>` that answered (or, on an error, was called last).
+const GATEWAY_TARGET: HeaderName = HeaderName::from_static("x-gateway-target");
 const HEALTH_BODY: &[u8] = br#"{"status":"ok"}"#;
 
 /// Everything a request needs, built once at start and shared by all connections.
@@ -75,7 +83,8 @@ impl fmt::Debug for HttpApp {
     }
 }
 
-/// The configured models: labels and accounts by public name, and the `/v1/models` body.
+/// The configured and virtual models: labels, accounts and target headers by public name,
+/// and the `/v1/models` body.
 ///
 /// The router is fixed at start, so this is computed once rather than per request.
 struct ModelIndex {
@@ -87,29 +96,49 @@ struct ModelIndex {
 #[derive(Clone)]
 struct ModelInfo {
     label: ModelLabel,
+    /// The account of a configured model; `-` for a virtual model, which has several.
     account: Arc<String>,
+    /// The `x-gateway-target` value naming a configured model; `None` for a virtual model.
+    target: Option<HeaderValue>,
 }
 
 impl ModelIndex {
     fn new(service: &ChatService) -> Self {
         let routes = service.models();
-        let by_name = routes
+        let virtual_models = service.virtual_models();
+        let mut by_name: HashMap<String, ModelInfo> = routes
             .iter()
             .map(|route| {
                 let info = ModelInfo {
                     label: Arc::new(route.public_name.clone()),
                     account: Arc::new(route.account.clone()),
+                    // A host's router may use names no header can carry; they go unnamed.
+                    target: HeaderValue::from_str(&route.public_name).ok(),
                 };
                 (route.public_name.clone(), info)
             })
             .collect();
+        let no_account = Arc::new("-".to_owned());
+        for model in &virtual_models {
+            let info = ModelInfo {
+                label: Arc::new(model.name.clone()),
+                account: Arc::clone(&no_account),
+                target: None,
+            };
+            by_name.entry(model.name.clone()).or_insert(info);
+        }
+        let list_json = model_list_json(
+            routes.iter().map(|route| &**route),
+            virtual_models.iter().map(|model| &**model),
+        );
         Self {
             by_name,
             other: ModelInfo {
                 label: Arc::new("other".into()),
-                account: Arc::new("-".into()),
+                account: no_account,
+                target: None,
             },
-            list_json: model_list_json(routes.iter().map(|route| &**route)).into(),
+            list_json: list_json.into(),
         }
     }
 
@@ -199,6 +228,10 @@ impl HttpApp {
                 }
                 Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
                 Endpoint::Metrics => {
+                    for (target, state) in self.service.circuit_breakers().states() {
+                        self.metrics
+                            .circuit_state(&self.models.get(target).label, state);
+                    }
                     let mut response = Response::new(ResponseBody::full(self.metrics.encode()));
                     response.headers_mut().insert(
                         CONTENT_TYPE,
@@ -276,7 +309,7 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, model, slot).await
+            self.stream(&caller, request, slot).await
         } else {
             let result = self.complete(&caller, request).await;
             // The answer is in memory: the request no longer weighs on the gateway.
@@ -288,7 +321,7 @@ impl HttpApp {
                 self.count_dropped(&unsupported);
                 response
             }
-            Err(error) => self.gateway_error(&error, &positions, model),
+            Err(failure) => self.failure(&failure, &positions),
         };
         (response, model)
     }
@@ -297,37 +330,36 @@ impl HttpApp {
         &self,
         caller: &Caller,
         request: ChatRequest,
-    ) -> Result<Response<ResponseBody>, GatewayError> {
+    ) -> Result<Response<ResponseBody>, ChatFailure> {
         let completion = self.service.complete(caller, request).await?;
-        let body = completion_json(
-            &completion,
-            &completion_id(),
-            self.clock.unix_seconds(),
-            &completion.route.public_name,
-        );
-        Ok(json_response(StatusCode::OK, body.into()))
+        self.count_attempts(&completion.attempts, true);
+        let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
+        let mut response = json_response(StatusCode::OK, body.into());
+        self.name_target(&mut response, &completion.route);
+        Ok(response)
     }
 
     async fn stream(
         &self,
         caller: &Caller,
         request: ChatRequest,
-        model: &ModelInfo,
         slot: InFlight,
-    ) -> Result<Response<ResponseBody>, GatewayError> {
+    ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
+        self.count_attempts(&stream.attempts, true);
         let encoder = ChunkEncoder::new(
             &completion_id(),
             self.clock.unix_seconds(),
-            &stream.route.public_name,
+            &stream.model,
             stream.finish_reason_style,
             include_usage,
         );
+        let target = self.models.get(&stream.route.public_name);
         let body = SseBody::new(
             stream.events,
             encoder,
-            Arc::clone(&model.account),
+            Arc::clone(&target.account),
             self.metrics.open_stream(),
         )
         .holding(slot);
@@ -337,7 +369,59 @@ impl HttpApp {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // nginx would otherwise buffer the whole stream.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        self.name_target(&mut response, &stream.route);
         Ok(response)
+    }
+
+    /// `x-gateway-target`: the configured model that answered or was called last.
+    fn name_target(&self, response: &mut Response<ResponseBody>, route: &Route) {
+        if let Some(target) = &self.models.get(&route.public_name).target {
+            response
+                .headers_mut()
+                .insert(GATEWAY_TARGET, target.clone());
+        }
+    }
+
+    /// Counts what happened to the targets that did not answer. `answered`: a later target
+    /// did; otherwise the last target called failed with the error the client gets, which
+    /// is counted as that, not as a failover.
+    fn count_attempts(&self, attempts: &[Attempt], answered: bool) {
+        let passed_on = if answered {
+            attempts.len()
+        } else {
+            attempts.len().saturating_sub(1)
+        };
+        for (index, attempt) in attempts.iter().enumerate() {
+            let target = self.models.get(&attempt.target.public_name);
+            match &attempt.outcome {
+                AttemptOutcome::Skipped => self.metrics.circuit_skip(&target.label),
+                AttemptOutcome::Failed(error) if index < passed_on => {
+                    self.metrics.failover(&target.label, error);
+                    tracing::warn!(
+                        kind = error.kind(),
+                        from = %target.label,
+                        "upstream error; trying the next target"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The answer to a request the service could not serve, naming the target called last.
+    fn failure(
+        &self,
+        failure: &ChatFailure,
+        positions: &MessagePositions,
+    ) -> Response<ResponseBody> {
+        self.count_attempts(&failure.attempts, false);
+        let last_tried = failure.last_tried();
+        let account = last_tried.map_or("-", |route| route.account.as_str());
+        let mut response = self.gateway_error(&failure.error, positions, account);
+        if let Some(route) = last_tried {
+            self.name_target(&mut response, route);
+        }
+        response
     }
 
     /// The service served a request with these unsupported parameters: it dropped them.
@@ -353,7 +437,7 @@ impl HttpApp {
         &self,
         error: &GatewayError,
         positions: &MessagePositions,
-        model: &ModelInfo,
+        account: &str,
     ) -> Response<ResponseBody> {
         match error {
             // Refused by the adapter before any call: the client's error, not the upstream's.
@@ -362,7 +446,7 @@ impl HttpApp {
             ) => {}
             GatewayError::Provider(provider) => {
                 self.metrics.upstream_error(provider);
-                tracing::warn!(kind = provider.kind(), account = %model.account, "upstream error");
+                tracing::warn!(kind = provider.kind(), account, "upstream error");
             }
             _ => {}
         }

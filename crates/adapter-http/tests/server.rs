@@ -18,8 +18,8 @@ use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     ChatEvent, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
-    FinishReasonStyle, ModelCatalog, ModelEntry, ProviderError, ProviderRequest, RequestFeature,
-    StopReason, Usage,
+    CircuitBreakerSettings, CircuitBreakers, FinishReasonStyle, ModelCatalog, ModelEntry,
+    ProviderError, ProviderRequest, RequestFeature, StopReason, Strategy, Usage, VirtualModelEntry,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -196,6 +196,11 @@ impl TestGateway {
             family: None,
             drop_unsupported_params: false,
         };
+        // Throttled like `throttled`, behind a circuit breaker.
+        let flaky = ModelEntry {
+            model: "flaky".into(),
+            ..entry("throttled")
+        };
         let catalog = ModelCatalog::new(
             [
                 "text",
@@ -207,11 +212,32 @@ impl TestGateway {
                 "endless",
                 "no-reasoning",
             ]
-            .map(entry),
+            .map(entry)
+            .into_iter()
+            .chain([flaky]),
         )
+        .unwrap()
+        .with_virtual_models([
+            failover("ha", &["acct/throttled", "acct/text"]),
+            failover("ha-down", &["acct/throttled", "acct/unauthorized"]),
+            failover("flaky-ha", &["acct/flaky", "acct/text"]),
+        ])
         .unwrap();
+        let clock = SharedClock::new(FixedClock::at_unix(CREATED));
+        let breakers = CircuitBreakers::new(
+            clock.clone(),
+            [(
+                "acct/flaky".to_owned(),
+                CircuitBreakerSettings {
+                    failures: std::num::NonZeroU32::new(2).unwrap(),
+                    // The clock stands still: once open, the breaker stays open.
+                    cooldown: Duration::from_secs(60),
+                },
+            )],
+        );
         let provider = Arc::new(FakeProvider::default());
-        let service = ChatService::new(Arc::new(catalog), provider.clone());
+        let service = ChatService::new(Arc::new(catalog), provider.clone())
+            .with_circuit_breakers(Arc::new(breakers));
         settings.keys = vec![
             GatewayKey {
                 name: "team-a".into(),
@@ -232,11 +258,7 @@ impl TestGateway {
                 drop_unsupported_params: Some(true),
             },
         ];
-        let app = HttpApp::new(
-            service,
-            settings,
-            SharedClock::new(FixedClock::at_unix(CREATED)),
-        );
+        let app = HttpApp::new(service, settings, clock);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -309,6 +331,15 @@ impl TestGateway {
 
     fn last_request(&self) -> ChatRequest {
         self.provider.last_request.lock().unwrap().clone().unwrap()
+    }
+}
+
+fn failover(name: &str, targets: &[&str]) -> VirtualModelEntry {
+    VirtualModelEntry {
+        name: name.into(),
+        strategy: Strategy::Failover,
+        targets: targets.iter().map(|&t| t.into()).collect(),
+        weights: None,
     }
 }
 
@@ -504,7 +535,20 @@ async fn models_health_and_unknown_routes() {
         assert_eq!(body["object"], "list");
         assert_eq!(body["data"][0]["id"], "acct/text");
         assert_eq!(body["data"][0]["owned_by"], "acct");
-        assert_eq!(body["data"].as_array().unwrap().len(), 8);
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 12);
+        let virtual_models: Vec<_> = data[9..]
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m["owned_by"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            virtual_models,
+            [
+                ("ha", "gateway"),
+                ("ha-down", "gateway"),
+                ("flaky-ha", "gateway")
+            ]
+        );
     }
     for path in ["/health", "/healthz", "/readyz"] {
         let (parts, body) = gateway.send("GET", path, None, "").await;
@@ -1080,5 +1124,97 @@ async fn a_stream_holds_its_slot_until_it_ends_or_the_client_hangs_up() {
     assert!(
         metrics.contains("gateway_shed_requests_total 1"),
         "{metrics}"
+    );
+}
+
+fn target(parts: &http::response::Parts) -> Option<&str> {
+    parts
+        .headers
+        .get("x-gateway-target")
+        .map(|value| value.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn every_answer_names_the_target_that_gave_it() {
+    let gateway = TestGateway::start().await;
+    let (parts, body) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(target(&parts), Some("acct/text"));
+    assert_eq!(body["model"], "acct/text");
+
+    // The first target is throttled; the second answers, under the client's name.
+    let (parts, body) = gateway.chat(chat_body("ha")).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(target(&parts), Some("acct/text"));
+    assert_eq!(body["model"], "ha");
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello!");
+    assert_eq!(
+        gateway.last_request().model,
+        "ha",
+        "the request is untouched"
+    );
+
+    let mut streamed = chat_body("ha");
+    streamed["stream"] = json!(true);
+    let (parts, body) = gateway.chat(streamed).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(target(&parts), Some("acct/text"));
+    let text = body.as_str().unwrap();
+    assert!(text.contains(r#""model":"ha""#), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+}
+
+#[tokio::test]
+async fn an_error_names_the_target_called_last() {
+    let gateway = TestGateway::start().await;
+    let (parts, body) = gateway.chat(chat_body("acct/throttled")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(target(&parts), Some("acct/throttled"));
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    // Credentials the upstream refuses do not fail over (and the client gets that error).
+    let (parts, body) = gateway.chat(chat_body("ha-down")).await;
+    assert_eq!(parts.status, 502);
+    assert_eq!(target(&parts), Some("acct/unauthorized"));
+    assert_eq!(body["error"]["code"], "upstream_unauthorized");
+
+    // Nothing was called.
+    let (parts, _) = gateway.chat(chat_body("acct/nope")).await;
+    assert_eq!(parts.status, 404);
+    assert_eq!(target(&parts), None);
+}
+
+#[tokio::test]
+async fn metrics_count_failovers_skips_and_breaker_states() {
+    let gateway = TestGateway::start().await;
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains(r#"gateway_circuit_state{target="acct/flaky"} 0"#),
+        "{metrics}"
+    );
+    // Two failures open acct/flaky's breaker; the third request skips it.
+    for _ in 0..3 {
+        let (parts, _) = gateway.chat(chat_body("flaky-ha")).await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(target(&parts), Some("acct/text"));
+    }
+    assert_eq!(
+        gateway.calls(),
+        5,
+        "acct/flaky was called twice, acct/text three times"
+    );
+    gateway.chat(chat_body("ha")).await;
+    let metrics = gateway.metrics().await;
+    for line in [
+        r#"gateway_failovers_total{from="acct/flaky",reason="throttled"} 2"#,
+        r#"gateway_failovers_total{from="acct/throttled",reason="throttled"} 1"#,
+        r#"gateway_circuit_skips_total{target="acct/flaky"} 1"#,
+        r#"gateway_circuit_state{target="acct/flaky"} 1"#,
+        r#"gateway_http_requests_total{endpoint="chat_completions",model="flaky-ha",status="2xx"} 3"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("gateway_upstream_errors_total{"),
+        "errors absorbed by failing over never reached a client"
     );
 }

@@ -16,7 +16,7 @@ use std::thread;
 use gateway_adapter_bedrock::BedrockProvider;
 use gateway_adapter_http::{serve, HttpApp, HttpSettings};
 use gateway_core::clock::SharedClock;
-use gateway_core::{ChatService, ModelCatalog};
+use gateway_core::{ChatService, CircuitBreakers, ModelCatalog, ModelRouter, VirtualModelError};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,6 +30,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: io::Error },
     #[error("{0}")]
     Catalog(#[from] gateway_core::router::DuplicateModel),
+    #[error("{0}")]
+    VirtualModel(#[from] VirtualModelError),
     #[error("{0}")]
     Provider(String),
     #[error("cannot start server thread {index}: {source}")]
@@ -114,25 +116,41 @@ pub async fn prepare(config: &GatewayConfig, clock: SharedClock) -> Result<(), S
     build_app(config, clock).await.map(drop)
 }
 
-/// The app, plus what a shard needs to make its own service: the catalog and a provider to
-/// take clients from.
+/// The app, plus what a shard needs to make its own service: the service to share the
+/// catalog, circuit breakers and weighted draws of, and a provider to take clients from.
 async fn build_app(
     config: &GatewayConfig,
     clock: SharedClock,
-) -> Result<(HttpApp, Arc<ModelCatalog>, BedrockProvider), StartError> {
-    let catalog = Arc::new(ModelCatalog::new(config.models.iter().cloned())?);
+) -> Result<(HttpApp, ChatService, BedrockProvider), StartError> {
+    let catalog = Arc::new(
+        ModelCatalog::new(config.models.iter().cloned())?
+            .with_virtual_models(config.virtual_models.iter().cloned())?,
+    );
+    // The breaker settings are the account's; each of its models gets a breaker of its own.
+    let breakers = CircuitBreakers::new(
+        clock.clone(),
+        catalog.models().iter().filter_map(|route| {
+            let settings = config.circuit_breakers.get(&route.account)?;
+            Some((route.public_name.clone(), *settings))
+        }),
+    );
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
         .with_timeouts(config.timeouts);
-    let service = ChatService::new(catalog.clone(), Arc::new(provider.clone()));
+    let service = ChatService::new(catalog, Arc::new(provider.clone()))
+        .with_circuit_breakers(Arc::new(breakers));
     let settings = HttpSettings {
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         ..HttpSettings::default()
     };
-    Ok((HttpApp::new(service, settings, clock), catalog, provider))
+    Ok((
+        HttpApp::new(service.clone(), settings, clock),
+        service,
+        provider,
+    ))
 }
 
 /// A gateway serving on several threads, each with its own single-threaded runtime.
@@ -217,7 +235,7 @@ pub async fn start_sharded(
 ) -> Result<ShardedGateway, StartError> {
     let shards = shard_count(config);
     // Everything that can refuse the configuration runs before a port is taken.
-    let (base, catalog, provider) = build_app(config, clock).await?;
+    let (base, service, provider) = build_app(config, clock).await?;
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -234,8 +252,8 @@ pub async fn start_sharded(
     let (report, finished) = mpsc::unbounded_channel();
     let mut apps = Vec::with_capacity(shards);
     for _ in 1..shards {
-        let service = ChatService::new(catalog.clone(), Arc::new(provider.with_own_clients()));
-        apps.push(base.with_service(service));
+        let shard_service = service.with_provider(Arc::new(provider.with_own_clients()));
+        apps.push(base.with_service(shard_service));
     }
     // The base app's clients are used by no other shard.
     apps.push(base);

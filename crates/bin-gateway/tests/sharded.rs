@@ -137,7 +137,7 @@ async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
     let gate = Gate::new();
     let mut steps = stream::text(&["held"], "end_turn", (1, 1));
     steps.insert(0, StreamStep::WaitFor(gate.clone()));
-    let (_sim, gateway) = start_with(
+    let (sim, gateway) = start_with(
         sim().script(CLAUDE, Script::Stream(steps)),
         "max_concurrent_requests = 1\n",
     )
@@ -147,8 +147,12 @@ async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build_http();
-    let held = client.request(chat(&url, true)).await.unwrap();
-    assert_eq!(held.status(), 200);
+    // A stream's headers wait for its first event (so it can still fail over), which the
+    // gate holds back: the held chat is in flight once Bedrock has it.
+    let held = tokio::spawn(client.request(chat(&url, true)));
+    tokio::time::timeout(Duration::from_secs(10), sim.wait_calls(CLAUDE, 1))
+        .await
+        .expect("the held chat reaches Bedrock");
     // With a limit per shard, most of these would land on a shard with a free slot.
     for _ in 0..4 * SHARDS {
         let response =
@@ -159,6 +163,8 @@ async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
         assert_eq!(response.status(), 503);
     }
     gate.open();
+    let held = held.await.unwrap().unwrap();
+    assert_eq!(held.status(), 200);
     let held = held.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&held).ends_with("data: [DONE]\n\n"));
     gateway.shutdown().await.unwrap();

@@ -4,7 +4,7 @@
 //! stay deterministic.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time.
@@ -46,6 +46,30 @@ impl FixedClock {
 impl Clock for FixedClock {
     fn now(&self) -> SystemTime {
         self.0
+    }
+}
+
+/// A clock that moves only when told to, for tests of time-dependent behaviour (circuit
+/// breaker cooldowns). Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn at_unix(seconds: u64) -> Self {
+        Self(Arc::new(Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(seconds),
+        )))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -81,6 +81,29 @@ impl ProviderError {
             Self::Protocol { .. } => "upstream_protocol_error",
         }
     }
+
+    /// True when another target of a virtual model may answer instead: the target is
+    /// throttled, down, slow or cannot get credentials, none of which says anything about
+    /// the request. Errors about the request itself, the model's handling of it or what the
+    /// account may do stay with the client: another target would refuse it the same way, or
+    /// the operator has to act. Only meaningful before the first event reached the client;
+    /// the service never fails over after that.
+    pub fn fails_over(&self) -> bool {
+        match self {
+            Self::Throttled { .. }
+            | Self::Unavailable { .. }
+            | Self::Upstream { .. }
+            | Self::Timeout { .. }
+            | Self::Credentials { .. }
+            | Self::Protocol { .. } => true,
+            Self::InvalidRequest { .. }
+            | Self::Unsupported { .. }
+            | Self::TurnOrder { .. }
+            | Self::Unauthorized { .. }
+            | Self::NotFound { .. }
+            | Self::ModelError { .. } => false,
+        }
+    }
 }
 
 /// A feature of [`ChatRequest`](crate::ChatRequest) a provider may be unable to honour.

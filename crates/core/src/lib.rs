@@ -8,9 +8,10 @@
 //! # Embedding
 //!
 //! A host supplies a [`ChatProvider`] (here one that answers every request the same way)
-//! and a [`ModelCatalog`], then asks [`ChatService`]. The service resolves the model,
-//! applies guardrail policy and maps the stop reason; the provider only sees a prepared
-//! [`ProviderRequest`]. Core needs no runtime: the futures below are driven by a tiny
+//! and a [`ModelCatalog`] (here one model, and a virtual model over it), then asks
+//! [`ChatService`]. The service resolves the model, applies guardrail policy, fails over
+//! between a virtual model's targets and maps the stop reason; the provider only sees a
+//! prepared [`ProviderRequest`]. Core needs no runtime: the futures below are driven by a tiny
 //! `block_on` written with the standard library.
 //!
 //! ```
@@ -22,7 +23,7 @@
 //! use gateway_core::{
 //!     Caller, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
 //!     ContentPart, FinishReason, FinishReasonStyle, Message, ModelCatalog, ModelEntry,
-//!     ProviderError, ProviderRequest, Role, StopReason, Usage,
+//!     ProviderError, ProviderRequest, Role, StopReason, Strategy, Usage, VirtualModelEntry,
 //! };
 //!
 //! /// A provider that answers every request with the same text.
@@ -82,11 +83,18 @@
 //!     family: None,
 //!     drop_unsupported_params: false,
 //! }])
-//! .expect("model names are unique");
+//! .expect("model names are unique")
+//! .with_virtual_models([VirtualModelEntry {
+//!     name: "echo-ha".into(),
+//!     strategy: Strategy::Failover,
+//!     targets: vec!["local/echo".into()],
+//!     weights: None,
+//! }])
+//! .expect("the targets are configured models");
 //! let service = ChatService::new(Arc::new(catalog), Arc::new(Canned));
 //!
 //! let request = ChatRequest {
-//!     model: "local/echo".into(),
+//!     model: "echo-ha".into(),
 //!     messages: vec![Message {
 //!         role: Role::User,
 //!         content: vec![ContentPart::Text("Hi".into())],
@@ -97,10 +105,14 @@
 //!     .expect("the canned provider always answers");
 //! assert_eq!(completion.response.text.as_deref(), Some("echo-v1 says hello"));
 //! assert_eq!(completion.finish_reason, FinishReason::Stop);
+//! // The client's name for the model, and the target that answered.
+//! assert_eq!(completion.model, "echo-ha");
+//! assert_eq!(completion.route.public_name, "local/echo");
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod chat;
+pub mod circuit_breaker;
 pub mod clock;
 pub mod document;
 pub mod error;
@@ -108,10 +120,12 @@ pub mod finish_reason;
 pub mod guardrail;
 pub mod options;
 pub mod ports;
+mod random;
 pub mod router;
 pub mod service;
 
 pub use chat::*;
+pub use circuit_breaker::{CircuitBreakerSettings, CircuitBreakers, CircuitState};
 pub use document::{Document, DocumentFormat};
 pub use error::{GatewayError, ProviderError, RequestFeature};
 pub use finish_reason::{FinishReason, FinishReasonStyle, StopReason};
@@ -123,5 +137,10 @@ pub use options::{
     JsonSchemaFormat, Latency, Reasoning, ReasoningEffort, ResponseFormat, ServiceTier,
 };
 pub use ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
-pub use router::{ModelCatalog, ModelEntry, Route, RouteError};
-pub use service::{Caller, ChatService};
+pub use router::{
+    ModelCatalog, ModelEntry, Resolution, Route, RouteError, Strategy, VirtualModel,
+    VirtualModelEntry, VirtualModelError,
+};
+pub use service::{
+    Attempt, AttemptOutcome, Caller, ChatFailure, ChatService, Completion, CompletionStream,
+};

@@ -9,7 +9,7 @@ use futures_core::Stream;
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
 use crate::error::ProviderError;
 use crate::guardrail::GuardrailConfig;
-use crate::router::{Route, RouteError};
+use crate::router::{Resolution, Route, RouteError, VirtualModel};
 
 /// A streamed answer: events in order, ending after `Metadata`, or an error at any point.
 pub type ChatEventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, ProviderError>> + Send>>;
@@ -66,8 +66,12 @@ pub trait ChatProvider: Send + Sync {
 /// Resolves public model names and lists the models clients may use.
 #[cfg_attr(test, mockall::automock)]
 pub trait ModelRouter: Send + Sync {
-    fn resolve(&self, public_name: &str) -> Result<Arc<Route>, RouteError>;
+    /// The one model a name routes to, or the virtual model whose targets it spreads over.
+    fn resolve(&self, public_name: &str) -> Result<Resolution, RouteError>;
 
-    /// Every routable model, in configuration order.
+    /// Every configured `<account>/<model>`, in configuration order.
     fn models(&self) -> Vec<Arc<Route>>;
+
+    /// Every virtual model, in configuration order.
+    fn virtual_models(&self) -> Vec<Arc<VirtualModel>>;
 }

@@ -1,13 +1,28 @@
-//! The application service: route, apply guardrail policy, call the provider.
+//! The application service: route, apply guardrail policy, call the provider, and fail over
+//! to the next target of a virtual model when one cannot answer.
+//!
+//! Every target is prepared before the first call (route, unsupported parameters, effective
+//! guardrail), exactly as a direct request to it would be, so whether a request is refused
+//! never depends on which target happens to be throttled, and an enforced guardrail is
+//! applied on every call to its target. Failing over happens only before anything reached
+//! the caller: a stream is handed over once its first event has arrived, never earlier.
 
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use crate::chat::{ChatRequest, ChatResponse};
-use crate::error::GatewayError;
+use futures_core::Stream;
+use thiserror::Error;
+
+use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
+use crate::circuit_breaker::CircuitBreakers;
+use crate::error::{GatewayError, ProviderError};
 use crate::finish_reason::{FinishReason, FinishReasonStyle};
 use crate::guardrail::{effective_guardrail, GuardrailConfig};
 use crate::ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
-use crate::router::Route;
+use crate::random::SplitMix64;
+use crate::router::{Route, VirtualModel};
 
 /// Who is calling, as far as the domain cares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,28 +36,85 @@ pub struct Caller {
     pub drop_unsupported_params: Option<bool>,
 }
 
+/// One target that did not answer a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub target: Arc<Route>,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// Not called: its circuit breaker is open.
+    Skipped,
+    /// Called, and it failed with this error.
+    Failed(ProviderError),
+}
+
 /// A complete answer with what the client needs to present it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The model name the client asked for (a virtual model's own name, not its target's).
+    pub model: String,
+    /// The target that answered.
     pub route: Arc<Route>,
     pub response: ChatResponse,
     pub finish_reason: FinishReason,
     pub finish_reason_style: FinishReasonStyle,
+    /// The targets skipped or failed before `route` answered, in order.
+    pub attempts: Vec<Attempt>,
 }
 
 /// A started stream; map each `Stop` with `finish_reason_style`.
 pub struct CompletionStream {
+    /// The model name the client asked for.
+    pub model: String,
+    /// The target whose stream this is.
     pub route: Arc<Route>,
     pub finish_reason_style: FinishReasonStyle,
+    /// The targets skipped or failed before `route` started answering, in order.
+    pub attempts: Vec<Attempt>,
     pub events: ChatEventStream,
 }
 
 impl std::fmt::Debug for CompletionStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompletionStream")
+            .field("model", &self.model)
             .field("route", &self.route)
             .field("finish_reason_style", &self.finish_reason_style)
+            .field("attempts", &self.attempts)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a request got no answer, and every target that was skipped or tried on the way (the
+/// last one tried is the one whose error `error` is, when the error came from a provider).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{error}")]
+pub struct ChatFailure {
+    pub error: GatewayError,
+    pub attempts: Vec<Attempt>,
+}
+
+impl ChatFailure {
+    /// The last target called, if any was.
+    pub fn last_tried(&self) -> Option<&Arc<Route>> {
+        self.attempts
+            .iter()
+            .rev()
+            .find(|attempt| matches!(attempt.outcome, AttemptOutcome::Failed(_)))
+            .map(|attempt| &attempt.target)
+    }
+}
+
+impl From<GatewayError> for ChatFailure {
+    fn from(error: GatewayError) -> Self {
+        Self {
+            error,
+            attempts: Vec::new(),
+        }
     }
 }
 
@@ -51,6 +123,9 @@ impl std::fmt::Debug for CompletionStream {
 pub struct ChatService {
     router: Arc<dyn ModelRouter>,
     provider: Arc<dyn ChatProvider>,
+    breakers: Arc<CircuitBreakers>,
+    /// Draws for weighted virtual models.
+    random: Arc<SplitMix64>,
 }
 
 impl std::fmt::Debug for ChatService {
@@ -60,18 +135,263 @@ impl std::fmt::Debug for ChatService {
 }
 
 impl ChatService {
+    /// A service without circuit breakers, drawing weighted picks from a per-process seed.
     pub fn new(router: Arc<dyn ModelRouter>, provider: Arc<dyn ChatProvider>) -> Self {
-        Self { router, provider }
+        Self {
+            router,
+            provider,
+            breakers: Arc::new(CircuitBreakers::default()),
+            random: Arc::new(SplitMix64::unpredictable()),
+        }
+    }
+
+    /// Skips targets whose breaker is open. Share one `CircuitBreakers` between every
+    /// service of a process so they all see the same failures.
+    pub fn with_circuit_breakers(mut self, breakers: Arc<CircuitBreakers>) -> Self {
+        self.breakers = breakers;
+        self
+    }
+
+    /// Weighted picks from a fixed seed, so a test sees the same targets on every run.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.random = Arc::new(SplitMix64::seeded(seed));
+        self
+    }
+
+    /// The same service (router, breakers, randomness) calling `provider`: a server with one
+    /// runtime per core gives each its own upstream connections this way.
+    pub fn with_provider(&self, provider: Arc<dyn ChatProvider>) -> Self {
+        Self {
+            provider,
+            ..self.clone()
+        }
     }
 
     pub fn models(&self) -> Vec<Arc<Route>> {
         self.router.models()
     }
 
-    /// Resolves the route, the effective guardrail and the finish-reason style; nothing
-    /// reaches the provider when this fails. The request itself is left as the client sent it.
-    fn prepare(&self, caller: &Caller, request: &ChatRequest) -> Result<Prepared, GatewayError> {
-        let route = self.router.resolve(&request.model)?;
+    pub fn virtual_models(&self) -> Vec<Arc<VirtualModel>> {
+        self.router.virtual_models()
+    }
+
+    pub fn circuit_breakers(&self) -> &CircuitBreakers {
+        &self.breakers
+    }
+
+    /// Every target of the requested model, in the order to try them, each with what policy
+    /// decided for it; nothing reaches a provider when one of them refuses the request. The
+    /// request itself is left as the client sent it.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        request: &ChatRequest,
+    ) -> Result<Vec<Prepared>, GatewayError> {
+        let resolution = self.router.resolve(&request.model)?;
+        resolution
+            .target_order(|| self.random.next_u64())
+            .map(|route| Prepared::new(caller, request, route))
+            .collect()
+    }
+
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        request: ChatRequest,
+    ) -> Result<Completion, ChatFailure> {
+        let targets = self.prepare(caller, &request)?;
+        let mut attempts = Vec::new();
+        for target in targets {
+            let Some(permit) = self.breakers.admit(&target.route.public_name) else {
+                attempts.push(Attempt::skipped(target.route));
+                continue;
+            };
+            match self
+                .provider
+                .complete(target.provider_request(&request))
+                .await
+            {
+                Ok(response) => {
+                    permit.succeeded();
+                    let finish_reason = response.stop_reason.finish_reason(target.style);
+                    return Ok(Completion {
+                        model: request.model,
+                        route: target.route,
+                        response,
+                        finish_reason,
+                        finish_reason_style: target.style,
+                        attempts,
+                    });
+                }
+                Err(error) => {
+                    if !settle_failure(permit, &error) {
+                        return Err(stop_at(target.route, error, attempts));
+                    }
+                    attempts.push(Attempt::failed(target.route, error));
+                }
+            }
+        }
+        Err(exhausted(&request.model, attempts))
+    }
+
+    /// Starts a stream. A target is kept once its first event has arrived (the event is
+    /// then the stream's first item); an error before that fails over like a complete
+    /// call's, and an error after it reaches the caller as a stream item.
+    pub async fn stream(
+        &self,
+        caller: &Caller,
+        request: ChatRequest,
+    ) -> Result<CompletionStream, ChatFailure> {
+        let targets = self.prepare(caller, &request)?;
+        let mut attempts = Vec::new();
+        for target in targets {
+            let Some(permit) = self.breakers.admit(&target.route.public_name) else {
+                attempts.push(Attempt::skipped(target.route));
+                continue;
+            };
+            let started = match self
+                .provider
+                .stream(target.provider_request(&request))
+                .await
+            {
+                Ok(events) => first_event(events).await,
+                Err(error) => Err(error),
+            };
+            match started {
+                Ok(events) => {
+                    permit.succeeded();
+                    return Ok(CompletionStream {
+                        model: request.model,
+                        route: target.route,
+                        finish_reason_style: target.style,
+                        attempts,
+                        events,
+                    });
+                }
+                Err(error) => {
+                    if !settle_failure(permit, &error) {
+                        return Err(stop_at(target.route, error, attempts));
+                    }
+                    attempts.push(Attempt::failed(target.route, error));
+                }
+            }
+        }
+        Err(exhausted(&request.model, attempts))
+    }
+}
+
+/// Tells the breaker about a failed call; true when the next target may answer instead.
+fn settle_failure(permit: crate::circuit_breaker::Permit<'_>, error: &ProviderError) -> bool {
+    if error.fails_over() {
+        permit.failed();
+        true
+    } else {
+        // The request's fault (or the model's), not the target's: the breaker learns nothing.
+        drop(permit);
+        false
+    }
+}
+
+/// The request ends with `error` from `target`, which does not fail over.
+fn stop_at(target: Arc<Route>, error: ProviderError, mut attempts: Vec<Attempt>) -> ChatFailure {
+    attempts.push(Attempt::failed(target, error.clone()));
+    ChatFailure {
+        error: error.into(),
+        attempts,
+    }
+}
+
+/// Every target failed or was skipped: the last failure, or, when none was even tried,
+/// that the model is unavailable for now.
+fn exhausted(model: &str, attempts: Vec<Attempt>) -> ChatFailure {
+    let last_error = attempts
+        .iter()
+        .rev()
+        .find_map(|attempt| match &attempt.outcome {
+            AttemptOutcome::Failed(error) => Some(error.clone()),
+            AttemptOutcome::Skipped => None,
+        });
+    let error = last_error.unwrap_or_else(|| ProviderError::Unavailable {
+        message: format!(
+            "`{model}` is temporarily unavailable: after repeated failures the gateway skips \
+             every target it routes to until a cooldown has passed"
+        ),
+    });
+    ChatFailure {
+        error: error.into(),
+        attempts,
+    }
+}
+
+impl Attempt {
+    fn skipped(target: Arc<Route>) -> Self {
+        Self {
+            target,
+            outcome: AttemptOutcome::Skipped,
+        }
+    }
+
+    fn failed(target: Arc<Route>, error: ProviderError) -> Self {
+        Self {
+            target,
+            outcome: AttemptOutcome::Failed(error),
+        }
+    }
+}
+
+/// Waits for the stream's first item: an error there is the target's failure, anything else
+/// is handed on in front of the rest.
+async fn first_event(mut events: ChatEventStream) -> Result<ChatEventStream, ProviderError> {
+    match poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+        Some(Err(error)) => Err(error),
+        Some(Ok(first)) => Ok(Box::pin(Peeked {
+            first: Some(first),
+            rest: Some(events),
+        })),
+        None => Ok(Box::pin(Peeked {
+            first: None,
+            rest: None,
+        })),
+    }
+}
+
+/// A stream whose first event was already taken from `rest`.
+struct Peeked {
+    first: Option<ChatEvent>,
+    /// `None` once the stream has ended.
+    rest: Option<ChatEventStream>,
+}
+
+impl Stream for Peeked {
+    type Item = Result<ChatEvent, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        match this.rest.as_mut() {
+            Some(rest) => rest.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+/// What the service decided for one target before calling it.
+struct Prepared {
+    route: Arc<Route>,
+    /// The effective guardrail after policy.
+    guardrail: Option<GuardrailConfig>,
+    style: FinishReasonStyle,
+}
+
+impl Prepared {
+    /// The route's policy applied to the request, exactly as for a direct request to it.
+    fn new(
+        caller: &Caller,
+        request: &ChatRequest,
+        route: &Arc<Route>,
+    ) -> Result<Self, GatewayError> {
         let drop_unsupported = caller
             .drop_unsupported_params
             .unwrap_or(route.drop_unsupported_params);
@@ -85,59 +405,13 @@ impl ChatService {
         let style = caller
             .finish_reason_style
             .unwrap_or(route.finish_reason_style);
-        Ok(Prepared {
-            route,
+        Ok(Self {
+            route: Arc::clone(route),
             guardrail,
             style,
         })
     }
 
-    pub async fn complete(
-        &self,
-        caller: &Caller,
-        request: ChatRequest,
-    ) -> Result<Completion, GatewayError> {
-        let prepared = self.prepare(caller, &request)?;
-        let response = self
-            .provider
-            .complete(prepared.provider_request(&request))
-            .await?;
-        let finish_reason = response.stop_reason.finish_reason(prepared.style);
-        Ok(Completion {
-            route: prepared.route,
-            response,
-            finish_reason,
-            finish_reason_style: prepared.style,
-        })
-    }
-
-    pub async fn stream(
-        &self,
-        caller: &Caller,
-        request: ChatRequest,
-    ) -> Result<CompletionStream, GatewayError> {
-        let prepared = self.prepare(caller, &request)?;
-        let events = self
-            .provider
-            .stream(prepared.provider_request(&request))
-            .await?;
-        Ok(CompletionStream {
-            route: prepared.route,
-            finish_reason_style: prepared.style,
-            events,
-        })
-    }
-}
-
-/// What the service decided for one request before calling the provider.
-struct Prepared {
-    route: Arc<Route>,
-    /// The effective guardrail after policy.
-    guardrail: Option<GuardrailConfig>,
-    style: FinishReasonStyle,
-}
-
-impl Prepared {
     fn provider_request<'a>(&'a self, chat: &'a ChatRequest) -> ProviderRequest<'a> {
         ProviderRequest::new(&self.route, chat, self.guardrail.as_ref())
     }
@@ -154,7 +428,7 @@ mod tests {
         GuardrailTrace, StreamProcessingMode,
     };
     use crate::ports::{MockChatProvider, MockModelRouter};
-    use crate::router::RouteError;
+    use crate::router::{Resolution, RouteError};
 
     fn route(policy: GuardrailPolicy) -> Arc<Route> {
         Arc::new(Route {
@@ -209,7 +483,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(
-            err,
+            err.error,
             GatewayError::Route(RouteError::UnknownModel("acct/model".into()))
         );
     }
@@ -218,13 +492,13 @@ mod tests {
     async fn enforced_guardrail_is_what_the_provider_receives() {
         let mut router = MockModelRouter::new();
         router.expect_resolve().returning(|_| {
-            Ok(route(GuardrailPolicy {
+            Ok(Resolution::Model(route(GuardrailPolicy {
                 configured: Some(ConfiguredGuardrail {
                     guardrail: guardrail("enforced"),
                     mode: GuardrailMode::Enforced,
                 }),
                 allow_client_guardrails: true,
-            }))
+            })))
         });
         let mut provider = MockChatProvider::new();
         provider
@@ -260,13 +534,13 @@ mod tests {
         };
         let mut router = MockModelRouter::new();
         router.expect_resolve().returning(move |_| {
-            Ok(route(GuardrailPolicy {
+            Ok(Resolution::Model(route(GuardrailPolicy {
                 configured: Some(ConfiguredGuardrail {
                     guardrail: enforced.clone(),
                     mode: GuardrailMode::Enforced,
                 }),
                 allow_client_guardrails: true,
-            }))
+            })))
         });
         let sent = ChatRequest {
             requested_guardrail: Some(requested),
@@ -290,13 +564,13 @@ mod tests {
     async fn a_conflicting_client_guardrail_is_rejected_before_the_provider() {
         let mut router = MockModelRouter::new();
         router.expect_resolve().returning(|_| {
-            Ok(route(GuardrailPolicy {
+            Ok(Resolution::Model(route(GuardrailPolicy {
                 configured: Some(ConfiguredGuardrail {
                     guardrail: guardrail("enforced"),
                     mode: GuardrailMode::Enforced,
                 }),
                 allow_client_guardrails: true,
-            }))
+            })))
         });
         let mut provider = MockChatProvider::new();
         provider.expect_complete().never();
@@ -306,7 +580,7 @@ mod tests {
         req.requested_guardrail = Some(guardrail("client"));
         let err = service.stream(&Caller::default(), req).await.err().unwrap();
         assert!(matches!(
-            err,
+            err.error,
             GatewayError::Guardrail(GuardrailPolicyError::Enforced { .. })
         ));
     }
@@ -316,7 +590,7 @@ mod tests {
         let mut router = MockModelRouter::new();
         router
             .expect_resolve()
-            .returning(|_| Ok(route(GuardrailPolicy::open())));
+            .returning(|_| Ok(Resolution::Model(route(GuardrailPolicy::open()))));
         let mut provider = MockChatProvider::new();
         provider
             .expect_complete()
@@ -342,7 +616,7 @@ mod tests {
         let mut router = MockModelRouter::new();
         router
             .expect_resolve()
-            .returning(|_| Ok(route(GuardrailPolicy::open())));
+            .returning(|_| Ok(Resolution::Model(route(GuardrailPolicy::open()))));
         let mut provider = MockChatProvider::new();
         provider.expect_complete().returning(|_| {
             Err(ProviderError::Throttled {
@@ -368,7 +642,7 @@ mod tests {
         router.expect_resolve().returning(move |_| {
             let mut route = (*route(GuardrailPolicy::open())).clone();
             route.drop_unsupported_params = drop_unsupported_params;
-            Ok(Arc::new(route))
+            Ok(Resolution::Model(Arc::new(route)))
         });
         router
     }
@@ -382,7 +656,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(
-            err,
+            err.error,
             GatewayError::UnsupportedParameter {
                 param: "seed".into()
             }
@@ -410,5 +684,653 @@ mod tests {
                 .await;
             assert_eq!(result.is_ok(), dropped, "account {account}, key {key:?}");
         }
+    }
+
+    // Virtual models, failover and circuit breaking. The router is the real catalog; the
+    // provider is a mock whose answer depends on the target it is called for.
+
+    use std::num::NonZeroU32;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use crate::chat::ChatEvent;
+    use crate::circuit_breaker::{CircuitBreakerSettings, CircuitState};
+    use crate::clock::{ManualClock, SharedClock};
+    use crate::router::{ModelCatalog, ModelEntry, Strategy, VirtualModelEntry};
+
+    fn entry(name: &str, policy: GuardrailPolicy, drop_unsupported_params: bool) -> ModelEntry {
+        let (account, model) = name.split_once('/').unwrap();
+        ModelEntry {
+            account: account.into(),
+            model: model.into(),
+            model_id: format!("{model}-id"),
+            region: "us-east-1".into(),
+            guardrail: policy,
+            finish_reason_style: FinishReasonStyle::Bedrock,
+            family: None,
+            drop_unsupported_params,
+        }
+    }
+
+    fn open(name: &str) -> ModelEntry {
+        entry(name, GuardrailPolicy::open(), false)
+    }
+
+    fn enforced(name: &str, id: &str) -> ModelEntry {
+        entry(
+            name,
+            GuardrailPolicy {
+                configured: Some(ConfiguredGuardrail {
+                    guardrail: guardrail(id),
+                    mode: GuardrailMode::Enforced,
+                }),
+                allow_client_guardrails: true,
+            },
+            false,
+        )
+    }
+
+    /// A catalog of `models` with one virtual model `ha` over `targets`.
+    fn catalog(
+        models: Vec<ModelEntry>,
+        strategy: Strategy,
+        targets: &[&str],
+        weights: Option<Vec<u32>>,
+    ) -> Arc<ModelCatalog> {
+        let catalog = ModelCatalog::new(models)
+            .unwrap()
+            .with_virtual_models([VirtualModelEntry {
+                name: "ha".into(),
+                strategy,
+                targets: targets.iter().map(|&t| t.into()).collect(),
+                weights,
+            }])
+            .unwrap();
+        Arc::new(catalog)
+    }
+
+    fn failover(targets: &[&str]) -> Arc<ModelCatalog> {
+        catalog(
+            targets.iter().map(|&t| open(t)).collect(),
+            Strategy::Failover,
+            targets,
+            None,
+        )
+    }
+
+    fn ask(model: &str) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            ..ChatRequest::default()
+        }
+    }
+
+    fn to(target: &'static str) -> impl Fn(&ProviderRequest<'_>) -> bool {
+        move |call| call.route.public_name == target
+    }
+
+    fn throttled() -> ProviderError {
+        ProviderError::Throttled {
+            message: "Too many tokens, please wait before trying again.".into(),
+        }
+    }
+
+    /// `(target, "skipped" | error kind)` per attempt.
+    fn outcomes(attempts: &[Attempt]) -> Vec<(String, &'static str)> {
+        attempts
+            .iter()
+            .map(|attempt| {
+                let outcome = match &attempt.outcome {
+                    AttemptOutcome::Skipped => "skipped",
+                    AttemptOutcome::Failed(error) => error.kind(),
+                };
+                (attempt.target.public_name.clone(), outcome)
+            })
+            .collect()
+    }
+
+    fn on(router: Arc<ModelCatalog>, provider: MockChatProvider) -> ChatService {
+        ChatService::new(router, Arc::new(provider))
+    }
+
+    #[tokio::test]
+    async fn a_failover_model_tries_its_targets_in_order_until_one_answers() {
+        let mut provider = MockChatProvider::new();
+        let mut order = mockall::Sequence::new();
+        provider
+            .expect_complete()
+            .withf(to("a/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Err(throttled()));
+        provider
+            .expect_complete()
+            .withf(to("b/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| {
+                Err(ProviderError::Unavailable {
+                    message: "ServiceUnavailable".into(),
+                })
+            });
+        provider
+            .expect_complete()
+            .withf(to("c/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(response(StopReason::EndTurn)));
+        let completion = on(failover(&["a/m", "b/m", "c/m"]), provider)
+            .complete(&Caller::default(), ask("ha"))
+            .await
+            .unwrap();
+        assert_eq!(completion.model, "ha", "the name the client asked for");
+        assert_eq!(completion.route.public_name, "c/m");
+        assert_eq!(
+            outcomes(&completion.attempts),
+            [
+                ("a/m".into(), "throttled"),
+                ("b/m".into(), "upstream_unavailable")
+            ]
+        );
+    }
+
+    /// Every kind of provider error, and whether it passes the request to the next target.
+    fn every_provider_error() -> Vec<ProviderError> {
+        let message = || "m".to_owned();
+        vec![
+            ProviderError::InvalidRequest { message: message() },
+            ProviderError::Unsupported {
+                feature: crate::error::RequestFeature::Reasoning,
+                message: message(),
+            },
+            ProviderError::TurnOrder {
+                message_index: 0,
+                message: message(),
+            },
+            ProviderError::Unauthorized {
+                account: "a".into(),
+                message: message(),
+            },
+            ProviderError::Credentials {
+                account: "a".into(),
+                message: message(),
+            },
+            ProviderError::NotFound { message: message() },
+            ProviderError::Throttled { message: message() },
+            ProviderError::Timeout { message: message() },
+            ProviderError::ModelError { message: message() },
+            ProviderError::Unavailable { message: message() },
+            ProviderError::Upstream { message: message() },
+            ProviderError::Protocol { message: message() },
+        ]
+    }
+
+    #[test]
+    fn which_errors_fail_over() {
+        let table: Vec<String> = every_provider_error()
+            .iter()
+            .map(|error| format!("{:<26} {}", error.kind(), error.fails_over()))
+            .collect();
+        insta::assert_snapshot!(table.join("\n"), @r"
+        invalid_request            false
+        unsupported_feature        false
+        invalid_turn_order         false
+        upstream_unauthorized      false
+        credentials_unavailable    true
+        upstream_not_found         false
+        throttled                  true
+        timeout                    true
+        model_error                false
+        upstream_unavailable       true
+        upstream_error             true
+        upstream_protocol_error    true
+        ");
+    }
+
+    #[tokio::test]
+    async fn only_errors_that_fail_over_reach_the_next_target() {
+        for error in every_provider_error() {
+            let mut provider = MockChatProvider::new();
+            let returned = error.clone();
+            provider
+                .expect_complete()
+                .withf(to("a/m"))
+                .times(1)
+                .returning(move |_| Err(returned.clone()));
+            provider
+                .expect_complete()
+                .withf(to("b/m"))
+                .times(usize::from(error.fails_over()))
+                .returning(|_| Ok(response(StopReason::EndTurn)));
+            let result = on(failover(&["a/m", "b/m"]), provider)
+                .complete(&Caller::default(), ask("ha"))
+                .await;
+            match result {
+                Ok(completion) => {
+                    assert!(error.fails_over(), "{error:?}");
+                    assert_eq!(completion.route.public_name, "b/m");
+                }
+                Err(failure) => {
+                    assert!(!error.fails_over(), "{error:?}");
+                    assert_eq!(failure.error, GatewayError::Provider(error.clone()));
+                    assert_eq!(
+                        failure.last_tried().map(|r| r.public_name.as_str()),
+                        Some("a/m")
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_validation_error_is_the_answer_and_never_tried_elsewhere() {
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .withf(to("a/m"))
+            .times(1)
+            .returning(|_| {
+                Err(ProviderError::InvalidRequest {
+                    message: "messages: too long".into(),
+                })
+            });
+        provider.expect_complete().withf(to("b/m")).never();
+        let failure = on(failover(&["a/m", "b/m"]), provider)
+            .complete(&Caller::default(), ask("ha"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error.to_string(), "messages: too long");
+        assert_eq!(
+            outcomes(&failure.attempts),
+            [("a/m".into(), "invalid_request")]
+        );
+    }
+
+    #[tokio::test]
+    async fn when_every_target_fails_the_last_error_is_the_answer() {
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .withf(to("a/m"))
+            .returning(|_| Err(throttled()));
+        provider.expect_complete().withf(to("b/m")).returning(|_| {
+            Err(ProviderError::Timeout {
+                message: "no first byte".into(),
+            })
+        });
+        let failure = on(failover(&["a/m", "b/m"]), provider)
+            .complete(&Caller::default(), ask("ha"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error.to_string(), "no first byte");
+        assert_eq!(
+            failure.last_tried().map(|r| r.public_name.as_str()),
+            Some("b/m")
+        );
+        assert_eq!(failure.attempts.len(), 2);
+    }
+
+    /// Which target answers each of `requests` requests to a weighted `ha` over a/m (3) and
+    /// b/m (1), with `seed`; the first call to `failing` (if any) is throttled.
+    async fn weighted_answers(
+        seed: u64,
+        requests: usize,
+        failing: Option<&'static str>,
+    ) -> Vec<(String, usize)> {
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().returning(move |call| {
+            if Some(call.route.public_name.as_str()) == failing {
+                Err(throttled())
+            } else {
+                Ok(response(StopReason::EndTurn))
+            }
+        });
+        let router = catalog(
+            vec![open("a/m"), open("b/m")],
+            Strategy::Weighted,
+            &["a/m", "b/m"],
+            Some(vec![3, 1]),
+        );
+        let service = on(router, provider).with_seed(seed);
+        let mut answers = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let completion = service
+                .complete(&Caller::default(), ask("ha"))
+                .await
+                .unwrap();
+            answers.push((
+                completion.route.public_name.clone(),
+                completion.attempts.len(),
+            ));
+        }
+        answers
+    }
+
+    #[tokio::test]
+    async fn weighted_picks_follow_the_weights_over_a_fixed_seed() {
+        const REQUESTS: usize = 4000;
+        let answers = weighted_answers(42, REQUESTS, None).await;
+        let to_a = answers.iter().filter(|(target, _)| target == "a/m").count();
+        let share = to_a as f64 / REQUESTS as f64;
+        assert!((share - 0.75).abs() < 0.02, "a/m answered {share}");
+        assert!(answers.iter().all(|(_, attempts)| *attempts == 0));
+        assert_eq!(
+            answers,
+            weighted_answers(42, REQUESTS, None).await,
+            "a seed repeats its picks"
+        );
+        assert_ne!(answers, weighted_answers(43, REQUESTS, None).await);
+    }
+
+    #[tokio::test]
+    async fn the_targets_not_picked_are_the_fallbacks() {
+        const REQUESTS: usize = 4000;
+        let answers = weighted_answers(42, REQUESTS, Some("b/m")).await;
+        assert!(answers.iter().all(|(target, _)| target == "a/m"));
+        let failed_over = answers
+            .iter()
+            .filter(|(_, attempts)| *attempts == 1)
+            .count();
+        let share = failed_over as f64 / REQUESTS as f64;
+        assert!((share - 0.25).abs() < 0.02, "b/m was picked for {share}");
+    }
+
+    #[tokio::test]
+    async fn each_target_gets_its_own_guardrail_failing_over_to_or_away_from_an_enforced_one() {
+        for (first, second) in [("open/m", "guarded/m"), ("guarded/m", "open/m")] {
+            let router = catalog(
+                vec![open("open/m"), enforced("guarded/m", "pii")],
+                Strategy::Failover,
+                &[first, second],
+                None,
+            );
+            let expected = |target: &str| (target == "guarded/m").then(|| guardrail("pii"));
+            let mut provider = MockChatProvider::new();
+            let (first_guardrail, second_guardrail) = (expected(first), expected(second));
+            provider
+                .expect_complete()
+                .withf(move |call| {
+                    call.route.public_name == first && call.guardrail == first_guardrail.as_ref()
+                })
+                .times(1)
+                .returning(|_| Err(throttled()));
+            provider
+                .expect_complete()
+                .withf(move |call| {
+                    call.route.public_name == second && call.guardrail == second_guardrail.as_ref()
+                })
+                .times(1)
+                .returning(|_| Ok(response(StopReason::EndTurn)));
+            let completion = on(router, provider)
+                .complete(&Caller::default(), ask("ha"))
+                .await
+                .unwrap();
+            assert_eq!(completion.route.public_name, second);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_one_target_refuses_by_policy_is_refused_before_any_call() {
+        // The client's own guardrail conflicts with the fallback's enforced one: refused
+        // even though the first target would take it, so the answer never depends on
+        // which target happens to be throttled.
+        let router = catalog(
+            vec![open("open/m"), enforced("guarded/m", "pii")],
+            Strategy::Failover,
+            &["open/m", "guarded/m"],
+            None,
+        );
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().never();
+        provider.expect_stream().never();
+        let service = on(router, provider);
+        let request = ChatRequest {
+            requested_guardrail: Some(guardrail("client")),
+            ..ask("ha")
+        };
+        let failure = service
+            .complete(&Caller::default(), request.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            failure.error,
+            GatewayError::Guardrail(GuardrailPolicyError::Enforced { .. })
+        ));
+        assert!(failure.attempts.is_empty());
+        let failure = service
+            .stream(&Caller::default(), request)
+            .await
+            .unwrap_err();
+        assert!(matches!(failure.error, GatewayError::Guardrail(_)));
+
+        // Likewise an unsupported parameter one target's account would drop but the
+        // other's refuses.
+        let router = catalog(
+            vec![
+                entry("lenient/m", GuardrailPolicy::open(), true),
+                open("strict/m"),
+            ],
+            Strategy::Failover,
+            &["lenient/m", "strict/m"],
+            None,
+        );
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().never();
+        let request = ChatRequest {
+            unsupported_parameters: vec!["seed".into()],
+            ..ask("ha")
+        };
+        let failure = on(router, provider)
+            .complete(&Caller::default(), request)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure.error,
+            GatewayError::UnsupportedParameter {
+                param: "seed".into()
+            }
+        );
+    }
+
+    const COOLDOWN: Duration = Duration::from_secs(30);
+
+    /// `ha` over a/m (with a breaker opening after two failures) and b/m, on a clock that
+    /// moves when the test says. a/m fails while `a_down` is set; the counter counts its calls.
+    fn with_breaker(
+        router: Arc<ModelCatalog>,
+        a_down: Arc<AtomicBool>,
+        a_calls: Arc<AtomicUsize>,
+    ) -> (ChatService, ManualClock) {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let settings = CircuitBreakerSettings {
+            failures: NonZeroU32::new(2).unwrap(),
+            cooldown: COOLDOWN,
+        };
+        let breakers =
+            CircuitBreakers::new(SharedClock::new(clock.clone()), [("a/m".into(), settings)]);
+        let mut provider = MockChatProvider::new();
+        provider.expect_complete().returning(move |call| {
+            if call.route.public_name == "a/m" {
+                a_calls.fetch_add(1, Ordering::SeqCst);
+                if a_down.load(Ordering::SeqCst) {
+                    return Err(throttled());
+                }
+            }
+            Ok(response(StopReason::EndTurn))
+        });
+        let service = on(router, provider).with_circuit_breakers(Arc::new(breakers));
+        (service, clock)
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_skips_its_target_until_a_probe_after_the_cooldown_succeeds() {
+        let a_down = Arc::new(AtomicBool::new(true));
+        let a_calls = Arc::new(AtomicUsize::new(0));
+        let (service, clock) =
+            with_breaker(failover(&["a/m", "b/m"]), a_down.clone(), a_calls.clone());
+        let answer = || async {
+            let completion = service
+                .complete(&Caller::default(), ask("ha"))
+                .await
+                .unwrap();
+            (
+                completion.route.public_name.clone(),
+                outcomes(&completion.attempts),
+            )
+        };
+        let breaker = || service.circuit_breakers().state("a/m");
+        let failed = vec![("a/m".to_owned(), "throttled")];
+        let skipped = vec![("a/m".to_owned(), "skipped")];
+
+        assert_eq!(answer().await, ("b/m".into(), failed.clone()));
+        assert_eq!(breaker(), Some(CircuitState::Closed));
+        assert_eq!(answer().await, ("b/m".into(), failed.clone()));
+        assert_eq!(breaker(), Some(CircuitState::Open));
+        assert_eq!(a_calls.load(Ordering::SeqCst), 2);
+
+        assert_eq!(answer().await, ("b/m".into(), skipped.clone()));
+        clock.advance(COOLDOWN - Duration::from_millis(1));
+        assert_eq!(answer().await, ("b/m".into(), skipped));
+        assert_eq!(a_calls.load(Ordering::SeqCst), 2, "skipped while open");
+
+        // The probe fails: open for another cooldown.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(breaker(), Some(CircuitState::HalfOpen));
+        assert_eq!(answer().await, ("b/m".into(), failed));
+        assert_eq!(breaker(), Some(CircuitState::Open));
+        assert_eq!(a_calls.load(Ordering::SeqCst), 3);
+
+        // The next probe succeeds: closed, and a/m answers again.
+        a_down.store(false, Ordering::SeqCst);
+        clock.advance(COOLDOWN);
+        assert_eq!(answer().await, ("a/m".into(), vec![]));
+        assert_eq!(breaker(), Some(CircuitState::Closed));
+        assert_eq!(answer().await, ("a/m".into(), vec![]));
+    }
+
+    #[tokio::test]
+    async fn a_model_whose_every_target_is_skipped_is_unavailable_without_a_call() {
+        let router = Arc::new(ModelCatalog::new([open("a/m")]).unwrap());
+        let a_calls = Arc::new(AtomicUsize::new(0));
+        let (service, _) = with_breaker(router, Arc::new(AtomicBool::new(true)), a_calls.clone());
+        for _ in 0..2 {
+            let failure = service
+                .complete(&Caller::default(), ask("a/m"))
+                .await
+                .unwrap_err();
+            assert_eq!(failure.error, GatewayError::Provider(throttled()));
+        }
+        let failure = service
+            .complete(&Caller::default(), ask("a/m"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                failure.error,
+                GatewayError::Provider(ProviderError::Unavailable { .. })
+            ),
+            "{failure:?}"
+        );
+        assert_eq!(failure.last_tried(), None);
+        assert_eq!(outcomes(&failure.attempts), [("a/m".into(), "skipped")]);
+        assert_eq!(a_calls.load(Ordering::SeqCst), 2);
+    }
+
+    fn answer_events() -> Vec<Result<ChatEvent, ProviderError>> {
+        vec![
+            Ok(ChatEvent::MessageStart),
+            Ok(ChatEvent::TextDelta("hello".into())),
+            Ok(ChatEvent::Stop(StopReason::EndTurn)),
+        ]
+    }
+
+    fn events(items: Vec<Result<ChatEvent, ProviderError>>) -> ChatEventStream {
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn a_stream_fails_over_until_its_first_event_arrives() {
+        let mut provider = MockChatProvider::new();
+        let mut order = mockall::Sequence::new();
+        // Refused before any event...
+        provider
+            .expect_stream()
+            .withf(to("a/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Err(throttled()));
+        // ...or with an error as the first event (an exception frame).
+        provider
+            .expect_stream()
+            .withf(to("b/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(events(vec![Err(throttled()), Ok(ChatEvent::MessageStart)])));
+        provider
+            .expect_stream()
+            .withf(to("c/m"))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(events(answer_events())));
+        let stream = on(failover(&["a/m", "b/m", "c/m"]), provider)
+            .stream(&Caller::default(), ask("ha"))
+            .await
+            .unwrap();
+        assert_eq!(stream.model, "ha");
+        assert_eq!(stream.route.public_name, "c/m");
+        assert_eq!(
+            outcomes(&stream.attempts),
+            [("a/m".into(), "throttled"), ("b/m".into(), "throttled")]
+        );
+        let received: Vec<_> = stream.events.collect().await;
+        assert_eq!(received, answer_events(), "the first event is handed on");
+    }
+
+    #[tokio::test]
+    async fn a_stream_never_fails_over_once_an_event_reached_the_caller() {
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_stream()
+            .withf(to("a/m"))
+            .times(1)
+            .returning(|_| Ok(events(vec![Ok(ChatEvent::MessageStart), Err(throttled())])));
+        provider.expect_stream().withf(to("b/m")).never();
+        let stream = on(failover(&["a/m", "b/m"]), provider)
+            .stream(&Caller::default(), ask("ha"))
+            .await
+            .unwrap();
+        assert_eq!(stream.route.public_name, "a/m");
+        let received: Vec<_> = stream.events.collect().await;
+        assert_eq!(
+            received,
+            [Ok(ChatEvent::MessageStart), Err(throttled())],
+            "the error ends the stream; no second answer is spliced in"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_first_event_error_that_does_not_fail_over_is_a_plain_error() {
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_stream()
+            .withf(to("a/m"))
+            .times(1)
+            .returning(|_| {
+                Ok(events(vec![Err(ProviderError::ModelError {
+                    message: "model broke".into(),
+                })]))
+            });
+        provider.expect_stream().withf(to("b/m")).never();
+        let failure = on(failover(&["a/m", "b/m"]), provider)
+            .stream(&Caller::default(), ask("ha"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error.to_string(), "model broke");
+        assert_eq!(
+            failure.last_tried().map(|r| r.public_name.as_str()),
+            Some("a/m")
+        );
     }
 }

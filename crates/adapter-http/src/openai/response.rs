@@ -180,21 +180,16 @@ fn serialize_tool_calls<S: serde::Serializer>(
     serializer.collect_seq(calls.iter().map(ToolCallJson))
 }
 
-/// The `chat.completion` body for `completion`, with the id, `created` and model name the
-/// caller chose.
-pub(crate) fn completion_json(
-    completion: &Completion,
-    id: &str,
-    created: u64,
-    model: &str,
-) -> Vec<u8> {
+/// The `chat.completion` body for `completion`, with the id and `created` the caller chose.
+pub(crate) fn completion_json(completion: &Completion, id: &str, created: u64) -> Vec<u8> {
     let response = &completion.response;
     let reasoning = response.reasoning_text();
     let body = ChatCompletion {
         id,
         object: "chat.completion",
         created,
-        model,
+        // The name the client sent, a virtual model's included.
+        model: &completion.model,
         provider: PROVIDER,
         choices: [Choice {
             index: 0,
@@ -240,12 +235,14 @@ mod tests {
         insta::glob!("../../../../fixtures/openai/completion", "*.json", |path| {
             let fixture: Fixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
             let completion = Completion {
+                model: "internal-bedrock/claude-3".into(),
                 route: route(),
                 finish_reason: fixture.response.stop_reason.finish_reason(fixture.style),
                 finish_reason_style: fixture.style,
                 response: fixture.response,
+                attempts: vec![],
             };
-            let json = completion_json(&completion, ID, CREATED, "internal-bedrock/claude-3");
+            let json = completion_json(&completion, ID, CREATED);
             let value: Value = serde_json::from_slice(&json).unwrap();
             insta::assert_json_snapshot!(value);
         });

@@ -9,13 +9,14 @@ mod env;
 mod raw;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
 use gateway_adapter_http::GatewayKey;
-use gateway_core::ModelEntry;
+use gateway_core::{CircuitBreakerSettings, ModelEntry, VirtualModelEntry};
 use thiserror::Error;
 
 pub use env::API_KEY_ENV;
@@ -57,6 +58,10 @@ pub struct GatewayConfig {
     pub keys: Vec<GatewayKey>,
     pub accounts: Vec<BedrockAccountConfig>,
     pub models: Vec<ModelEntry>,
+    /// Checked against `models` already: every target is one of them.
+    pub virtual_models: Vec<VirtualModelEntry>,
+    /// By account name; an account without one has no breaker.
+    pub circuit_breakers: BTreeMap<String, CircuitBreakerSettings>,
 }
 
 impl GatewayConfig {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use gateway_adapter_bedrock::AuthConfig;
 use gateway_adapter_bedrock::{Endpoint, ModelFamily, Region, TimeLimit};
 use gateway_adapter_http::GatewayKey;
-use gateway_core::{FinishReasonStyle, GuardrailMode};
+use gateway_core::{CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, Strategy};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -17,6 +17,8 @@ pub(super) struct RawConfig {
     pub auth: RawAuth,
     #[serde(default)]
     pub accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    pub virtual_models: BTreeMap<String, RawVirtualModel>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +52,8 @@ pub(super) struct RawAccount {
     pub finish_reason_style: Option<FinishReasonStyle>,
     /// Drop OpenAI parameters Bedrock cannot honour instead of refusing the request.
     pub drop_unsupported_params: Option<bool>,
+    /// Absent: the account's models are never skipped.
+    pub circuit_breaker: Option<CircuitBreakerSettings>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
 }
@@ -69,6 +73,15 @@ pub(super) struct RawModel {
     /// The base model family of an id that does not name it (an application inference
     /// profile ARN), e.g. `anthropic.claude`; an unknown name is refused while reading.
     pub family: Option<ModelFamily>,
+}
+
+/// `[virtual_models."<name>"]`; the rules spanning its fields and the catalog are core's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVirtualModel {
+    pub strategy: Strategy,
+    pub targets: Vec<String>,
+    pub weights: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

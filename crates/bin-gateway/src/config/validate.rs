@@ -1,18 +1,20 @@
 //! From the file's schema to a [`GatewayConfig`]: defaults, and the checks that span several
-//! values (unique key names, at least one account and model, guardrail fields).
+//! values (unique key names, at least one account and model, guardrail fields, virtual
+//! models against the configured models).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
-    ConfiguredGuardrail, GuardrailConfig, GuardrailTrace, ModelEntry, StreamProcessingMode,
+    ConfiguredGuardrail, GuardrailConfig, GuardrailTrace, ModelCatalog, ModelEntry,
+    StreamProcessingMode, VirtualModelEntry, VirtualModelError,
 };
 use secrecy::ExposeSecret;
 
-use super::raw::{AccountKind, RawAccount, RawConfig, RawGuardrail, RawVersion};
+use super::raw::{AccountKind, RawAccount, RawConfig, RawGuardrail, RawVersion, RawVirtualModel};
 use super::{invalid, ConfigError, GatewayConfig};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -64,6 +66,7 @@ impl RawConfig {
         let keys = validate_keys(self.auth.keys)?;
         let mut accounts = Vec::new();
         let mut models = Vec::new();
+        let mut circuit_breakers = BTreeMap::new();
         for (name, account) in self.accounts {
             let RawAccount {
                 kind: AccountKind::AwsBedrock,
@@ -74,6 +77,7 @@ impl RawConfig {
                 allow_client_guardrails,
                 finish_reason_style,
                 drop_unsupported_params,
+                circuit_breaker,
                 models: raw_models,
             } = account;
             let key = format!("accounts.{name}");
@@ -118,6 +122,9 @@ impl RawConfig {
                     drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
                 });
             }
+            if let Some(settings) = circuit_breaker {
+                circuit_breakers.insert(name.clone(), settings);
+            }
             accounts.push(BedrockAccountConfig {
                 name,
                 region,
@@ -128,6 +135,7 @@ impl RawConfig {
         if accounts.is_empty() {
             return Err(invalid("accounts", "configure at least one account"));
         }
+        let virtual_models = validate_virtual_models(self.virtual_models, &models)?;
         Ok(GatewayConfig {
             listen,
             max_body_bytes,
@@ -137,8 +145,45 @@ impl RawConfig {
             keys,
             accounts,
             models,
+            virtual_models,
+            circuit_breakers,
         })
     }
+}
+
+/// Names are checked here; every other rule is the catalog's, so it is asked to build the
+/// virtual models over the configured ones and its error is given the file's key.
+fn validate_virtual_models(
+    raw: BTreeMap<String, RawVirtualModel>,
+    models: &[ModelEntry],
+) -> Result<Vec<VirtualModelEntry>, ConfigError> {
+    let mut entries = Vec::with_capacity(raw.len());
+    for (name, model) in raw {
+        validate_name(&format!("virtual_models.{name}"), &name, true)?;
+        entries.push(VirtualModelEntry {
+            name,
+            strategy: model.strategy,
+            targets: model.targets,
+            weights: model.weights,
+        });
+    }
+    if entries.is_empty() {
+        return Ok(entries);
+    }
+    let catalog = ModelCatalog::new(models.iter().cloned())
+        .map_err(|duplicate| invalid("accounts", duplicate.to_string()))?;
+    catalog
+        .with_virtual_models(entries.iter().cloned())
+        .map_err(|error| virtual_model_error(&error))?;
+    Ok(entries)
+}
+
+fn virtual_model_error(error: &VirtualModelError) -> ConfigError {
+    let key = match error.field() {
+        Some(field) => format!("virtual_models.{}.{field}", error.name),
+        None => format!("virtual_models.{}", error.name),
+    };
+    invalid(key, error.problem.to_string())
 }
 
 /// Keys are checked one by one as they are read (`GatewayKey`); here, across the list.
