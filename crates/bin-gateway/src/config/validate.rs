@@ -1,10 +1,10 @@
 //! From the file's schema to a [`GatewayConfig`]: defaults, and the checks that span several
 //! values (unique key names, at least one account and model, guardrail fields).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 
-use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
+use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
@@ -49,11 +49,14 @@ impl RawConfig {
                     .ok_or_else(|| invalid("server.worker_threads", "must be greater than 0"))?,
             ),
         };
-        let timeouts = Timeouts::with_limits(
-            self.server.connect_timeout_ms,
-            self.server.first_byte_timeout_ms,
-            self.server.stream_idle_timeout_ms,
-        );
+        // The server's limits are the defaults every account and model inherits.
+        let timeouts = TimeoutOverrides {
+            connect_ms: self.server.connect_timeout_ms,
+            first_byte_ms: self.server.first_byte_timeout_ms,
+            stream_idle_ms: self.server.stream_idle_timeout_ms,
+            total_ms: self.server.total_timeout_ms,
+        }
+        .apply_to(Timeouts::default());
 
         let keys = validate_keys(self.auth.keys)?;
         let mut accounts = Vec::new();
@@ -68,6 +71,8 @@ impl RawConfig {
                 allow_client_guardrails,
                 finish_reason_style,
                 drop_unsupported_params,
+                retry,
+                timeouts: account_timeouts,
                 models: raw_models,
             } = account;
             let key = format!("accounts.{name}");
@@ -83,6 +88,7 @@ impl RawConfig {
                     "an account needs at least one model",
                 ));
             }
+            let mut model_timeouts = BTreeMap::new();
             for (model, raw) in raw_models {
                 let model_key = format!("{key}.models.{model}");
                 validate_name(&model_key, &model, true)?;
@@ -97,6 +103,9 @@ impl RawConfig {
                     Some(g) => Some(g.validate(&format!("{model_key}.guardrail"))?),
                     None => account_guardrail.clone(),
                 };
+                if raw.timeouts != TimeoutOverrides::default() {
+                    model_timeouts.insert(model.clone(), raw.timeouts);
+                }
                 models.push(ModelEntry {
                     account: name.clone(),
                     model,
@@ -117,6 +126,9 @@ impl RawConfig {
                 region,
                 endpoint,
                 auth,
+                retry,
+                timeouts: account_timeouts,
+                model_timeouts,
             });
         }
         if accounts.is_empty() {
