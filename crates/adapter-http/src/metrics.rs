@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use gateway_core::ProviderError;
 use http::StatusCode;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -178,6 +179,11 @@ impl Metrics {
             open_streams: self.open_streams.clone(),
             upstream_errors: self.upstream_errors.clone(),
         }
+    }
+
+    /// Adds metrics kept elsewhere, read at each scrape.
+    pub(crate) fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// The OpenMetrics text exposition.

@@ -39,6 +39,7 @@ use crate::openai::request::{
     parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
 };
 use crate::openai::response::completion_json;
+use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::sse::SseBody;
 
@@ -114,13 +115,17 @@ impl ModelIndex {
 impl HttpApp {
     pub fn new(service: ChatService, settings: HttpSettings, clock: SharedClock) -> Self {
         let models = ModelIndex::new(&service);
+        let mut metrics = Metrics::new();
+        if let Some(counters) = settings.retry_counters {
+            metrics.register_collector(Box::new(RetryCollector(counters)));
+        }
         Self {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
             clock,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             models: Arc::new(models),
         }
     }

@@ -1,11 +1,14 @@
 //! What the operator configures about the HTTP side: gateway keys and limits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::FinishReasonStyle;
 use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
+
+use crate::RetryCounters;
 
 /// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
 /// from its configuration (`name`, `key`, `finish_reason_style`), which checks the key's shape.
@@ -48,6 +51,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long a client may take to send the request head (slowloris protection).
     pub header_read_timeout: Duration,
+    /// The upstream's retry counts, for `/metrics`; `None` leaves those metrics out.
+    pub retry_counters: Option<Arc<dyn RetryCounters>>,
 }
 
 impl HttpSettings {
@@ -61,6 +66,7 @@ impl Default for HttpSettings {
             keys: Vec::new(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            retry_counters: None,
         }
     }
 }
