@@ -144,34 +144,10 @@ struct CallSettings {
 }
 
 impl Account {
-    /// The account with its limits resolved over `defaults` and new clients: one per distinct
-    /// connect timeout (a pool per client), shared by the models that have it.
+    /// The account with new clients, its limits resolved over `defaults` again.
     fn with_new_clients(&self, defaults: Timeouts) -> Self {
-        let mut clients: Vec<(Duration, HttpClient)> = Vec::new();
-        let mut settings_for = |timeouts: Timeouts| {
-            let client = match clients
-                .iter()
-                .find(|(connect, _)| *connect == timeouts.connect)
-            {
-                Some((_, client)) => client.clone(),
-                None => {
-                    let client = build_client(timeouts.connect);
-                    clients.push((timeouts.connect, client.clone()));
-                    client
-                }
-            };
-            CallSettings { timeouts, client }
-        };
-        let account_timeouts = self.overrides.apply_to(defaults);
-        let settings = settings_for(account_timeouts);
-        let model_settings = self
-            .model_overrides
-            .iter()
-            .map(|(model, overrides)| {
-                let timeouts = overrides.apply_to(account_timeouts);
-                (Box::from(model.as_str()), settings_for(timeouts))
-            })
-            .collect();
+        let (settings, model_settings) =
+            resolve_settings(&self.overrides, &self.model_overrides, defaults);
         Self {
             settings,
             model_settings,
@@ -192,6 +168,41 @@ impl Account {
             .and_then(|model| self.model_settings.get(model))
             .unwrap_or(&self.settings)
     }
+}
+
+/// The settings of an account and of each model with limits of its own, over `defaults`,
+/// with new clients: one per distinct connect timeout (a pool each), shared by the routes
+/// that have it.
+fn resolve_settings(
+    account: &TimeoutOverrides,
+    models: &BTreeMap<String, TimeoutOverrides>,
+    defaults: Timeouts,
+) -> (CallSettings, HashMap<Box<str>, CallSettings>) {
+    let mut clients: Vec<(Duration, HttpClient)> = Vec::new();
+    let mut settings_for = |timeouts: Timeouts| {
+        let client = match clients
+            .iter()
+            .find(|(connect, _)| *connect == timeouts.connect)
+        {
+            Some((_, client)) => client.clone(),
+            None => {
+                let client = build_client(timeouts.connect);
+                clients.push((timeouts.connect, client.clone()));
+                client
+            }
+        };
+        CallSettings { timeouts, client }
+    };
+    let account_timeouts = account.apply_to(defaults);
+    let settings = settings_for(account_timeouts);
+    let model_settings = models
+        .iter()
+        .map(|(model, overrides)| {
+            let timeouts = overrides.apply_to(account_timeouts);
+            (Box::from(model.as_str()), settings_for(timeouts))
+        })
+        .collect();
+    (settings, model_settings)
 }
 
 /// Where an account's requests go.
@@ -283,10 +294,8 @@ impl BedrockProvider {
             let credentials =
                 AccountCredentials::from_config(&config.name, &config.auth, config.region.as_str())
                     .await?;
-            let settings = CallSettings {
-                timeouts,
-                client: build_client(timeouts.connect),
-            };
+            let (settings, model_settings) =
+                resolve_settings(&config.timeouts, &config.model_timeouts, timeouts);
             let account = Account {
                 name: Arc::from(config.name.as_str()),
                 region: config.region.to_string(),
@@ -296,14 +305,7 @@ impl BedrockProvider {
                 overrides: config.timeouts,
                 model_overrides: Arc::new(config.model_timeouts),
                 settings,
-                model_settings: HashMap::new(),
-            };
-            let account = if account.model_overrides.is_empty()
-                && account.overrides == TimeoutOverrides::default()
-            {
-                account
-            } else {
-                account.with_new_clients(timeouts)
+                model_settings,
             };
             prepared.insert(config.name, Arc::new(account));
         }
@@ -397,13 +399,13 @@ impl BedrockProvider {
     {
         let account = self.account(&request.route.account)?;
         let settings = account.settings_for(request.route);
-        let Some(total) = settings.timeouts.total else {
-            return self
-                .attempts(account, settings, request, operation, None, read)
-                .await;
+        let total = settings.timeouts.total;
+        // A limit too far away to be a point in time is no limit.
+        let deadline = total.and_then(|total| Instant::now().checked_add(total));
+        let attempts = self.attempts(account, settings, request, operation, deadline, read);
+        let (Some(total), Some(deadline)) = (total, deadline) else {
+            return attempts.await;
         };
-        let deadline = Instant::now() + total;
-        let attempts = self.attempts(account, settings, request, operation, Some(deadline), read);
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(outcome) => outcome,
             Err(_) => Err(ProviderError::Timeout {
