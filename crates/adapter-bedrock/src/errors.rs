@@ -17,39 +17,57 @@ use std::fmt;
 use gateway_core::ProviderError;
 use http::{HeaderMap, StatusCode};
 
+use crate::retry::RetryReason;
 use crate::wire::ErrorBody;
 
 /// The longest upstream message passed on, in bytes: upstream text goes into client error
 /// bodies and logs, and a cap keeps a misbehaving upstream from inflating them.
 const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// Every Bedrock exception the adapter knows, by name without the `Exception` suffix, and
-/// the error it becomes. HTTP answers name them in PascalCase (`ThrottlingException`),
-/// stream frames in lowerCamelCase (`throttlingException`); both match here.
-pub(crate) const EXCEPTIONS: &[(&str, ErrorClass)] = &[
-    ("AccessDenied", ErrorClass::Unauthorized),
-    ("UnrecognizedClient", ErrorClass::Unauthorized),
-    ("InvalidSignature", ErrorClass::Unauthorized),
-    ("ExpiredToken", ErrorClass::Unauthorized),
-    ("IncompleteSignature", ErrorClass::Unauthorized),
-    ("MissingAuthenticationToken", ErrorClass::Unauthorized),
-    ("InvalidClientTokenId", ErrorClass::Unauthorized),
-    ("TokenRefreshRequired", ErrorClass::Unauthorized),
-    ("Throttling", ErrorClass::Throttled),
-    ("ServiceQuotaExceeded", ErrorClass::Throttled),
-    ("ModelNotReady", ErrorClass::Throttled),
-    ("TooManyRequests", ErrorClass::Throttled),
-    ("ModelTimeout", ErrorClass::Timeout),
-    ("ModelError", ErrorClass::ModelError),
-    ("ModelStreamError", ErrorClass::ModelError),
-    ("ServiceUnavailable", ErrorClass::Unavailable),
-    ("InternalServer", ErrorClass::Upstream),
-    ("InternalFailure", ErrorClass::Upstream),
-    ("ResourceNotFound", ErrorClass::NotFound),
-    ("Validation", ErrorClass::InvalidRequest),
-    ("Serialization", ErrorClass::InvalidRequest),
-    ("Conflict", ErrorClass::InvalidRequest),
+/// Every Bedrock exception the adapter knows, by name without the `Exception` suffix: the
+/// error it becomes, and whether AWS's standard retry mode tries the call again ([`crate::retry`]:
+/// throttling and transient failures yes; what would fail the same way again, no). HTTP
+/// answers name them in PascalCase (`ThrottlingException`), stream frames in lowerCamelCase
+/// (`throttlingException`); both match here.
+pub(crate) const EXCEPTIONS: &[(&str, ErrorClass, Retry)] = &[
+    ("AccessDenied", ErrorClass::Unauthorized, NEVER),
+    ("UnrecognizedClient", ErrorClass::Unauthorized, NEVER),
+    ("InvalidSignature", ErrorClass::Unauthorized, NEVER),
+    // Refreshed and retried once by the provider, outside the retry mode.
+    ("ExpiredToken", ErrorClass::Unauthorized, NEVER),
+    ("IncompleteSignature", ErrorClass::Unauthorized, NEVER),
+    (
+        "MissingAuthenticationToken",
+        ErrorClass::Unauthorized,
+        NEVER,
+    ),
+    ("InvalidClientTokenId", ErrorClass::Unauthorized, NEVER),
+    ("TokenRefreshRequired", ErrorClass::Unauthorized, NEVER),
+    ("Throttling", ErrorClass::Throttled, THROTTLING),
+    // An account quota (tokens per day, ...): not AWS's throttling codes, and it does not
+    // pass within a retry's wait.
+    ("ServiceQuotaExceeded", ErrorClass::Throttled, NEVER),
+    // Modeled `retryable` in botocore's bedrock-runtime model.
+    ("ModelNotReady", ErrorClass::Throttled, TRANSIENT),
+    ("TooManyRequests", ErrorClass::Throttled, THROTTLING),
+    // The model's own time limit: another attempt takes as long.
+    ("ModelTimeout", ErrorClass::Timeout, NEVER),
+    ("ModelError", ErrorClass::ModelError, NEVER),
+    ("ModelStreamError", ErrorClass::ModelError, NEVER),
+    ("ServiceUnavailable", ErrorClass::Unavailable, TRANSIENT),
+    ("InternalServer", ErrorClass::Upstream, TRANSIENT),
+    ("InternalFailure", ErrorClass::Upstream, TRANSIENT),
+    ("ResourceNotFound", ErrorClass::NotFound, NEVER),
+    ("Validation", ErrorClass::InvalidRequest, NEVER),
+    ("Serialization", ErrorClass::InvalidRequest, NEVER),
+    ("Conflict", ErrorClass::InvalidRequest, NEVER),
 ];
+
+/// Whether an exception is retried, and as what.
+pub(crate) type Retry = Option<RetryReason>;
+const NEVER: Retry = None;
+const THROTTLING: Retry = Some(RetryReason::Throttling);
+const TRANSIENT: Retry = Some(RetryReason::Transient);
 
 /// One Bedrock error answer, parsed.
 #[derive(Clone, PartialEq, Eq)]
@@ -152,13 +170,26 @@ impl BedrockErrorResponse {
     /// other 4xx with a Bedrock message `InvalidRequest`, anything else (5xx, unparseable)
     /// `Upstream`.
     pub fn into_provider_error(self, account: &str) -> ProviderError {
-        let class = self
-            .kind
-            .as_deref()
-            .and_then(classify_exception)
-            .unwrap_or_else(|| classify_status(self.status, self.message.is_some()));
+        let class = self.kind.as_deref().and_then(exception).map_or_else(
+            || classify_status(self.status, self.message.is_some()),
+            |(class, _)| class,
+        );
         let message = self.message_for(class);
         class.error(account, message)
+    }
+
+    /// Why this answer is worth another attempt, if it is: the exception's entry in
+    /// [`EXCEPTIONS`], or for an unknown or missing one the status, as AWS's standard mode
+    /// reads it (429 throttling; 500, 502, 503, 504 transient).
+    pub(crate) fn retry_reason(&self) -> Option<RetryReason> {
+        match self.kind.as_deref().and_then(exception) {
+            Some((_, retry)) => retry,
+            None => match self.status.as_u16() {
+                429 => Some(RetryReason::Throttling),
+                500 | 502 | 503 | 504 => Some(RetryReason::Transient),
+                _ => None,
+            },
+        }
     }
 
     fn message_for(&self, class: ErrorClass) -> String {
@@ -233,37 +264,43 @@ impl ErrorClass {
     }
 }
 
-/// The class of a named exception, `None` when [`EXCEPTIONS`] does not know it. The first
-/// letter's case is ignored (HTTP answers capitalize it, stream frames do not), the rest
+/// The class and retry of a named exception, `None` when [`EXCEPTIONS`] does not know it. The
+/// first letter's case is ignored (HTTP answers capitalize it, stream frames do not), the rest
 /// must match.
-fn classify_exception(kind: &str) -> Option<ErrorClass> {
+fn exception(kind: &str) -> Option<(ErrorClass, Retry)> {
     let base = kind.strip_suffix("Exception").unwrap_or(kind);
     let mut chars = base.chars();
     let first = chars.next()?;
     let rest = chars.as_str();
-    EXCEPTIONS.iter().find_map(|&(name, class)| {
+    EXCEPTIONS.iter().find_map(|&(name, class, retry)| {
         let mut name_chars = name.chars();
         let same = name_chars
             .next()
             .is_some_and(|c| c.eq_ignore_ascii_case(&first))
             && name_chars.as_str() == rest;
-        same.then_some(class)
+        same.then_some((class, retry))
     })
 }
 
 /// The error for a ConverseStream `exception` frame of type `kind` (e.g.
-/// `throttlingException`) with JSON `payload`: classified like an HTTP answer's kind, and
-/// `Upstream` when the kind is unknown (a stream has no status to fall back on). The message
-/// names the kind, since a stream's errors reach the client mid-answer.
-pub(crate) fn stream_exception(account: &str, kind: &str, payload: &[u8]) -> ProviderError {
+/// `throttlingException`) with JSON `payload`, and whether it is worth another attempt (only
+/// before the stream produced an event): classified like an HTTP answer's kind, and a
+/// non-retried `Upstream` when the kind is unknown (a stream has no status to fall back on).
+/// The message names the kind, since a stream's errors reach the client mid-answer.
+pub(crate) fn stream_exception(
+    account: &str,
+    kind: &str,
+    payload: &[u8],
+) -> (ProviderError, Option<RetryReason>) {
     let body: ErrorBody = serde_json::from_slice(payload).unwrap_or_default();
-    let class = classify_exception(kind).unwrap_or(ErrorClass::Upstream);
+    let (class, retry) = exception(kind).unwrap_or((ErrorClass::Upstream, NEVER));
     let text = body.message().unwrap_or("(no message)");
     let text = match class {
         ErrorClass::Unauthorized => first_line(text),
         _ => text,
     };
-    class.error(account, format!("Bedrock {kind}: {}", bounded(text)))
+    let error = class.error(account, format!("Bedrock {kind}: {}", bounded(text)));
+    (error, retry)
 }
 
 fn classify_status(status: StatusCode, has_bedrock_message: bool) -> ErrorClass {
@@ -318,13 +355,19 @@ mod tests {
 
     #[tokio::test]
     async fn http_answers_and_stream_frames_map_every_exception_alike() {
-        for &(name, class) in EXCEPTIONS {
+        for &(name, class, retry) in EXCEPTIONS {
             let mut headers = HeaderMap::new();
             let http_kind = format!("{name}Exception");
             headers.insert(
                 "x-amzn-errortype",
                 http::HeaderValue::from_str(&http_kind).unwrap(),
             );
+            let answer = BedrockErrorResponse::parse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &headers,
+                br#"{"message":"m"}"#,
+            );
+            assert_eq!(answer.retry_reason(), retry, "{http_kind}");
             // A status that would decide otherwise, so only the table can make them agree.
             let from_http = provider_error(
                 "acct",
@@ -335,12 +378,65 @@ mod tests {
             let mut stream_kind = http_kind.clone();
             stream_kind[..1].make_ascii_lowercase();
             let from_stream = stream_error(&stream_kind, r#"{"message":"m"}"#).await;
+            assert_eq!(stream_exception("acct", &stream_kind, b"{}").1, retry);
             let expected = class.error("acct", String::new());
             assert_eq!(from_http.kind(), expected.kind(), "{http_kind}");
             assert_eq!(from_stream.kind(), expected.kind(), "{stream_kind}");
             if let ProviderError::Unauthorized { account, .. } = &from_stream {
                 assert_eq!(account, "acct");
             }
+        }
+    }
+
+    #[test]
+    fn aws_standard_mode_decides_what_is_retried() {
+        use RetryReason::{Throttling, Transient};
+        let retry = |status: u16, kind: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(kind) = kind {
+                headers.insert(
+                    "x-amzn-errortype",
+                    http::HeaderValue::from_str(kind).unwrap(),
+                );
+            }
+            let status = StatusCode::from_u16(status).unwrap();
+            BedrockErrorResponse::parse(status, &headers, br#"{"message":"m"}"#).retry_reason()
+        };
+        for (status, kind, expected) in [
+            (429, "ThrottlingException", Some(Throttling)),
+            (429, "ModelNotReadyException", Some(Transient)),
+            (500, "InternalServerException", Some(Transient)),
+            (503, "ServiceUnavailableException", Some(Transient)),
+            (400, "ServiceQuotaExceededException", None),
+            (400, "ValidationException", None),
+            (403, "AccessDeniedException", None),
+            (404, "ResourceNotFoundException", None),
+            (408, "ModelTimeoutException", None),
+            (424, "ModelErrorException", None),
+            // A named exception decides, whatever the status says.
+            (503, "ValidationException", None),
+        ] {
+            assert_eq!(retry(status, Some(kind)), expected, "{status} {kind}");
+        }
+        // Without a known name, the status does.
+        for (status, expected) in [
+            (429, Some(Throttling)),
+            (500, Some(Transient)),
+            (502, Some(Transient)),
+            (503, Some(Transient)),
+            (504, Some(Transient)),
+            (501, None),
+            (400, None),
+            (403, None),
+            (404, None),
+            (408, None),
+        ] {
+            assert_eq!(retry(status, None), expected, "{status}");
+            assert_eq!(
+                retry(status, Some("SomeNewException")),
+                expected,
+                "{status}"
+            );
         }
     }
 

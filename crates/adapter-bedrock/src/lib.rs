@@ -22,6 +22,7 @@ mod model_family;
 mod provider;
 mod reasoning;
 mod request_options;
+mod retry;
 mod signing;
 mod stream_events;
 mod structured_output;
@@ -32,9 +33,11 @@ pub mod testing;
 mod wire;
 
 pub use config::{
-    AccessKeyId, AuthConfig, BedrockAccountConfig, Endpoint, ExternalId, InvalidValue, Region,
-    RequiredSecret, RoleArn, SessionDuration, SessionName, TimeLimit, Timeouts,
+    AccessKeyId, AuthConfig, BedrockAccountConfig, Endpoint, ExternalId, InvalidValue, MaxAttempts,
+    Region, RequiredSecret, RetryConfig, RoleArn, SessionDuration, SessionName, TimeLimit,
+    TimeoutOverrides, Timeouts,
 };
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
 pub use model_family::{ModelFamily, UnknownModelFamily};
 pub use provider::{BedrockProvider, BuildError};
+pub use retry::RetryStats;

@@ -1,39 +1,53 @@
 //! [`BedrockProvider`]: the [`ChatProvider`] port over Converse and ConverseStream.
 //!
 //! Everything that does not depend on the request is prepared once per account in
-//! [`BedrockProvider::new`]: the HTTP client and its pool, the credential source, the base
-//! URL and the `Host` value the signature covers. Per request: build the body, sign, send,
-//! and map the answer or the error.
+//! [`BedrockProvider::new`]: the HTTP clients and their pools, the credential source, the base
+//! URL and the `Host` value the signature covers, the timeouts of the account and of each of
+//! its models, its retry quota. Per request: build the body, then per attempt sign, send, and
+//! map the answer or the error.
 //!
-//! Credentials that Bedrock reports expired although the cache thought them fresh are
-//! invalidated and the request is signed again with fresh ones, once. A bare model id that
-//! Bedrock serves only through an inference profile is retried once with the route's
-//! geographic profile, which the route then keeps ([`crate::inference_profile`]); for
-//! ConverseStream too, since that refusal is the HTTP answer, before any event.
+//! A failed attempt is retried in AWS's standard retry mode ([`crate::retry`]), re-signed,
+//! within the account's `max_attempts`, its retry quota and the route's total time limit. A
+//! stream is retried only until its first event: the provider reads that event before handing
+//! the stream over, so a failure before it (an error answer, a timeout, an exception frame
+//! first) can still be retried and nothing of a failed attempt ever reaches the client.
+//!
+//! Two corrections are not retries and cost no attempt: credentials that Bedrock reports
+//! expired although the cache thought them fresh are invalidated and the request is signed
+//! again with fresh ones, once; a bare model id that Bedrock serves only through an inference
+//! profile is sent once more with the route's geographic profile, which the route then keeps
+//! ([`crate::inference_profile`]); for ConverseStream too, since that refusal is the HTTP
+//! answer, before any event.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use gateway_core::clock::SharedClock;
-use gateway_core::{ChatEventStream, ChatProvider, ChatResponse, ProviderError, ProviderRequest};
+use gateway_core::{
+    ChatEventStream, ChatProvider, ChatResponse, ProviderError, ProviderRequest, Route,
+};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use thiserror::Error;
+use tokio::time::Instant;
 
 use crate::client::{build_client, HttpClient};
-use crate::config::{BedrockAccountConfig, Endpoint, Timeouts};
+use crate::config::{BedrockAccountConfig, Endpoint, TimeoutOverrides, Timeouts};
 use crate::converse_request::{converse_body, Operation};
 use crate::converse_response::parse_converse_response;
 use crate::credentials::{AccountCredentials, CredentialsError, RequestAuth};
 use crate::errors::BedrockErrorResponse;
 use crate::inference_profile::{profile_geography, profile_id, RememberedProfiles};
+use crate::retry::{AccountRetries, Granted, Jitter, RetryReason, RetryStats};
 use crate::signing::Signer;
 use crate::structured_output::forced_tool;
 
@@ -66,14 +80,17 @@ pub enum BuildError {
     Credentials(#[from] CredentialsError),
 }
 
-/// The Bedrock Runtime adapter. Cheap to clone: clones share clients and credentials.
+/// The Bedrock Runtime adapter. Cheap to clone: clones share clients, credentials and retry
+/// quotas.
 #[derive(Clone)]
 pub struct BedrockProvider {
     accounts: Arc<HashMap<String, Arc<Account>>>,
     signer: Signer,
+    /// The limits accounts and models inherit where they set none.
     timeouts: Timeouts,
     /// Shared by every clone, so a route switches (and logs it) once per process.
     profiles: Arc<RememberedProfiles>,
+    jitter: Arc<Jitter>,
 }
 
 impl fmt::Debug for BedrockProvider {
@@ -94,7 +111,15 @@ struct Account {
     region: String,
     endpoint: Target,
     credentials: AccountCredentials,
-    client: HttpClient,
+    /// Shared by every clone of the provider: the quota is the account's.
+    retries: Arc<AccountRetries>,
+    /// As configured, to resolve again when the provider's defaults or clients change.
+    overrides: TimeoutOverrides,
+    model_overrides: Arc<BTreeMap<String, TimeoutOverrides>>,
+    /// The account's limits and client, for models without limits of their own.
+    settings: CallSettings,
+    /// By model name, for models with limits of their own.
+    model_settings: HashMap<Box<str>, CallSettings>,
 }
 
 impl fmt::Debug for Account {
@@ -105,8 +130,79 @@ impl fmt::Debug for Account {
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("credentials", &self.credentials)
+            .field("timeouts", &self.settings.timeouts)
             .finish_non_exhaustive()
     }
+}
+
+/// How calls of one route go out: the limits that apply and a client whose connect timeout
+/// is theirs.
+#[derive(Clone)]
+struct CallSettings {
+    timeouts: Timeouts,
+    client: HttpClient,
+}
+
+impl Account {
+    /// The account with new clients, its limits resolved over `defaults` again.
+    fn with_new_clients(&self, defaults: Timeouts) -> Self {
+        let (settings, model_settings) =
+            resolve_settings(&self.overrides, &self.model_overrides, defaults);
+        Self {
+            settings,
+            model_settings,
+            ..self.clone()
+        }
+    }
+
+    /// The settings of `route`, one of this account's: its model's own, else the account's.
+    /// The model's name is the route's public name after `<account>/` (core's naming).
+    fn settings_for(&self, route: &Route) -> &CallSettings {
+        if self.model_settings.is_empty() {
+            return &self.settings;
+        }
+        route
+            .public_name
+            .strip_prefix(&*self.name)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|model| self.model_settings.get(model))
+            .unwrap_or(&self.settings)
+    }
+}
+
+/// The settings of an account and of each model with limits of its own, over `defaults`,
+/// with new clients: one per distinct connect timeout (a pool each), shared by the routes
+/// that have it.
+fn resolve_settings(
+    account: &TimeoutOverrides,
+    models: &BTreeMap<String, TimeoutOverrides>,
+    defaults: Timeouts,
+) -> (CallSettings, HashMap<Box<str>, CallSettings>) {
+    let mut clients: Vec<(Duration, HttpClient)> = Vec::new();
+    let mut settings_for = |timeouts: Timeouts| {
+        let client = match clients
+            .iter()
+            .find(|(connect, _)| *connect == timeouts.connect)
+        {
+            Some((_, client)) => client.clone(),
+            None => {
+                let client = build_client(timeouts.connect);
+                clients.push((timeouts.connect, client.clone()));
+                client
+            }
+        };
+        CallSettings { timeouts, client }
+    };
+    let account_timeouts = account.apply_to(defaults);
+    let settings = settings_for(account_timeouts);
+    let model_settings = models
+        .iter()
+        .map(|(model, overrides)| {
+            let timeouts = overrides.apply_to(account_timeouts);
+            (Box::from(model.as_str()), settings_for(timeouts))
+        })
+        .collect();
+    (settings, model_settings)
 }
 
 /// Where an account's requests go.
@@ -174,7 +270,8 @@ pub fn unsigned_request(
 }
 
 impl BedrockProvider {
-    /// Builds one HTTP client and one credential source per account. No network call.
+    /// Builds one HTTP client and one credential source per account (and a client more per
+    /// other connect timeout its models set). No network call.
     pub async fn new(
         accounts: Vec<BedrockAccountConfig>,
         clock: SharedClock,
@@ -197,12 +294,18 @@ impl BedrockProvider {
             let credentials =
                 AccountCredentials::from_config(&config.name, &config.auth, config.region.as_str())
                     .await?;
+            let (settings, model_settings) =
+                resolve_settings(&config.timeouts, &config.model_timeouts, timeouts);
             let account = Account {
                 name: Arc::from(config.name.as_str()),
                 region: config.region.to_string(),
                 endpoint,
                 credentials,
-                client: build_client(timeouts.connect),
+                retries: Arc::new(AccountRetries::new(config.retry.max_attempts.get())),
+                overrides: config.timeouts,
+                model_overrides: Arc::new(config.model_timeouts),
+                settings,
+                model_settings,
             };
             prepared.insert(config.name, Arc::new(account));
         }
@@ -211,57 +314,66 @@ impl BedrockProvider {
             signer: Signer::new(clock),
             timeouts,
             profiles: Arc::default(),
+            jitter: Arc::new(Jitter::random()),
         })
     }
 
-    /// Replaces the timeouts. Clients are rebuilt when the connect timeout changes, so call
-    /// this at start-up, before requests are made.
+    /// Replaces the defaults that accounts and models inherit (the limits they set stay
+    /// theirs). Clients are rebuilt, so call this at start-up, before requests are made.
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        if timeouts.connect != self.timeouts.connect {
-            let rebuilt = self
-                .accounts
-                .iter()
-                .map(|(name, account)| {
-                    let account = Account {
-                        client: build_client(timeouts.connect),
-                        ..Account::clone(account)
-                    };
-                    (name.clone(), Arc::new(account))
-                })
-                .collect();
-            self.accounts = Arc::new(rebuilt);
-        }
         self.timeouts = timeouts;
+        self.accounts = Arc::new(self.accounts_with_new_clients());
         self
     }
 
-    /// A provider with the same accounts and credentials but new HTTP clients (so new
-    /// connection pools) and its own signing-key cache. A server that runs one single-threaded runtime per core gives
-    /// each its own: a pooled connection's I/O is driven by the runtime that opened it, so a
-    /// shared pool would wake other cores for every response. The credential caches stay
-    /// shared, so each account still fetches once for the whole process.
+    /// Draws the retries' backoff jitter from a generator seeded with `seed`, so the waits
+    /// are the same on every run (tests).
+    pub fn with_retry_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter = Arc::new(Jitter::seeded(seed));
+        self
+    }
+
+    /// A provider with the same accounts, credentials and retry quotas but new HTTP clients
+    /// (so new connection pools) and its own signing-key cache. A server that runs one
+    /// single-threaded runtime per core gives each its own: a pooled connection's I/O is
+    /// driven by the runtime that opened it, so a shared pool would wake other cores for
+    /// every response. The credential caches stay shared, so each account still fetches once
+    /// for the whole process.
     pub fn with_own_clients(&self) -> Self {
-        let accounts = self
-            .accounts
-            .iter()
-            .map(|(name, account)| {
-                let account = Account {
-                    client: build_client(self.timeouts.connect),
-                    ..Account::clone(account)
-                };
-                (name.clone(), Arc::new(account))
-            })
-            .collect();
         Self {
-            accounts: Arc::new(accounts),
+            accounts: Arc::new(self.accounts_with_new_clients()),
             signer: self.signer.with_own_key_cache(),
             timeouts: self.timeouts,
             profiles: Arc::clone(&self.profiles),
+            jitter: Arc::clone(&self.jitter),
         }
     }
 
+    fn accounts_with_new_clients(&self) -> HashMap<String, Arc<Account>> {
+        self.accounts
+            .iter()
+            .map(|(name, account)| {
+                (
+                    name.clone(),
+                    Arc::new(account.with_new_clients(self.timeouts)),
+                )
+            })
+            .collect()
+    }
+
+    /// The defaults accounts and models inherit.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
+    }
+
+    /// The retry counts of every account, live: read them when metrics are scraped.
+    pub fn retry_stats(&self) -> RetryStats {
+        RetryStats::new(
+            self.accounts
+                .values()
+                .map(|account| (Arc::clone(&account.name), Arc::clone(&account.retries)))
+                .collect(),
+        )
     }
 
     fn account(&self, name: &str) -> Result<&Arc<Account>, ProviderError> {
@@ -272,14 +384,55 @@ impl BedrockProvider {
             })
     }
 
-    /// Sends `operation` and returns the successful response, or the mapped error.
-    async fn send(
+    /// Calls `operation` until an attempt answers or no retry is left, within the route's
+    /// total limit. `read` takes a successful response to the answer: the whole body, or a
+    /// stream's first event.
+    async fn call<T, R, Fut>(
         &self,
         request: ProviderRequest<'_>,
         operation: Operation,
-    ) -> Result<(Arc<Account>, Response<Incoming>), ProviderError> {
+        read: R,
+    ) -> Result<T, ProviderError>
+    where
+        R: FnMut(Arc<str>, Response<Incoming>, Timeouts) -> Fut,
+        Fut: Future<Output = Result<T, Failure<T>>>,
+    {
+        let account = self.account(&request.route.account)?;
+        let settings = account.settings_for(request.route);
+        let total = settings.timeouts.total;
+        // A limit too far away to be a point in time is no limit.
+        let deadline = total.and_then(|total| Instant::now().checked_add(total));
+        let attempts = self.attempts(account, settings, request, operation, deadline, read);
+        let (Some(total), Some(deadline)) = (total, deadline) else {
+            return attempts.await;
+        };
+        match tokio::time::timeout_at(deadline, attempts).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ProviderError::Timeout {
+                message: format!(
+                    "Bedrock did not answer within the total limit of {} ms (account `{}`)",
+                    total.as_millis(),
+                    account.name
+                ),
+            }),
+        }
+    }
+
+    /// [`Self::call`]'s attempts, the corrections between them included.
+    async fn attempts<T, R, Fut>(
+        &self,
+        account: &Account,
+        settings: &CallSettings,
+        request: ProviderRequest<'_>,
+        operation: Operation,
+        deadline: Option<Instant>,
+        mut read: R,
+    ) -> Result<T, ProviderError>
+    where
+        R: FnMut(Arc<str>, Response<Incoming>, Timeouts) -> Fut,
+        Fut: Future<Output = Result<T, Failure<T>>>,
+    {
         let route = request.route;
-        let account = Arc::clone(self.account(&route.account)?);
         let body = converse_body(request, operation).map(Bytes::from)?;
         let regional;
         let endpoint = if account.endpoint.overridden || route.region == account.region {
@@ -306,108 +459,193 @@ impl BedrockProvider {
 
         let mut auth = account.credentials.get().await?;
         let mut refreshed = false;
+        let mut attempt = 1;
+        let mut last_retry: Option<Granted> = None;
         loop {
-            let response = self
-                .send_once(
-                    &account,
-                    endpoint,
-                    &route.region,
-                    &url,
-                    operation,
-                    &auth,
-                    body.clone(),
-                )
-                .await?;
-            if response.status().is_success() {
-                if let Some(profile) = switched {
-                    if self.profiles.remember(&route.public_name, &profile) {
-                        tracing::info!(
-                            route = %route.public_name,
-                            %profile,
-                            "Bedrock serves this model only through an inference profile; \
-                             the route uses it from now on"
-                        );
+            let exchange = Exchange {
+                account,
+                settings,
+                endpoint,
+                region: &route.region,
+                url: &url,
+                operation,
+            };
+            let failure = match self.send_once(&exchange, &auth, body.clone()).await {
+                Err(failure) => failure,
+                Ok(response) if response.status().is_success() => {
+                    if let Some(profile) = switched.take() {
+                        if self.profiles.remember(&route.public_name, &profile) {
+                            tracing::info!(
+                                route = %route.public_name,
+                                %profile,
+                                "Bedrock serves this model only through an inference profile; \
+                                 the route uses it from now on"
+                            );
+                        }
+                    }
+                    match read(Arc::clone(&account.name), response, settings.timeouts).await {
+                        Ok(answer) => {
+                            account.retries.answered(last_retry);
+                            return Ok(answer);
+                        }
+                        Err(failure) => failure,
                     }
                 }
-                return Ok((account, response));
-            }
-            let (parts, incoming) = response.into_parts();
-            // An unreadable error body still leaves the status to go by.
-            let error_body = read_body(
-                incoming,
-                &parts.headers,
-                MAX_ERROR_BODY_BYTES,
-                self.timeouts.idle_stream,
-            )
-            .await
-            .unwrap_or_default();
-            let error = BedrockErrorResponse::parse(parts.status, &parts.headers, &error_body);
-            if !refreshed && error.is_expired_token() && account.credentials.invalidate(&auth) {
-                tracing::debug!(
-                    account = %account.name,
-                    "Bedrock reported expired credentials; refreshing and retrying once"
-                );
-                refreshed = true;
-                auth = account.credentials.get().await?;
-                continue;
-            }
-            if let Some(geography) =
-                geography.filter(|_| remembered.is_none() && switched.is_none())
-            {
-                if error.is_on_demand_unsupported() {
-                    let profile = profile_id(geography, &route.model_id);
-                    tracing::debug!(
-                        route = %route.public_name,
-                        %profile,
-                        "on-demand throughput refused; retrying once with the inference profile"
-                    );
-                    url = model_url(endpoint, &profile, operation);
-                    switched = Some(profile);
-                    continue;
+                Ok(response) => {
+                    let (parts, incoming) = response.into_parts();
+                    // An unreadable error body still leaves the status to go by.
+                    let error_body = read_body(
+                        incoming,
+                        &parts.headers,
+                        MAX_ERROR_BODY_BYTES,
+                        settings.timeouts.idle_stream,
+                    )
+                    .await
+                    .unwrap_or_default();
+                    let error =
+                        BedrockErrorResponse::parse(parts.status, &parts.headers, &error_body);
+                    if !refreshed
+                        && error.is_expired_token()
+                        && account.credentials.invalidate(&auth)
+                    {
+                        tracing::debug!(
+                            account = %account.name,
+                            "Bedrock reported expired credentials; refreshing and retrying once"
+                        );
+                        refreshed = true;
+                        auth = account.credentials.get().await?;
+                        continue;
+                    }
+                    if let Some(geography) =
+                        geography.filter(|_| remembered.is_none() && switched.is_none())
+                    {
+                        if error.is_on_demand_unsupported() {
+                            let profile = profile_id(geography, &route.model_id);
+                            tracing::debug!(
+                                route = %route.public_name,
+                                %profile,
+                                "on-demand throughput refused; retrying once with the inference profile"
+                            );
+                            url = model_url(endpoint, &profile, operation);
+                            switched = Some(profile);
+                            continue;
+                        }
+                    }
+                    let retry = error.retry_reason();
+                    Failure::new(error.into_provider_error(&account.name), retry)
                 }
-            }
-            return Err(error.into_provider_error(&account.name));
+            };
+            let granted = failure.retry.and_then(|reason| {
+                account
+                    .retries
+                    .grant(attempt, reason, &self.jitter, deadline)
+                    .map(|granted| (reason, granted))
+            });
+            let Some((reason, granted)) = granted else {
+                return failure.give_up();
+            };
+            tracing::debug!(
+                account = %account.name,
+                route = %route.public_name,
+                attempt,
+                reason = reason.as_str(),
+                delay_ms = granted.delay.as_millis() as u64,
+                error = %failure.error,
+                "Bedrock call failed; retrying"
+            );
+            tokio::time::sleep(granted.delay).await;
+            attempt += 1;
+            last_retry = Some(granted);
+            // The wait may have outlived the credentials; the cache knows.
+            auth = account.credentials.get().await?;
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one private call site; a struct would only rename the arguments"
-    )]
-    async fn send_once(
+    /// One signed request, freshly signed: its date is the clock's now.
+    async fn send_once<T>(
         &self,
-        account: &Account,
-        endpoint: &Target,
-        region: &str,
-        url: &str,
-        operation: Operation,
+        exchange: &Exchange<'_>,
         auth: &RequestAuth,
         body: Bytes,
-    ) -> Result<Response<Incoming>, ProviderError> {
+    ) -> Result<Response<Incoming>, Failure<T>> {
+        let Exchange {
+            account,
+            settings,
+            endpoint,
+            region,
+            url,
+            operation,
+        } = *exchange;
         let mut request = unsigned_request(url, operation, body.clone()).map_err(|_| {
-            ProviderError::InvalidRequest {
-                message: "the model id does not make a valid Bedrock URL".into(),
-            }
+            Failure::new(
+                ProviderError::InvalidRequest {
+                    message: "the model id does not make a valid Bedrock URL".into(),
+                },
+                None,
+            )
         })?;
         self.signer
             .authorize(auth, region, &endpoint.host, &mut request, &body)
-            .map_err(|error| ProviderError::Credentials {
-                account: account.name.to_string(),
-                message: error.to_string(),
+            .map_err(|error| {
+                Failure::new(
+                    ProviderError::Credentials {
+                        account: account.name.to_string(),
+                        message: error.to_string(),
+                    },
+                    None,
+                )
             })?;
-        match tokio::time::timeout(self.timeouts.first_byte, account.client.request(request)).await
-        {
-            Err(_) => Err(ProviderError::Timeout {
-                message: format!(
-                    "Bedrock at {} did not answer within {} ms (account `{}`)",
-                    endpoint.host,
-                    self.timeouts.first_byte.as_millis(),
-                    account.name
-                ),
-            }),
+        let first_byte = settings.timeouts.first_byte;
+        match tokio::time::timeout(first_byte, settings.client.request(request)).await {
+            Err(_) => Err(Failure::new(
+                ProviderError::Timeout {
+                    message: format!(
+                        "Bedrock at {} did not answer within {} ms (account `{}`)",
+                        endpoint.host,
+                        first_byte.as_millis(),
+                        account.name
+                    ),
+                },
+                Some(RetryReason::Timeout),
+            )),
             Ok(Err(error)) => Err(request_error(&account.name, &endpoint.host, &error)),
             Ok(Ok(response)) => Ok(response),
         }
+    }
+}
+
+/// Where one attempt goes, fixed for all of a call's attempts but the URL.
+#[derive(Clone, Copy)]
+struct Exchange<'a> {
+    account: &'a Account,
+    settings: &'a CallSettings,
+    endpoint: &'a Target,
+    region: &'a str,
+    url: &'a str,
+    operation: Operation,
+}
+
+/// An attempt that gave no answer.
+struct Failure<T> {
+    error: ProviderError,
+    /// Why another attempt may not fail alike; `None`: it would.
+    retry: Option<RetryReason>,
+    /// What the caller gets in place of `error` when no attempt follows: a stream whose
+    /// first event failed is handed over yielding that error, as a later one would be.
+    instead: Option<T>,
+}
+
+impl<T> Failure<T> {
+    fn new(error: ProviderError, retry: Option<RetryReason>) -> Self {
+        Self {
+            error,
+            retry,
+            instead: None,
+        }
+    }
+
+    fn give_up(self) -> Result<T, ProviderError> {
+        self.instead.ok_or(self.error)
     }
 }
 
@@ -418,17 +656,24 @@ impl ChatProvider for BedrockProvider {
         request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
         let unwrap_tool = forced_tool(request);
-        let (_account, response) = self.send(request, Operation::Converse).await?;
-        let (parts, incoming) = response.into_parts();
-        let body = read_body(
-            incoming,
-            &parts.headers,
-            MAX_RESPONSE_BYTES,
-            self.timeouts.idle_stream,
+        self.call(
+            request,
+            Operation::Converse,
+            |_account, response, timeouts| async move {
+                let (parts, incoming) = response.into_parts();
+                let body = read_body(
+                    incoming,
+                    &parts.headers,
+                    MAX_RESPONSE_BYTES,
+                    timeouts.idle_stream,
+                )
+                .await
+                .map_err(BodyError::into_failure)?;
+                parse_converse_response(&body, unwrap_tool)
+                    .map_err(|error| Failure::new(error, None))
+            },
         )
         .await
-        .map_err(BodyError::into_provider_error)?;
-        parse_converse_response(&body, unwrap_tool)
     }
 
     async fn stream<'a>(
@@ -436,29 +681,54 @@ impl ChatProvider for BedrockProvider {
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
         let unwrap_tool = forced_tool(request);
-        let (account, response) = self.send(request, Operation::ConverseStream).await?;
-        Ok(crate::stream_events::chat_events(
-            Arc::clone(&account.name),
-            response.into_body(),
-            self.timeouts.idle_stream,
-            unwrap_tool,
-        ))
+        self.call(
+            request,
+            Operation::ConverseStream,
+            |account, response, timeouts| async move {
+                let mut events = crate::stream_events::chat_events(
+                    account,
+                    response.into_body(),
+                    timeouts.idle_stream,
+                    unwrap_tool,
+                );
+                match events.next().await {
+                    Some(Ok(first)) => {
+                        let first = futures_util::stream::iter([Ok(first)]);
+                        Ok(Box::pin(first.chain(events)) as ChatEventStream)
+                    }
+                    Some(Err(error)) => {
+                        let retry = events.retry_reason();
+                        let instead: ChatEventStream =
+                            Box::pin(futures_util::stream::iter([Err(error.clone())]));
+                        Err(Failure {
+                            error,
+                            retry,
+                            instead: Some(instead),
+                        })
+                    }
+                    None => Ok(Box::pin(events) as ChatEventStream),
+                }
+            },
+        )
+        .await
     }
 }
 
-/// A failure of the HTTP exchange itself (no Bedrock answer to map).
-fn request_error(
+/// A failure of the HTTP exchange itself (no Bedrock answer to map). Retried unless the far
+/// side answered something that is not HTTP, which it would do again.
+fn request_error<T>(
     account: &str,
     host: &str,
     error: &hyper_util::client::legacy::Error,
-) -> ProviderError {
+) -> Failure<T> {
     let cause = error_chain(error);
     if error.is_connect() {
-        return ProviderError::Unavailable {
+        let error = ProviderError::Unavailable {
             message: format!(
                 "could not connect to Bedrock at {host} for account `{account}`: {cause}"
             ),
         };
+        return Failure::new(error, Some(RetryReason::Connection));
     }
     let parse_failure = std::iter::successors(
         std::error::Error::source(error),
@@ -467,13 +737,15 @@ fn request_error(
     .filter_map(|e| e.downcast_ref::<hyper::Error>())
     .any(hyper::Error::is_parse);
     if parse_failure {
-        return ProviderError::Protocol {
+        let error = ProviderError::Protocol {
             message: format!("Bedrock at {host} answered something that is not HTTP: {cause}"),
         };
+        return Failure::new(error, None);
     }
-    ProviderError::Upstream {
+    let error = ProviderError::Upstream {
         message: format!("the request to Bedrock at {host} failed: {cause}"),
-    }
+    };
+    Failure::new(error, Some(RetryReason::Connection))
 }
 
 /// The error's sources, innermost last; HTTP and I/O errors carry no credentials.
@@ -496,6 +768,17 @@ enum BodyError {
 }
 
 impl BodyError {
+    /// A body cut off or gone silent may come whole on another attempt; one too large would
+    /// not.
+    fn into_failure<T>(self) -> Failure<T> {
+        let retry = match self {
+            Self::TooLarge { .. } => None,
+            Self::Idle { .. } => Some(RetryReason::Timeout),
+            Self::Broken(_) => Some(RetryReason::Connection),
+        };
+        Failure::new(self.into_provider_error(), retry)
+    }
+
     fn into_provider_error(self) -> ProviderError {
         match self {
             Self::TooLarge { limit } => ProviderError::Upstream {

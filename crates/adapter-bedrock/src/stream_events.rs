@@ -30,7 +30,7 @@ use aws_smithy_types::event_stream::Message;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use gateway_core::{ChatEvent, ChatEventStream, ProviderError, StopReason};
+use gateway_core::{ChatEvent, ProviderError, StopReason};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
@@ -38,48 +38,53 @@ use tokio::time::{Instant, Sleep};
 use crate::converse_response::{unwrapped_stop, usage};
 use crate::errors::stream_exception;
 use crate::event_stream::{EventStreamError, MessageStream};
+use crate::retry::RetryReason;
 use crate::wire::{
     ContentBlockDeltaEvent, ContentBlockStartEvent, MessageStopEvent, MetadataEvent,
 };
+
+/// The events of a ConverseStream response body.
+pub(crate) type ResponseEvents =
+    ConverseEvents<http_body_util::BodyDataStream<hyper::body::Incoming>>;
 
 /// Decodes a ConverseStream response body into domain events.
 ///
 /// The caller has already checked the HTTP status. `idle_timeout` bounds the wait for each
 /// frame, the first one included; `unwrap_tool` names the forced tool whose arguments are the
-/// answer's text.
+/// answer's text. Unboxed, so the caller can ask [`ConverseEvents::retry_reason`] after a
+/// failed first event.
 pub(crate) fn chat_events(
     account: Arc<str>,
     body: hyper::body::Incoming,
     idle_timeout: Duration,
     unwrap_tool: Option<&'static str>,
-) -> ChatEventStream {
-    converse_stream_events(account, body.into_data_stream(), idle_timeout, unwrap_tool)
+) -> ResponseEvents {
+    ConverseEvents::new(account, body.into_data_stream(), idle_timeout, unwrap_tool)
 }
 
-/// [`chat_events`] over any stream of body chunks; tests feed it arbitrary chunkings.
+/// [`chat_events`] over any stream of body chunks, boxed; tests feed it arbitrary chunkings.
 ///
 /// Must be polled inside a Tokio runtime (the idle timer is Tokio's).
+#[cfg(any(test, feature = "test-util"))]
 pub fn converse_stream_events<S, E>(
     account: Arc<str>,
     body: S,
     idle_timeout: Duration,
     unwrap_tool: Option<&'static str>,
-) -> ChatEventStream
+) -> gateway_core::ChatEventStream
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
-    Box::pin(ConverseEvents {
+    Box::pin(ConverseEvents::new(
         account,
-        messages: MessageStream::new(body),
-        mapper: EventMapper::new(unwrap_tool),
+        body,
         idle_timeout,
-        idle: None,
-        done: false,
-    })
+        unwrap_tool,
+    ))
 }
 
-struct ConverseEvents<S> {
+pub(crate) struct ConverseEvents<S> {
     account: Arc<str>,
     messages: MessageStream<S>,
     mapper: EventMapper,
@@ -88,12 +93,43 @@ struct ConverseEvents<S> {
     /// rather than re-created, to keep one timer registration per stream.
     idle: Option<Pin<Box<Sleep>>>,
     done: bool,
+    /// Why the error that ended the stream is worth another attempt, if it is.
+    retry: Option<RetryReason>,
 }
 
 impl<S> ConverseEvents<S> {
-    fn fail(&mut self, error: ProviderError) -> Poll<Option<Result<ChatEvent, ProviderError>>> {
+    fn new(
+        account: Arc<str>,
+        body: S,
+        idle_timeout: Duration,
+        unwrap_tool: Option<&'static str>,
+    ) -> Self {
+        Self {
+            account,
+            messages: MessageStream::new(body),
+            mapper: EventMapper::new(unwrap_tool),
+            idle_timeout,
+            idle: None,
+            done: false,
+            retry: None,
+        }
+    }
+
+    /// After the stream failed: why another attempt may not fail alike (an exception frame
+    /// the retry mode retries, silence, a broken connection), or `None`. Only the caller knows
+    /// whether an attempt may still follow: none once an event reached the client.
+    pub(crate) fn retry_reason(&self) -> Option<RetryReason> {
+        self.retry
+    }
+
+    fn fail(
+        &mut self,
+        error: ProviderError,
+        retry: Option<RetryReason>,
+    ) -> Poll<Option<Result<ChatEvent, ProviderError>>> {
         tracing::debug!(account = %self.account, kind = error.kind(), %error, "ConverseStream failed");
         self.done = true;
+        self.retry = retry;
         Poll::Ready(Some(Err(error)))
     }
 }
@@ -123,18 +159,33 @@ where
                     match this.mapper.map(&this.account, &message) {
                         Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
                         Ok(None) => {}
-                        Err(error) => return this.fail(error),
+                        Err(error) => {
+                            let retry = this.mapper.exception_retry.take();
+                            return this.fail(error, retry);
+                        }
                     }
                 }
-                Poll::Ready(Some(Err(error))) => return this.fail(protocol_error(error)),
+                Poll::Ready(Some(Err(error))) => {
+                    // A connection that breaks or ends early may not do so again; a malformed
+                    // frame would be malformed again.
+                    let retry = matches!(
+                        error,
+                        EventStreamError::Transport(_) | EventStreamError::Truncated { .. }
+                    )
+                    .then_some(RetryReason::Connection);
+                    return this.fail(protocol_error(error), retry);
+                }
                 Poll::Ready(None) => {
                     if this.mapper.stopped {
                         this.done = true;
                         return Poll::Ready(None);
                     }
-                    return this.fail(ProviderError::Protocol {
-                        message: "stream ended before messageStop".into(),
-                    });
+                    return this.fail(
+                        ProviderError::Protocol {
+                            message: "stream ended before messageStop".into(),
+                        },
+                        None,
+                    );
                 }
                 Poll::Pending => {
                     let idle = this
@@ -143,12 +194,15 @@ where
                     if idle.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    return this.fail(ProviderError::Timeout {
-                        message: format!(
-                            "Bedrock sent no stream event for {} ms",
-                            idle_timeout.as_millis()
-                        ),
-                    });
+                    return this.fail(
+                        ProviderError::Timeout {
+                            message: format!(
+                                "Bedrock sent no stream event for {} ms",
+                                idle_timeout.as_millis()
+                            ),
+                        },
+                        Some(RetryReason::Timeout),
+                    );
                 }
             }
         }
@@ -187,6 +241,8 @@ struct EventMapper {
     /// An event to yield before reading the next frame (one frame made two events).
     queued: Option<ChatEvent>,
     stopped: bool,
+    /// The retry the last exception frame is worth ([`crate::errors::EXCEPTIONS`]).
+    exception_retry: Option<RetryReason>,
 }
 
 /// What a `toolUse` content block is to the client.
@@ -217,7 +273,9 @@ impl EventMapper {
             Some("event") => self.map_event(message),
             Some("exception") => {
                 let kind = header(message, ":exception-type").unwrap_or("unknownException");
-                Err(stream_exception(account, kind, message.payload()))
+                let (error, retry) = stream_exception(account, kind, message.payload());
+                self.exception_retry = retry;
+                Err(error)
             }
             // Smithy's unmodeled-error frames: `:error-code` and `:error-message` headers.
             Some("error") => Err(ProviderError::Upstream {

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bedrock_sim::{BedrockSim, RecordedAuth, Reply, Script, SimHandle};
 use futures_util::StreamExt;
-use gateway_adapter_bedrock::{AuthConfig, BedrockAccountConfig, BedrockProvider, Timeouts};
+use gateway_adapter_bedrock::{
+    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+};
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::{
     ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
@@ -58,6 +60,10 @@ fn account(endpoint: String, secret: &str) -> BedrockAccountConfig {
             secret_access_key: secret.try_into().unwrap(),
             session_token: None,
         },
+        // Retries have their own tests (retries.rs); here one call is one request.
+        retry: RetryConfig::NO_RETRIES,
+        timeouts: TimeoutOverrides::default(),
+        model_timeouts: Default::default(),
     }
 }
 
@@ -73,6 +79,7 @@ async fn provider_for(endpoint: String, secret: &str) -> BedrockProvider {
         connect: Duration::from_secs(2),
         first_byte: Duration::from_secs(10),
         idle_stream: Duration::from_secs(10),
+        total: None,
     })
 }
 
@@ -311,6 +318,7 @@ async fn a_stalled_upstream_times_out_at_first_byte() {
             connect: Duration::from_secs(2),
             first_byte: Duration::from_millis(200),
             idle_stream: Duration::from_secs(10),
+            total: None,
         });
     let err = provider
         .complete(ProviderRequest::new(&route(MODEL), &request("hello"), None))

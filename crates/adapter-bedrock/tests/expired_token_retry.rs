@@ -14,7 +14,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use bedrock_sim::{BedrockSim, RecordedAuth, Script, SimHandle, SimRole};
-use gateway_adapter_bedrock::{AuthConfig, BedrockAccountConfig, BedrockProvider};
+use gateway_adapter_bedrock::{
+    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides,
+};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
@@ -77,6 +79,10 @@ async fn setup(script: Script) -> (SimHandle, BedrockProvider) {
             sts_region: Some("us-east-1".try_into().unwrap()),
             sts_endpoint: Some(sim.url().try_into().unwrap()),
         },
+        // The refresh is no retry of the retry mode: it happens with retries off too.
+        retry: RetryConfig::NO_RETRIES,
+        timeouts: TimeoutOverrides::default(),
+        model_timeouts: Default::default(),
     };
     // The simulator's clock is the real one here, so the provider signs with it too.
     let provider = BedrockProvider::new(vec![account], SharedClock::system())

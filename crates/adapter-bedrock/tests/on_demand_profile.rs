@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bedrock_sim::{BedrockSim, Operation, Reply, Script, SimHandle};
 use futures_util::StreamExt;
-use gateway_adapter_bedrock::{AuthConfig, BedrockAccountConfig, BedrockProvider, Timeouts};
+use gateway_adapter_bedrock::{
+    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+};
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::{
     ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
@@ -60,6 +62,10 @@ async fn provider(sim: &SimHandle) -> BedrockProvider {
                 secret_access_key: SECRET.try_into().unwrap(),
                 session_token: None,
             },
+            // One request per attempt, so the profile switch is all there is to count.
+            retry: RetryConfig::NO_RETRIES,
+            timeouts: TimeoutOverrides::default(),
+            model_timeouts: Default::default(),
         }],
         SharedClock::new(FixedClock(now())),
     )
@@ -69,6 +75,7 @@ async fn provider(sim: &SimHandle) -> BedrockProvider {
         connect: Duration::from_secs(2),
         first_byte: Duration::from_secs(10),
         idle_stream: Duration::from_secs(10),
+        total: None,
     })
 }
 

@@ -18,10 +18,12 @@ mod error;
 mod ids;
 mod metrics;
 mod openai;
+mod retry_metrics;
 mod server;
 mod settings;
 mod shed;
 mod sse;
 
+pub use retry_metrics::RetryCounters;
 pub use server::{serve, HttpApp};
 pub use settings::{GatewayKey, HttpSettings};

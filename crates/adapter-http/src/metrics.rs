@@ -272,6 +272,11 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics kept elsewhere, read at each scrape.
+    pub(crate) fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);

@@ -49,6 +49,7 @@ use crate::openai::request::{
     parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
 };
 use crate::openai::response::completion_json;
+use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
 use crate::sse::SseBody;
@@ -154,6 +155,9 @@ impl HttpApp {
         let concurrency = ConcurrencyLimit::new(settings.max_concurrent_requests);
         let mut metrics = Metrics::new();
         metrics.track_in_flight(concurrency.clone());
+        if let Some(counters) = settings.retry_counters {
+            metrics.register_collector(Box::new(RetryCollector(counters)));
+        }
         Self {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),

@@ -1,12 +1,15 @@
 //! What the operator configures about the HTTP side: gateway keys and limits.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::FinishReasonStyle;
 use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
+
+use crate::RetryCounters;
 
 /// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
 /// from its configuration (`name`, `key`, `finish_reason_style`), which checks the key's shape.
@@ -52,6 +55,8 @@ pub struct HttpSettings {
     /// Chat requests served at once, across every runtime of the process (a stream until
     /// its body ends or the client leaves); past it a chat gets 503 at once.
     pub max_concurrent_requests: NonZeroUsize,
+    /// The upstream's retry counts, for `/metrics`; `None` leaves those metrics out.
+    pub retry_counters: Option<Arc<dyn RetryCounters>>,
 }
 
 impl HttpSettings {
@@ -73,6 +78,7 @@ impl Default for HttpSettings {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            retry_counters: None,
         }
     }
 }

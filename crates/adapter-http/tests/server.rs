@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings};
+use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings, RetryCounters};
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
@@ -711,6 +711,61 @@ async fn metrics_count_requests_without_unbounded_labels() {
         !text.contains("made-up"),
         "client names never become labels"
     );
+}
+
+/// Retry counts as an upstream adapter keeps them, read anew at each scrape.
+#[derive(Debug, Default)]
+struct FakeRetries {
+    throttled: AtomicUsize,
+}
+
+impl RetryCounters for FakeRetries {
+    fn for_each_retry_count(&self, count: &mut dyn FnMut(&str, &str, u64)) {
+        count(
+            "acct",
+            "throttling",
+            self.throttled.load(Ordering::SeqCst) as u64,
+        );
+        count("acct", "timeout", 0);
+        count("other", "throttling", 7);
+    }
+
+    fn for_each_quota_exhausted(&self, count: &mut dyn FnMut(&str, u64)) {
+        count("acct", 2);
+        count("other", 0);
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_the_upstream_retry_counts_as_they_are_at_each_scrape() {
+    let retries = Arc::new(FakeRetries::default());
+    let gateway = TestGateway::start_with(HttpSettings {
+        retry_counters: Some(retries.clone()),
+        ..HttpSettings::default()
+    })
+    .await;
+    let metrics = gateway.metrics().await;
+    for line in [
+        "# TYPE gateway_upstream_retries counter",
+        r#"gateway_upstream_retries_total{account="acct",reason="throttling"} 0"#,
+        r#"gateway_upstream_retries_total{account="acct",reason="timeout"} 0"#,
+        r#"gateway_upstream_retries_total{account="other",reason="throttling"} 7"#,
+        "# TYPE gateway_retry_quota_exhausted counter",
+        r#"gateway_retry_quota_exhausted_total{account="acct"} 2"#,
+        r#"gateway_retry_quota_exhausted_total{account="other"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    retries.throttled.store(3, Ordering::SeqCst);
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains(r#"gateway_upstream_retries_total{account="acct",reason="throttling"} 3"#),
+        "{metrics}"
+    );
+
+    // Without counters, no such metric.
+    let plain = TestGateway::start().await.metrics().await;
+    assert!(!plain.contains("gateway_upstream_retries"), "{plain}");
 }
 
 #[tokio::test]

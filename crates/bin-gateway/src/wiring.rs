@@ -13,8 +13,8 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::thread;
 
-use gateway_adapter_bedrock::BedrockProvider;
-use gateway_adapter_http::{serve, HttpApp, HttpSettings};
+use gateway_adapter_bedrock::{BedrockProvider, RetryStats};
+use gateway_adapter_http::{serve, HttpApp, HttpSettings, RetryCounters};
 use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, CircuitBreakers, ModelCatalog, ModelRouter, VirtualModelError};
 use thiserror::Error;
@@ -144,6 +144,7 @@ async fn build_app(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        retry_counters: Some(Arc::new(BedrockRetryCounters(provider.retry_stats()))),
         ..HttpSettings::default()
     };
     Ok((
@@ -151,6 +152,21 @@ async fn build_app(
         service,
         provider,
     ))
+}
+
+/// The Bedrock provider's retry counts, handed to the HTTP adapter's `/metrics`. The counters
+/// are shared by every shard's provider, so one source serves them all.
+#[derive(Debug)]
+struct BedrockRetryCounters(RetryStats);
+
+impl RetryCounters for BedrockRetryCounters {
+    fn for_each_retry_count(&self, count: &mut dyn FnMut(&str, &str, u64)) {
+        self.0.for_each_retry_count(count);
+    }
+
+    fn for_each_quota_exhausted(&self, count: &mut dyn FnMut(&str, u64)) {
+        self.0.for_each_quota_exhausted(count);
+    }
 }
 
 /// A gateway serving on several threads, each with its own single-threaded runtime.

@@ -18,7 +18,7 @@ use crate::signing::host_header_value;
 pub struct InvalidValue(String);
 
 impl InvalidValue {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 

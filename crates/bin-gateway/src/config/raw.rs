@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use gateway_adapter_bedrock::AuthConfig;
-use gateway_adapter_bedrock::{Endpoint, ModelFamily, Region, TimeLimit};
+use gateway_adapter_bedrock::{
+    Endpoint, ModelFamily, Region, RetryConfig, TimeLimit, TimeoutOverrides,
+};
 use gateway_adapter_http::GatewayKey;
 use gateway_core::{CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, Strategy};
 use serde::Deserialize;
@@ -31,6 +33,7 @@ pub(super) struct RawServer {
     pub connect_timeout_ms: Option<TimeLimit>,
     pub first_byte_timeout_ms: Option<TimeLimit>,
     pub stream_idle_timeout_ms: Option<TimeLimit>,
+    pub total_timeout_ms: Option<TimeLimit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +58,10 @@ pub(super) struct RawAccount {
     /// Absent: the account's models are never skipped.
     pub circuit_breaker: Option<CircuitBreakerSettings>,
     #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+    #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
 }
 
@@ -73,6 +80,8 @@ pub(super) struct RawModel {
     /// The base model family of an id that does not name it (an application inference
     /// profile ARN), e.g. `anthropic.claude`; an unknown name is refused while reading.
     pub family: Option<ModelFamily>,
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
 }
 
 /// `[virtual_models."<name>"]`; the rules spanning its fields and the catalog are core's.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 
-use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
+use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
@@ -57,11 +57,14 @@ impl RawConfig {
                     .ok_or_else(|| invalid("server.worker_threads", "must be greater than 0"))?,
             ),
         };
-        let timeouts = Timeouts::with_limits(
-            self.server.connect_timeout_ms,
-            self.server.first_byte_timeout_ms,
-            self.server.stream_idle_timeout_ms,
-        );
+        // The server's limits are the defaults every account and model inherits.
+        let timeouts = TimeoutOverrides {
+            connect_ms: self.server.connect_timeout_ms,
+            first_byte_ms: self.server.first_byte_timeout_ms,
+            stream_idle_ms: self.server.stream_idle_timeout_ms,
+            total_ms: self.server.total_timeout_ms,
+        }
+        .apply_to(Timeouts::default());
 
         let keys = validate_keys(self.auth.keys)?;
         let mut accounts = Vec::new();
@@ -78,6 +81,8 @@ impl RawConfig {
                 finish_reason_style,
                 drop_unsupported_params,
                 circuit_breaker,
+                retry,
+                timeouts: account_timeouts,
                 models: raw_models,
             } = account;
             let key = format!("accounts.{name}");
@@ -93,6 +98,7 @@ impl RawConfig {
                     "an account needs at least one model",
                 ));
             }
+            let mut model_timeouts = BTreeMap::new();
             for (model, raw) in raw_models {
                 let model_key = format!("{key}.models.{model}");
                 validate_name(&model_key, &model, true)?;
@@ -107,6 +113,9 @@ impl RawConfig {
                     Some(g) => Some(g.validate(&format!("{model_key}.guardrail"))?),
                     None => account_guardrail.clone(),
                 };
+                if raw.timeouts != TimeoutOverrides::default() {
+                    model_timeouts.insert(model.clone(), raw.timeouts);
+                }
                 models.push(ModelEntry {
                     account: name.clone(),
                     model,
@@ -130,6 +139,9 @@ impl RawConfig {
                 region,
                 endpoint,
                 auth,
+                retry,
+                timeouts: account_timeouts,
+                model_timeouts,
             });
         }
         if accounts.is_empty() {

@@ -50,6 +50,8 @@ type = "aws-bedrock"
 region = "us-east-1"
 endpoint = "${SIM_URL}"
 auth = { type = "access-key", access_key_id = "AKIDTESTGATEWAY00001", secret_access_key = "${SIM_SECRET}" }
+# These tests show what one Bedrock answer becomes; retries have tests of their own.
+retry = { max_attempts = 1 }
 
 [accounts.sim.models.claude-3]
 model_id = "anthropic.claude-3-sonnet-20240229-v1:0"
