@@ -117,6 +117,7 @@ pub mod clock;
 pub mod document;
 pub mod error;
 pub mod finish_reason;
+pub mod governance;
 pub mod guardrail;
 pub mod options;
 pub mod ports;
@@ -129,6 +130,10 @@ pub use circuit_breaker::{CircuitBreakerSettings, CircuitBreakers, CircuitState}
 pub use document::{Document, DocumentFormat};
 pub use error::{GatewayError, ProviderError, RequestFeature};
 pub use finish_reason::{FinishReason, FinishReasonStyle, StopReason};
+pub use governance::{
+    Admission, Consumption, Cost, KeyLimits, LimitBackendError, LimitKind, LimitState, LimitStore,
+    OnBackendError, Price, Remaining,
+};
 pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,
     StreamProcessingMode,
