@@ -75,8 +75,27 @@ fn config(east: &str, west: &str, more: &str) -> String {
 
 /// One simulated account: Echo for every model, answering only its own access key.
 fn account(access_key: &str) -> SimBuilder {
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    environment();
     BedrockSim::builder().access_key(access_key, SECRET)
+}
+
+/// The default credential chain reads the process environment: the base identity the
+/// assume-role account of one test starts from, and no instance metadata. Set once, before
+/// any simulator starts, for every test of this binary.
+fn environment() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", EAST_KEY);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
+        std::env::remove_var("AWS_SESSION_TOKEN");
+        std::env::remove_var("AWS_PROFILE");
+        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/aws-config-for-tests");
+        std::env::set_var(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials-for-tests",
+        );
+    });
 }
 
 struct Regions {
@@ -411,27 +430,8 @@ async fn a_region_that_does_not_answer_in_time_fails_over() {
     assert_eq!(metric(&metrics, &failovers(EAST, "timeout")), Some(2.0));
 }
 
-/// The default credential chain reads the process environment: the base identity the
-/// east account's assume-role starts from. Set once, to the same values, for every test.
-fn base_identity_in_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        std::env::set_var("AWS_ACCESS_KEY_ID", EAST_KEY);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
-        std::env::remove_var("AWS_SESSION_TOKEN");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/aws-config-for-tests");
-        std::env::set_var(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials-for-tests",
-        );
-    });
-}
-
 #[tokio::test]
 async fn a_region_whose_credentials_cannot_be_obtained_fails_over() {
-    base_identity_in_environment();
     // The east account assumes a role its STS does not grant (the simulator knows no role).
     let config = config(ONE_ATTEMPT, ONE_ATTEMPT, "").replace(
         EAST_AUTH,
