@@ -765,3 +765,50 @@ async fn one_scenario_counts_retries_failovers_breaker_state_and_shed_requests()
         );
     }
 }
+
+#[tokio::test]
+async fn the_last_failure_before_skipped_targets_is_the_client_s_error_not_a_failover() {
+    let regions = Regions::start(
+        account(EAST_KEY).failure(CLAUDE, Failure::always(Fault::throttling())),
+        account(WEST_KEY).failure(
+            CLAUDE,
+            Failure::first_calls(1, Fault::service_unavailable()),
+        ),
+        &config(
+            ONE_ATTEMPT,
+            "retry = { max_attempts = 1 }\ncircuit_breaker = { failures = 1, cooldown_ms = 60000 }",
+            "",
+        ),
+    )
+    .await;
+    // The west fails once and its breaker opens; the client gets its 503.
+    let (status, target, body) = regions.chat().await;
+    assert_eq!(
+        (status.as_u16(), target.as_deref()),
+        (503, Some(WEST)),
+        "{body}"
+    );
+    // Now the east fails and the west is skipped: the client gets the east's 429, which
+    // passed nothing on.
+    let (status, target, body) = regions.chat().await;
+    assert_eq!(
+        (status.as_u16(), target.as_deref()),
+        (429, Some(EAST)),
+        "{body}"
+    );
+    assert_eq!(regions.calls(), (2, 1));
+    let metrics = regions.metrics().await;
+    assert_eq!(
+        metric(&metrics, &failovers(EAST, "throttled")),
+        Some(1.0),
+        "only the first request failed over from the east: {metrics}"
+    );
+    assert_eq!(metric(&metrics, &circuit_skips(WEST)), Some(1.0));
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"gateway_upstream_errors_total{kind="throttled"}"#
+        ),
+        Some(1.0)
+    );
+}
