@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::sync::Once;
 use std::time::Duration;
 
-use bedrock_sim::{stream, BedrockSim, Failure, Fault, Gate, Script, SimBuilder, SimHandle};
+use bedrock_sim::{
+    stream, BedrockSim, Failure, Fault, Gate, Script, SimBuilder, SimHandle, StreamStep,
+};
 use common::*;
 use gateway_core::clock::{ManualClock, SharedClock};
 use hyper::body::Incoming;
@@ -811,4 +813,27 @@ async fn the_last_failure_before_skipped_targets_is_the_client_s_error_not_a_fai
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_silent_before_its_first_event_is_retried_then_fails_over() {
+    // Headers, then nothing: the idle limit ends each attempt before any event.
+    let east = account(EAST_KEY).script(CLAUDE, Script::Stream(vec![StreamStep::Hold]));
+    let regions = Regions::start(
+        east,
+        account(WEST_KEY),
+        &config(
+            "retry = { max_attempts = 2 }\ntimeouts = { stream_idle_ms = 1000 }",
+            ONE_ATTEMPT,
+            "",
+        ),
+    )
+    .await;
+    let (status, target, events) = regions.stream().await;
+    assert_eq!((status.as_u16(), target.as_deref()), (200, Some(WEST)));
+    assert_complete_stream(&events);
+    assert_eq!(regions.calls(), (2, 1));
+    let metrics = regions.metrics().await;
+    assert_eq!(metric(&metrics, &retries("east", "timeout")), Some(1.0));
+    assert_eq!(metric(&metrics, &failovers(EAST, "timeout")), Some(1.0));
 }
