@@ -19,13 +19,15 @@ use std::sync::Once;
 use std::time::Duration;
 
 use bedrock_sim::{
-    stream, BedrockSim, Failure, Fault, Gate, Script, SimBuilder, SimHandle, StreamStep,
+    stream, BedrockSim, Failure, Fault, Gate, Script, SimBuilder, SimHandle, SimRole, StreamStep,
 };
 use common::*;
 use gateway_core::clock::{ManualClock, SharedClock};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
+/// The base identity in the environment, which assume-role accounts start from.
+const BASE_KEY: &str = "AKIDTESTGATEWAYBASE1";
 const EAST_KEY: &str = "AKIDTESTGATEWAYEAST1";
 const WEST_KEY: &str = "AKIDTESTGATEWAYWEST1";
 const EAST: &str = "east/claude-3";
@@ -88,7 +90,7 @@ fn environment() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        std::env::set_var("AWS_ACCESS_KEY_ID", EAST_KEY);
+        std::env::set_var("AWS_ACCESS_KEY_ID", BASE_KEY);
         std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
         std::env::remove_var("AWS_SESSION_TOKEN");
         std::env::remove_var("AWS_PROFILE");
@@ -439,11 +441,12 @@ async fn a_region_whose_credentials_cannot_be_obtained_fails_over() {
         EAST_AUTH,
         r#"auth = { type = "assume-role", role_arn = "arn:aws:iam::111122223333:role/bedrock-invoke", sts_endpoint = "${EAST_URL}" }"#,
     );
-    let regions = Regions::start(account(EAST_KEY), account(WEST_KEY), &config).await;
+    let east = account(EAST_KEY).access_key(BASE_KEY, SECRET);
+    let regions = Regions::start(east, account(WEST_KEY), &config).await;
     let (status, target, body) = regions.chat().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(target.as_deref(), Some(WEST));
-    assert!(regions.east.sts_calls() >= 1, "the role was asked for");
+    assert_eq!(regions.east.sts_calls(), 1, "the role was asked for");
     assert_eq!(regions.calls(), (0, 1), "nothing unsigned reached the east");
     let metrics = regions.metrics().await;
     assert_eq!(
@@ -836,4 +839,78 @@ async fn a_stream_silent_before_its_first_event_is_retried_then_fails_over() {
     let metrics = regions.metrics().await;
     assert_eq!(metric(&metrics, &retries("east", "timeout")), Some(1.0));
     assert_eq!(metric(&metrics, &failovers(EAST, "timeout")), Some(1.0));
+}
+
+/// The two-region configuration of docs/resilience.md, pointed at the simulators: each
+/// account's Bedrock and STS endpoints are its region's simulator.
+fn documented_config() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/resilience.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let section = doc
+        .split("## A configuration for two regions")
+        .nth(1)
+        .expect("the section is there");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("the section has a TOML block");
+    let mut config = String::new();
+    let mut url = "";
+    for line in toml.lines() {
+        if line.starts_with("[accounts.bedrock-east") {
+            url = "${EAST_URL}";
+        } else if line.starts_with("[accounts.bedrock-west") {
+            url = "${WEST_URL}";
+        }
+        match line.strip_suffix(" }") {
+            Some(auth) if line.starts_with("auth = ") => {
+                config.push_str(&format!("{auth}, sts_endpoint = \"{url}\" }}\n"));
+            }
+            _ => {
+                config.push_str(line);
+                config.push('\n');
+            }
+        }
+        if line.starts_with("region = ") {
+            config.push_str(&format!("endpoint = \"{url}\"\n"));
+        }
+    }
+    config
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_documented_two_region_configuration_fails_over_to_the_west() {
+    const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    let config = documented_config();
+    assert_eq!(config.matches("sts_endpoint").count(), 2, "{config}");
+    let endpoints = config
+        .lines()
+        .filter(|line| line.starts_with("endpoint = "));
+    assert_eq!(endpoints.count(), 2, "{config}");
+    let role = || SimRole::new("arn:aws:iam::111122223333:role/bedrock-invoke");
+    let east = account(EAST_KEY)
+        .access_key(BASE_KEY, SECRET)
+        .role(role())
+        .failure(MODEL, Failure::always(Fault::throttling()));
+    let west = account(WEST_KEY).access_key(BASE_KEY, SECRET).role(role());
+    let regions = Regions::start(east, west, &config.replace("${GATEWAY_KEY_TEAM_A}", KEY)).await;
+
+    let response = regions.ask("claude-ha", false).await;
+    let target = target_of(&response);
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(target.as_deref(), Some("bedrock-west/claude"));
+    // Two attempts in the east (its max_attempts), then one in the west.
+    assert_eq!(
+        (regions.east.calls(MODEL), regions.west.calls(MODEL)),
+        (2, 1)
+    );
+    assert_eq!((regions.east.sts_calls(), regions.west.sts_calls()), (1, 1));
+
+    let response = regions.ask("claude-spread", true).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(target_of(&response).as_deref(), Some("bedrock-west/claude"));
+    let (_, models) = regions.gw.get("/v1/models", Some(KEY)).await;
+    assert!(models.contains(r#""id":"claude-ha""#), "{models}");
 }
