@@ -101,6 +101,22 @@ def throttled_is_429():
 
 
 @check
+def virtual_model_fails_over():
+    raw = client.chat.completions.with_raw_response.create(
+        model="claude-ha", messages=[{"role": "user", "content": "Hello"}])
+    target = raw.headers.get("x-gateway-target")
+    assert target == "demo-west/claude-3", target
+    r = raw.parse()
+    assert r.model == "claude-ha" and r.choices[0].message.content, r
+    with client.chat.completions.with_streaming_response.create(
+            model="claude-ha", stream=True, messages=[{"role": "user", "content": "Hello"}]) as s:
+        assert s.headers.get("x-gateway-target") == "demo-west/claude-3", s.headers
+        text = "".join(c.choices[0].delta.content or "" for c in s.parse() if c.choices)
+    assert text, text
+    return f"x-gateway-target: {target}"
+
+
+@check
 def wrong_key_is_401():
     try:
         OpenAI(base_url=BASE, api_key="wrong-key-xx", max_retries=0).chat.completions.create(
@@ -119,7 +135,8 @@ def unknown_model_is_404():
 @check
 def models_listed():
     ids = [m.id for m in client.models.list()]
-    for name in ("demo/claude-3", "demo/thinker", "demo/thinker-tools", "demo/on-demand", "demo/nova"):
+    for name in ("demo/claude-3", "demo/thinker", "demo/thinker-tools", "demo/on-demand", "demo/nova",
+                 "claude-ha"):
         assert name in ids, ids
     return ", ".join(ids)
 

@@ -388,12 +388,15 @@ impl HttpApp {
 
     /// Counts what happened to the targets that did not answer. `answered`: a later target
     /// did; otherwise the last target called failed with the error the client gets, which
-    /// is counted as that, not as a failover.
+    /// is counted as that, not as a failover (targets skipped after it passed nothing on).
     fn count_attempts(&self, attempts: &[Attempt], answered: bool) {
         let passed_on = if answered {
             attempts.len()
         } else {
-            attempts.len().saturating_sub(1)
+            attempts
+                .iter()
+                .rposition(|attempt| matches!(attempt.outcome, AttemptOutcome::Failed(_)))
+                .unwrap_or(0)
         };
         for (index, attempt) in attempts.iter().enumerate() {
             let target = self.models.get(&attempt.target.public_name);

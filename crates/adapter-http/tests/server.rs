@@ -221,6 +221,7 @@ impl TestGateway {
             failover("ha", &["acct/throttled", "acct/text"]),
             failover("ha-down", &["acct/throttled", "acct/unauthorized"]),
             failover("flaky-ha", &["acct/flaky", "acct/text"]),
+            failover("throttled-then-flaky", &["acct/throttled", "acct/flaky"]),
         ])
         .unwrap();
         let clock = SharedClock::new(FixedClock::at_unix(CREATED));
@@ -536,7 +537,7 @@ async fn models_health_and_unknown_routes() {
         assert_eq!(body["data"][0]["id"], "acct/text");
         assert_eq!(body["data"][0]["owned_by"], "acct");
         let data = body["data"].as_array().unwrap();
-        assert_eq!(data.len(), 12);
+        assert_eq!(data.len(), 13);
         let virtual_models: Vec<_> = data[9..]
             .iter()
             .map(|m| (m["id"].as_str().unwrap(), m["owned_by"].as_str().unwrap()))
@@ -546,7 +547,8 @@ async fn models_health_and_unknown_routes() {
             [
                 ("ha", "gateway"),
                 ("ha-down", "gateway"),
-                ("flaky-ha", "gateway")
+                ("flaky-ha", "gateway"),
+                ("throttled-then-flaky", "gateway")
             ]
         );
     }
@@ -1271,5 +1273,31 @@ async fn metrics_count_failovers_skips_and_breaker_states() {
     assert!(
         !metrics.contains("gateway_upstream_errors_total{"),
         "errors absorbed by failing over never reached a client"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_followed_only_by_skipped_targets_is_the_client_s_error_not_a_failover() {
+    let gateway = TestGateway::start().await;
+    // Two failures open acct/flaky's breaker.
+    for _ in 0..2 {
+        gateway.chat(chat_body("flaky-ha")).await;
+    }
+    // acct/throttled fails, acct/flaky is skipped: the client gets acct/throttled's 429,
+    // which passed the request on to no one.
+    let (parts, body) = gateway.chat(chat_body("throttled-then-flaky")).await;
+    assert_eq!(parts.status, 429, "{body}");
+    assert_eq!(target(&parts), Some("acct/throttled"));
+    let metrics = gateway.metrics().await;
+    for line in [
+        r#"gateway_upstream_errors_total{kind="throttled"} 1"#,
+        r#"gateway_circuit_skips_total{target="acct/flaky"} 1"#,
+        r#"gateway_failovers_total{from="acct/flaky",reason="throttled"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains(r#"gateway_failovers_total{from="acct/throttled""#),
+        "{metrics}"
     );
 }

@@ -97,11 +97,17 @@ Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), 
         demo/tools (tool call), demo/throttled (Bedrock throttling -> 429),
         demo/thinker (Claude Sonnet 4.5: reasoning_effort, native response_format, cache_control, file parts),
         demo/thinker-tools (thinking tool loop calling get_weather), demo/on-demand (bare id retried as a us. profile),
-        demo/nova (Nova Pro: response_format through a forced tool, prompt caching)
+        demo/nova (Nova Pro: response_format through a forced tool, prompt caching),
+        claude-ha (virtual model: demo-east/claude-3, always throttled, fails over to demo-west/claude-3 in us-west-2;
+                   the header x-gateway-target names the target that answered)
 
 curl {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
   -d '{{"model":"demo/claude-3","messages":[{{"role":"user","content":"Hello, Bedrock!"}}]}}'
+
+curl -i {gateway_url}/v1/chat/completions \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"model":"claude-ha","messages":[{{"role":"user","content":"Hello from us-east-1?"}}]}}'
 
 curl -N {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \

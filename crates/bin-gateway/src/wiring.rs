@@ -93,11 +93,22 @@ pub async fn start_on(
     listener: TcpListener,
     clock: SharedClock,
 ) -> Result<RunningGateway, StartError> {
+    start_on_seeded(config, listener, clock, None).await
+}
+
+/// [`start_on`], with weighted virtual models picking their targets from `weighted_seed`
+/// when given, so a test sees the same picks on every run.
+pub async fn start_on_seeded(
+    config: &GatewayConfig,
+    listener: TcpListener,
+    clock: SharedClock,
+    weighted_seed: Option<u64>,
+) -> Result<RunningGateway, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen,
         source,
     })?;
-    let (app, _, _) = build_app(config, clock).await?;
+    let (app, _, _) = build_app(config, clock, weighted_seed).await?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, Arc::new(app), async move {
         let _ = rx.await;
@@ -113,14 +124,16 @@ pub async fn start_on(
 /// account's client and credential source, the HTTP app), then drops it: `gateway check`
 /// runs this, so it refuses exactly what `serve` would.
 pub async fn prepare(config: &GatewayConfig, clock: SharedClock) -> Result<(), StartError> {
-    build_app(config, clock).await.map(drop)
+    build_app(config, clock, None).await.map(drop)
 }
 
 /// The app, plus what a shard needs to make its own service: the service to share the
 /// catalog, circuit breakers and weighted draws of, and a provider to take clients from.
+/// `weighted_seed`: weighted picks from a fixed seed instead of a per-process one.
 async fn build_app(
     config: &GatewayConfig,
     clock: SharedClock,
+    weighted_seed: Option<u64>,
 ) -> Result<(HttpApp, ChatService, BedrockProvider), StartError> {
     let catalog = Arc::new(
         ModelCatalog::new(config.models.iter().cloned())?
@@ -138,8 +151,11 @@ async fn build_app(
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
         .with_timeouts(config.timeouts);
-    let service = ChatService::new(catalog, Arc::new(provider.clone()))
+    let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers));
+    if let Some(seed) = weighted_seed {
+        service = service.with_seed(seed);
+    }
     let settings = HttpSettings {
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
@@ -251,7 +267,7 @@ pub async fn start_sharded(
 ) -> Result<ShardedGateway, StartError> {
     let shards = shard_count(config);
     // Everything that can refuse the configuration runs before a port is taken.
-    let (base, service, provider) = build_app(config, clock).await?;
+    let (base, service, provider) = build_app(config, clock, None).await?;
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway::demo::{instructions, start_demo, Demo, DEMO_CONFIG, DEMO_KEY};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -39,17 +40,29 @@ impl DemoClient {
     }
 
     async fn chat(&self, body: &Value) -> (http::StatusCode, Value) {
+        json_of(self.send(body).await).await
+    }
+
+    async fn send(&self, body: &Value) -> http::Response<Incoming> {
         let request =
             http::Request::post(format!("{}/v1/chat/completions", self.demo.gateway.url()))
                 .header("content-type", "application/json")
                 .header("authorization", format!("Bearer {DEMO_KEY}"))
                 .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
                 .unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
             .await
             .expect("the demo answers within 30 s")
+            .unwrap()
+    }
+
+    async fn metrics(&self) -> String {
+        let request = http::Request::get(format!("{}/metrics", self.demo.gateway.url()))
+            .body(Full::default())
             .unwrap();
-        json_of(response).await
+        let response = self.client.request(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
     }
 
     async fn shutdown(self) {
@@ -62,15 +75,18 @@ fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
 }
 
-/// The model names `demo.toml` configures, as clients write them.
+/// The model names `demo.toml` configures, as clients write them: every account's
+/// `<account>/<model>`, then the virtual models.
 fn configured_models() -> Vec<String> {
     let config: toml::Value = toml::from_str(DEMO_CONFIG).unwrap();
-    config["accounts"]["demo"]["models"]
-        .as_table()
-        .unwrap()
-        .keys()
-        .map(|name| format!("demo/{name}"))
-        .collect()
+    let mut names = Vec::new();
+    for (account, settings) in config["accounts"].as_table().unwrap() {
+        for model in settings["models"].as_table().unwrap().keys() {
+            names.push(format!("{account}/{model}"));
+        }
+    }
+    names.extend(config["virtual_models"].as_table().unwrap().keys().cloned());
+    names
 }
 
 #[test]
@@ -85,7 +101,7 @@ fn the_instructions_list_every_configured_model() {
 async fn every_model_answers_as_described() {
     let demo = DemoClient::start().await;
     let expected_status = |model: &str| match model {
-        "demo/throttled" => 429,
+        "demo/throttled" | "demo-east/claude-3" => 429,
         _ => 200,
     };
     for model in configured_models() {
@@ -221,5 +237,27 @@ async fn the_on_demand_model_is_retried_through_its_profile_and_nova_forces_a_to
         Some(&json!("json_response")),
         "{sent}"
     );
+    demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn claude_ha_fails_over_to_the_west_and_then_skips_the_east() {
+    let demo = DemoClient::start().await;
+    let body = json!({"model": "claude-ha", "messages": user("Hello")});
+    for _ in 0..3 {
+        let response = demo.send(&body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-gateway-target"], "demo-west/claude-3");
+    }
+    // Two throttled answers opened the east's breaker: the third request skipped it.
+    assert_eq!(demo.demo.sim.calls("demo.throttled"), 2);
+    let metrics = demo.metrics().await;
+    for line in [
+        r#"gateway_circuit_state{target="demo-east/claude-3"} 1"#,
+        r#"gateway_failovers_total{from="demo-east/claude-3",reason="throttled"} 2"#,
+        r#"gateway_circuit_skips_total{target="demo-east/claude-3"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     demo.shutdown().await;
 }

@@ -65,7 +65,8 @@ fn calls_to(gw: &TestGateway, model_id: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
+// On Tokio's paused clock: the east's retries wait no real time.
+#[tokio::test(start_paused = true)]
 async fn a_throttled_account_fails_over_then_its_breaker_skips_it() {
     let gw =
         TestGateway::start_with_config(sim().script(CLAUDE, Script::throttling()), CONFIG, &[])

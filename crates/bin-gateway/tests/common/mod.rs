@@ -11,7 +11,7 @@ use bedrock_sim::{SimBuilder, SimHandle};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway::config::GatewayConfig;
-use gateway::wiring::{start_on, RunningGateway};
+use gateway::wiring::{start_on_seeded, RunningGateway};
 use gateway_core::clock::SharedClock;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -80,6 +80,19 @@ impl TestGateway {
     /// `config` may use `${SIM_URL}`, `${SIM_SECRET}` and the extra variables given.
     pub async fn start_with_config(sim: SimBuilder, config: &str, vars: &[(&str, &str)]) -> Self {
         let sim = sim.start().await.unwrap();
+        Self::serve(sim, config, vars, SharedClock::system(), None).await
+    }
+
+    /// The gateway in front of a simulator already started (`${SIM_URL}`; other simulators,
+    /// e.g. one per account, through `vars`), on `clock`, with weighted virtual models drawing
+    /// from `weighted_seed` when given.
+    pub async fn serve(
+        sim: SimHandle,
+        config: &str,
+        vars: &[(&str, &str)],
+        clock: SharedClock,
+        weighted_seed: Option<u64>,
+    ) -> Self {
         let sim_url = sim.url();
         let config = GatewayConfig::parse(config, &|name| match name {
             "SIM_URL" => Some(sim_url.clone()),
@@ -91,7 +104,8 @@ impl TestGateway {
         })
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway = start_on(&config, listener, SharedClock::system())
+        // Boxed: starting a gateway is a large future, and every test awaits this one.
+        let gateway = Box::pin(start_on_seeded(&config, listener, clock, weighted_seed))
             .await
             .unwrap();
         let client = Client::builder(TokioExecutor::new()).build_http();
