@@ -32,6 +32,9 @@ pub enum RedisLimitsError {
     /// a password).
     #[error("invalid Redis URL: {0}")]
     InvalidUrl(#[source] RedisError),
+    /// A zero timeout would fail every call.
+    #[error("the Redis timeout must be longer than zero")]
+    ZeroTimeout,
     /// Built outside a tokio runtime, which drives its connection.
     #[error("the Redis limits backend must be built inside a tokio runtime")]
     NoRuntime,
@@ -75,6 +78,9 @@ impl RedisLimits {
     /// Call inside a tokio runtime; the connection is driven by that runtime's tasks, so it
     /// must run as long as the store is used (callers on other runtimes are fine).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisLimitsError> {
+        if timeout.is_zero() {
+            return Err(RedisLimitsError::ZeroTimeout);
+        }
         let runtime = Handle::try_current().map_err(|_| RedisLimitsError::NoRuntime)?;
         let client = Client::open(url).map_err(RedisLimitsError::InvalidUrl)?;
         let config = ConnectionManagerConfig::new()

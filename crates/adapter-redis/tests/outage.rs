@@ -12,7 +12,7 @@ mod support;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway_adapter_redis::RedisLimits;
+use gateway_adapter_redis::{RedisLimits, RedisLimitsError};
 use gateway_core::{Admission, Consumption, KeyLimits, LimitBackendError, LimitStore};
 use support::RedisServer;
 use tokio::time::Instant;
@@ -151,14 +151,34 @@ async fn a_store_built_while_redis_is_down_connects_when_it_comes_up() {
 
 #[tokio::test]
 async fn a_url_the_client_cannot_use_is_refused_at_construction() {
-    for url in ["http://127.0.0.1:6379", "not a url"] {
+    // `rediss://` too: TLS is not built in.
+    for url in [
+        "http://127.0.0.1:6379",
+        "not a url",
+        "rediss://127.0.0.1:6380",
+    ] {
         let built = RedisLimits::new(url, TIMEOUT);
-        assert!(built.is_err(), "{url}");
+        assert!(
+            matches!(built, Err(RedisLimitsError::InvalidUrl(_))),
+            "{url}: {built:?}"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_zero_timeout_is_refused() {
+    let built = RedisLimits::new("redis://127.0.0.1:6379", Duration::ZERO);
+    assert!(
+        matches!(built, Err(RedisLimitsError::ZeroTimeout)),
+        "{built:?}"
+    );
 }
 
 #[test]
 fn the_store_needs_a_runtime_to_drive_its_connection() {
     let built = RedisLimits::new("redis://127.0.0.1:6379", TIMEOUT);
-    assert!(built.is_err());
+    assert!(
+        matches!(built, Err(RedisLimitsError::NoRuntime)),
+        "{built:?}"
+    );
 }
