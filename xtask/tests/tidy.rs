@@ -191,6 +191,22 @@ fn the_http_adapter_knows_nothing_of_bedrock() {
     );
 }
 
+/// The Redis limits backend is an adapter of core's `LimitStore` port: it knows no other
+/// adapter, HTTP or AWS (that core knows nothing of Redis is core's allow-list above).
+#[test]
+fn the_redis_adapter_depends_on_core_only() {
+    assert_no_dependency(
+        "gateway-adapter-redis",
+        &["gateway-adapter-", "bedrock-sim", "aws-", "hyper", "http"],
+        "the Redis adapter implements core's LimitStore and needs nothing of the other adapters",
+    );
+    let tree = normal_dependencies("gateway-adapter-redis", &[]);
+    assert!(
+        tree.lines().any(|line| line.starts_with("gateway-core ")),
+        "the Redis adapter implements core's port, so it depends on gateway-core"
+    );
+}
+
 #[test]
 fn the_simulator_depends_on_no_gateway_crate() {
     assert_no_dependency(
