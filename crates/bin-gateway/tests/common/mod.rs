@@ -79,6 +79,16 @@ impl TestGateway {
 
     /// `config` may use `${SIM_URL}`, `${SIM_SECRET}` and the extra variables given.
     pub async fn start_with_config(sim: SimBuilder, config: &str, vars: &[(&str, &str)]) -> Self {
+        Self::start_with_clock(sim, config, vars, SharedClock::system()).await
+    }
+
+    /// As [`TestGateway::start_with_config`], with the gateway on `clock`.
+    pub async fn start_with_clock(
+        sim: SimBuilder,
+        config: &str,
+        vars: &[(&str, &str)],
+        clock: SharedClock,
+    ) -> Self {
         let sim = sim.start().await.unwrap();
         let sim_url = sim.url();
         let config = GatewayConfig::parse(config, &|name| match name {
@@ -91,9 +101,7 @@ impl TestGateway {
         })
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway = start_on(&config, listener, SharedClock::system())
-            .await
-            .unwrap();
+        let gateway = start_on(&config, listener, clock).await.unwrap();
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             sim,
