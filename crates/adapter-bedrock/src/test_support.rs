@@ -13,5 +13,6 @@ pub(crate) fn route(model_id: &str, family: Option<&str>) -> Route {
         finish_reason_style: Default::default(),
         family: family.map(str::to_owned),
         drop_unsupported_params: false,
+        price: None,
     }
 }

@@ -92,6 +92,7 @@ fn route(model_id: &str) -> Route {
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
         drop_unsupported_params: false,
+        price: None,
         family: None,
     }
 }

@@ -57,6 +57,7 @@ fn fixture(path: &Path) -> Fixture {
         guardrail: Default::default(),
         finish_reason_style: Default::default(),
         drop_unsupported_params: false,
+        price: None,
         family: route.family,
     };
     Fixture { request, route }

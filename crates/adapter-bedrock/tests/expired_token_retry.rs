@@ -100,6 +100,7 @@ fn route() -> Route {
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
         drop_unsupported_params: false,
+        price: None,
         family: None,
     }
 }

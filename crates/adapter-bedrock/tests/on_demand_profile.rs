@@ -88,6 +88,7 @@ fn route(model_id: &str, region: &str) -> Route {
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
         drop_unsupported_params: false,
+        price: None,
         family: None,
     }
 }

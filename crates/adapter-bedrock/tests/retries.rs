@@ -120,6 +120,7 @@ fn route_to(name: &str, model_id: &str) -> Route {
         guardrail: Default::default(),
         finish_reason_style: FinishReasonStyle::Bedrock,
         drop_unsupported_params: false,
+        price: None,
         family: None,
     }
 }

@@ -1,4 +1,4 @@
-//! Gateway keys: who may call, compared in constant time.
+//! Gateway keys: who may call (and within which limits), compared in constant time.
 
 use std::fmt;
 
@@ -36,6 +36,7 @@ impl KeyStore {
             key_name: Some(key.name.clone()),
             finish_reason_style: key.finish_reason_style,
             drop_unsupported_params: key.drop_unsupported_params,
+            limits: key.limits(),
         })
     }
 }
@@ -73,21 +74,15 @@ fn constant_time_eq(presented: &[u8], expected: &[u8]) -> Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::FinishReasonStyle;
+    use gateway_core::{FinishReasonStyle, KeyLimits};
 
     fn store() -> KeyStore {
         KeyStore::new(vec![
+            GatewayKey::new("team-a", "sk-a".into()),
             GatewayKey {
-                name: "team-a".into(),
-                key: "sk-a".into(),
-                finish_reason_style: None,
-                drop_unsupported_params: None,
-            },
-            GatewayKey {
-                name: "strict".into(),
-                key: "sk-strict-longer".into(),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
-                drop_unsupported_params: None,
+                rpm: Some(60),
+                ..GatewayKey::new("strict", "sk-strict-longer".into())
             },
         ])
     }
@@ -104,6 +99,10 @@ mod tests {
                 key_name: Some("strict".into()),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
                 drop_unsupported_params: None,
+                limits: KeyLimits {
+                    rpm: Some(60),
+                    ..KeyLimits::default()
+                },
             })
         );
         assert_eq!(

@@ -14,6 +14,9 @@
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
 //! | too many chat requests in flight (load shedding) | 503 + `retry-after` | `server_error` | `overloaded` |
+//! | the gateway key is over its `rpm` / `tpm` | 429 + `retry-after` (when the limit frees up) | `requests` / `tokens` | `rate_limit_exceeded` |
+//! | the gateway key spent its `budget_usd` | 429 (+ `retry-after` when the period ends, if it has one) | `insufficient_quota` | `insufficient_quota` |
+//! | the limits backend failed and `on_backend_error = "deny"` | 503 + `retry-after` | `server_error` | `limits_unavailable` |
 //! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
 //! | the provider cannot take the turn order (e.g. assistant first) | 400 | `invalid_request_error` | `invalid_value` (`param` = `messages[i].role`, the client's index) |
 //! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
@@ -31,7 +34,9 @@
 
 use std::borrow::Cow;
 
-use gateway_core::{GatewayError, ProviderError, RequestFeature};
+use std::time::Duration;
+
+use gateway_core::{GatewayError, LimitKind, ProviderError, RequestFeature};
 use http::StatusCode;
 use serde::Serialize;
 
@@ -44,7 +49,7 @@ const RATE_LIMIT: &str = "rate_limit_error";
 /// Seconds clients should wait before retrying a throttled or unavailable upstream, or a
 /// gateway shedding load; Bedrock does not say, and OpenAI SDKs honour this header over
 /// their own backoff.
-const RETRY_AFTER_SECONDS: &str = "1";
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// An error answer: status, OpenAI error body and retry hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +59,8 @@ pub(crate) struct ApiError {
     pub(crate) code: &'static str,
     pub(crate) message: String,
     pub(crate) param: Option<Cow<'static, str>>,
-    pub(crate) retry_after: Option<&'static str>,
+    /// Whole seconds for the `retry-after` header.
+    pub(crate) retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +101,12 @@ impl ApiError {
 
     fn with_retry_after(mut self) -> Self {
         self.retry_after = Some(RETRY_AFTER_SECONDS);
+        self
+    }
+
+    /// `retry-after` in whole seconds, rounded up: a client retrying then is admitted.
+    fn retrying_in(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait.map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         self
     }
 
@@ -226,6 +238,33 @@ impl ApiError {
                 error.to_string(),
             )
             .with_param(param.clone()),
+            // OpenAI's own answers: the limit's kind as the type for rate limits, and
+            // `insufficient_quota` for a spent budget.
+            GatewayError::RateLimited {
+                kind, retry_after, ..
+            } => {
+                let (error_type, code) = match kind {
+                    LimitKind::Requests => ("requests", "rate_limit_exceeded"),
+                    LimitKind::Tokens => ("tokens", "rate_limit_exceeded"),
+                    LimitKind::Budget => ("insufficient_quota", "insufficient_quota"),
+                    // A limit this adapter does not know yet is still a rate limit.
+                    _ => (RATE_LIMIT, "rate_limit_exceeded"),
+                };
+                Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error_type,
+                    code,
+                    error.to_string(),
+                )
+                .retrying_in(*retry_after)
+            }
+            GatewayError::LimitsUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER_ERROR,
+                "limits_unavailable",
+                error.to_string(),
+            )
+            .with_retry_after(),
             // A failure kind this adapter does not know yet: the gateway's own fault until it
             // is mapped here.
             other => Self::new(
@@ -372,7 +411,7 @@ fn feature_param(feature: RequestFeature) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::{GuardrailPolicyError, RouteError};
+    use gateway_core::{GuardrailPolicyError, LimitState, Remaining, RouteError};
 
     const EVERY_FEATURE: [RequestFeature; 8] = [
         RequestFeature::Reasoning,
@@ -416,11 +455,25 @@ mod tests {
         errors
     }
 
+    fn limit_state() -> LimitState {
+        LimitState {
+            requests: Some(Remaining {
+                limit: 600,
+                remaining: 0,
+            }),
+            tokens: Some(Remaining {
+                limit: 200_000,
+                remaining: 0,
+            }),
+            budget_remaining_micros: Some(0),
+        }
+    }
+
     fn row(name: &str, error: &ApiError) -> String {
         format!(
             "{name:<24} {} retry-after={:<4} {}\n",
             error.status.as_u16(),
-            error.retry_after.unwrap_or("-"),
+            error.retry_after.map_or("-".to_owned(), |s| s.to_string()),
             String::from_utf8_lossy(&error.to_json())
         )
     }
@@ -444,6 +497,27 @@ mod tests {
             GatewayError::UnsupportedParameter {
                 param: "seed".into(),
             },
+            GatewayError::RateLimited {
+                kind: LimitKind::Requests,
+                retry_after: Some(Duration::from_millis(6_001)),
+                state: limit_state(),
+            },
+            GatewayError::RateLimited {
+                kind: LimitKind::Tokens,
+                retry_after: Some(Duration::from_secs(80)),
+                state: limit_state(),
+            },
+            GatewayError::RateLimited {
+                kind: LimitKind::Budget,
+                retry_after: Some(Duration::from_secs(86_399)),
+                state: limit_state(),
+            },
+            GatewayError::RateLimited {
+                kind: LimitKind::Budget,
+                retry_after: None,
+                state: limit_state(),
+            },
+            GatewayError::LimitsUnavailable,
         ];
         for error in &domain {
             let api = ApiError::from_gateway(error, &MessagePositions::default());

@@ -15,6 +15,7 @@
 mod auth;
 mod body;
 mod error;
+mod governance;
 mod ids;
 mod metrics;
 mod openai;
@@ -24,6 +25,7 @@ mod settings;
 mod shed;
 mod sse;
 
+pub use governance::LimitBackendErrors;
 pub use retry_metrics::RetryCounters;
 pub use server::{serve, HttpApp};
 pub use settings::{GatewayKey, HttpSettings};

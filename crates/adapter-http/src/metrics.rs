@@ -12,14 +12,22 @@
 //! `gateway_circuit_state{target}` is each breaker's state when scraped (0 closed, 1 open,
 //! 2 half-open).
 //!
+//! Governance: `gateway_tokens_total{key,model,kind}` (kind `input`, `output`, `cache_read`,
+//! `cache_write`) and `gateway_cost_usd_total{key,model}` count what every answer consumed as
+//! the service settled it (see [`crate::governance`]), `gateway_limited_requests_total{key,kind}`
+//! the requests refused by a key's limits (kind `requests`, `tokens`, `budget`). Key labels
+//! are the configured key names.
+//!
 //! `/metrics` needs no gateway key, like most exporters: operators should not expose it
 //! publicly (bind the gateway to an internal network or filter the path at the edge).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::{CircuitState, ProviderError};
+use gateway_core::{CircuitState, Cost, LimitKind, ProviderError, Usage};
 use http::StatusCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -33,6 +41,35 @@ use crate::shed::ConcurrencyLimit;
 
 /// A model label: a configured public name, or `other`. Shared, so recording costs no copy.
 pub(crate) type ModelLabel = Arc<String>;
+
+/// A key label: a configured key name (`-` for a caller without one).
+pub(crate) type KeyLabel = Arc<String>;
+
+/// The label of every configured key, made once.
+#[derive(Debug)]
+pub(crate) struct KeyLabels {
+    by_name: HashMap<String, KeyLabel>,
+    unnamed: KeyLabel,
+}
+
+impl KeyLabels {
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            by_name: names
+                .into_iter()
+                .map(|name| (name.to_owned(), Arc::new(name.to_owned())))
+                .collect(),
+            unnamed: Arc::new("-".to_owned()),
+        }
+    }
+
+    /// Callers come from the configured keys only; any other name shares `-` with callers
+    /// without one, so no series appear that configuration did not make.
+    pub(crate) fn get(&self, name: Option<&str>) -> &KeyLabel {
+        name.and_then(|name| self.by_name.get(name))
+            .unwrap_or(&self.unnamed)
+    }
+}
 
 /// The route a request took, as a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +126,25 @@ struct ParameterLabels {
     parameter: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SpendLabels {
+    key: KeyLabel,
+    model: ModelLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TokenLabels {
+    key: KeyLabel,
+    model: ModelLabel,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitedLabels {
+    key: KeyLabel,
+    kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s: gateway overhead is sub-millisecond, model answers take seconds.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -106,6 +162,9 @@ pub(crate) struct Metrics {
     failovers: Family<FailoverLabels, Counter>,
     circuit_skips: Family<TargetLabels, Counter>,
     circuit_state: Family<TargetLabels, Gauge>,
+    tokens: Family<TokenLabels, Counter>,
+    cost_usd: Family<SpendLabels, Counter<f64, AtomicU64>>,
+    limited_requests: Family<LimitedLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -125,6 +184,9 @@ impl Metrics {
         let failovers = Family::<FailoverLabels, Counter>::default();
         let circuit_skips = Family::<TargetLabels, Counter>::default();
         let circuit_state = Family::<TargetLabels, Gauge>::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost_usd = Family::<SpendLabels, Counter<f64, AtomicU64>>::default();
+        let limited_requests = Family::<LimitedLabels, Counter>::default();
         let mut registry = Registry::default();
         registry.register(
             "gateway_http_requests",
@@ -171,6 +233,22 @@ impl Metrics {
             "Circuit breaker state per target: 0 closed, 1 open, 2 half-open",
             circuit_state.clone(),
         );
+        registry.register(
+            "gateway_tokens",
+            "Tokens answers consumed, by key, model and kind (input, output, cache_read, \
+             cache_write); estimated for streams that ended without usage",
+            tokens.clone(),
+        );
+        registry.register(
+            "gateway_cost_usd",
+            "What answers cost at the models' prices, in USD, by key and model",
+            cost_usd.clone(),
+        );
+        registry.register(
+            "gateway_limited_requests",
+            "Requests refused by a key's limits, by key and kind (requests, tokens, budget)",
+            limited_requests.clone(),
+        );
         Self {
             registry,
             requests,
@@ -182,7 +260,56 @@ impl Metrics {
             failovers,
             circuit_skips,
             circuit_state,
+            tokens,
+            cost_usd,
+            limited_requests,
         }
+    }
+
+    /// Counts what one answer of `key` from `model` consumed, and its cost when priced.
+    pub(crate) fn usage(
+        &self,
+        key: &KeyLabel,
+        model: &ModelLabel,
+        usage: &Usage,
+        cost: Option<&Cost>,
+    ) {
+        let kinds = [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens.unwrap_or(0)),
+            ("cache_write", usage.cache_write_input_tokens.unwrap_or(0)),
+        ];
+        for (kind, tokens) in kinds {
+            // Kinds an answer did not use make no series until one does.
+            if tokens > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        key: Arc::clone(key),
+                        model: Arc::clone(model),
+                        kind,
+                    })
+                    .inc_by(tokens);
+            }
+        }
+        if let Some(cost) = cost {
+            self.cost_usd
+                .get_or_create(&SpendLabels {
+                    key: Arc::clone(key),
+                    model: Arc::clone(model),
+                })
+                .inc_by(cost.total_usd());
+        }
+    }
+
+    /// Counts a request `key`'s `kind` limit refused.
+    pub(crate) fn limited(&self, key: &KeyLabel, kind: LimitKind) {
+        self.limited_requests
+            .get_or_create(&LimitedLabels {
+                key: Arc::clone(key),
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Exports the chat requests holding a slot of `limit` on every scrape.

@@ -41,8 +41,11 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
 use crate::error::ApiError;
+use crate::governance::{
+    insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
+};
 use crate::ids::completion_id;
-use crate::metrics::{Endpoint, Metrics, ModelLabel};
+use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
 use crate::openai::models::model_list_json;
 use crate::openai::request::{
@@ -71,6 +74,7 @@ pub struct HttpApp {
     /// Shared with the apps made by [`HttpApp::with_service`]: the limit is the process's.
     concurrency: ConcurrencyLimit,
     models: Arc<ModelIndex>,
+    key_labels: Arc<KeyLabels>,
 }
 
 impl fmt::Debug for HttpApp {
@@ -88,15 +92,15 @@ impl fmt::Debug for HttpApp {
 /// and the `/v1/models` body.
 ///
 /// The router is fixed at start, so this is computed once rather than per request.
-struct ModelIndex {
+pub(crate) struct ModelIndex {
     by_name: HashMap<String, ModelInfo>,
     other: ModelInfo,
     list_json: Bytes,
 }
 
 #[derive(Clone)]
-struct ModelInfo {
-    label: ModelLabel,
+pub(crate) struct ModelInfo {
+    pub(crate) label: ModelLabel,
     /// The account of a configured model; `-` for a virtual model, which has several.
     account: Arc<String>,
     /// The `x-gateway-target` value naming a configured model; `None` for a virtual model.
@@ -144,30 +148,41 @@ impl ModelIndex {
     }
 
     /// Unknown names share one label, so clients cannot create metric series.
-    fn get(&self, public_name: &str) -> &ModelInfo {
+    pub(crate) fn get(&self, public_name: &str) -> &ModelInfo {
         self.by_name.get(public_name).unwrap_or(&self.other)
     }
 }
 
 impl HttpApp {
+    /// The app answering through `service`, which it makes tell `/metrics` what every
+    /// answer consumed (replacing any [`gateway_core::UsageObserver`] it had).
     pub fn new(service: ChatService, settings: HttpSettings, clock: SharedClock) -> Self {
-        let models = ModelIndex::new(&service);
+        let models = Arc::new(ModelIndex::new(&service));
         let concurrency = ConcurrencyLimit::new(settings.max_concurrent_requests);
         let mut metrics = Metrics::new();
         metrics.track_in_flight(concurrency.clone());
         if let Some(counters) = settings.retry_counters {
             metrics.register_collector(Box::new(RetryCollector(counters)));
         }
-        Self {
+        if let Some(errors) = settings.limit_backend_errors {
+            metrics.register_collector(Box::new(LimitBackendCollector(errors)));
+        }
+        let key_labels = Arc::new(KeyLabels::new(
+            settings.keys.iter().map(|key| key.name.as_str()),
+        ));
+        let mut app = Self {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
             clock,
             metrics: Arc::new(metrics),
-            models: Arc::new(models),
+            models,
             concurrency,
-        }
+            key_labels,
+        };
+        app.service = app.observed(app.service.clone());
+        app
     }
 
     /// An app that sends chats through `service` but shares keys, settings and metrics with
@@ -176,7 +191,7 @@ impl HttpApp {
     /// `service` must route the same models as this app's.
     pub fn with_service(&self, service: ChatService) -> Self {
         Self {
-            service,
+            service: self.observed(service),
             keys: Arc::clone(&self.keys),
             max_body_bytes: self.max_body_bytes,
             header_read_timeout: self.header_read_timeout,
@@ -184,7 +199,17 @@ impl HttpApp {
             metrics: Arc::clone(&self.metrics),
             models: Arc::clone(&self.models),
             concurrency: self.concurrency.clone(),
+            key_labels: Arc::clone(&self.key_labels),
         }
+    }
+
+    /// `service`, telling this app's metrics what its answers consume.
+    fn observed(&self, service: ChatService) -> ChatService {
+        service.with_usage_observer(Arc::new(UsageMetrics {
+            metrics: Arc::clone(&self.metrics),
+            models: Arc::clone(&self.models),
+            keys: Arc::clone(&self.key_labels),
+        }))
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
@@ -325,7 +350,7 @@ impl HttpApp {
                 self.count_dropped(&unsupported);
                 response
             }
-            Err(failure) => self.failure(&failure, &positions),
+            Err(failure) => self.failure(&caller, &failure, &positions),
         };
         (response, model)
     }
@@ -340,6 +365,13 @@ impl HttpApp {
         let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());
         self.name_target(&mut response, &completion.route);
+        let headers = response.headers_mut();
+        if let Some(state) = &completion.limit_state {
+            insert_limit_headers(headers, state);
+        }
+        if let Some(cost) = &completion.cost {
+            insert_cost_header(headers, cost);
+        }
         Ok(response)
     }
 
@@ -358,7 +390,8 @@ impl HttpApp {
             &stream.model,
             stream.finish_reason_style,
             include_usage,
-        );
+        )
+        .priced_by(Arc::clone(&stream.route), stream.service_tier);
         let target = self.models.get(&stream.route.public_name);
         let body = SseBody::new(
             stream.events,
@@ -373,6 +406,9 @@ impl HttpApp {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // nginx would otherwise buffer the whole stream.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        if let Some(state) = &stream.limit_state {
+            insert_limit_headers(headers, state);
+        }
         self.name_target(&mut response, &stream.route);
         Ok(response)
     }
@@ -415,18 +451,28 @@ impl HttpApp {
         }
     }
 
-    /// The answer to a request the service could not serve, naming the target called last.
+    /// The answer to a request the service could not serve, naming the target called last
+    /// and, for a limited key, where it stands.
     fn failure(
         &self,
+        caller: &Caller,
         failure: &ChatFailure,
         positions: &MessagePositions,
     ) -> Response<ResponseBody> {
         self.count_attempts(&failure.attempts, false);
+        if let GatewayError::RateLimited { kind, .. } = &failure.error {
+            let key = self.key_labels.get(caller.key_name.as_deref());
+            self.metrics.limited(key, *kind);
+            tracing::debug!(key = %key, kind = kind.as_str(), "request refused by a key's limit");
+        }
         let last_tried = failure.last_tried();
         let account = last_tried.map_or("-", |route| route.account.as_str());
         let mut response = self.gateway_error(&failure.error, positions, account);
         if let Some(route) = last_tried {
             self.name_target(&mut response, route);
+        }
+        if let Some(state) = &failure.limit_state {
+            insert_limit_headers(response.headers_mut(), state);
         }
         response
     }
@@ -489,7 +535,7 @@ fn error_response(error: &ApiError) -> Response<ResponseBody> {
     if let Some(seconds) = error.retry_after {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

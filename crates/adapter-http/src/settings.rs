@@ -4,15 +4,16 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::FinishReasonStyle;
+use gateway_core::{FinishReasonStyle, KeyLimits};
 use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::RetryCounters;
+use crate::{LimitBackendErrors, RetryCounters};
 
 /// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
-/// from its configuration (`name`, `key`, `finish_reason_style`), which checks the key's shape.
+/// from its configuration (`name`, `key`, `finish_reason_style`, `drop_unsupported_params`,
+/// `rpm`, `tpm`, `budget_usd`, `budget_period`), which checks each value.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayKey {
@@ -26,6 +27,98 @@ pub struct GatewayKey {
     /// Overrides the account's `drop_unsupported_params` for clients using this key.
     #[serde(default)]
     pub drop_unsupported_params: Option<bool>,
+    /// Requests per minute (sliding window); above 0.
+    #[serde(default, deserialize_with = "above_zero")]
+    pub rpm: Option<u32>,
+    /// Tokens per minute (sliding window), counted from each answer's usage; above 0.
+    #[serde(default, deserialize_with = "above_zero")]
+    pub tpm: Option<u64>,
+    /// USD the key may spend per `budget_period` (or ever); at least 0.
+    #[serde(default, deserialize_with = "amount_of_usd")]
+    pub budget_usd: Option<f64>,
+    /// How long a budget lasts before it starts again, written `30d`, `12h`, `90m` or
+    /// `3600s` (or `never`, the same as leaving it out).
+    #[serde(default, deserialize_with = "period")]
+    pub budget_period: Option<Duration>,
+}
+
+impl GatewayKey {
+    /// A key named `name` with nothing but defaults.
+    pub fn new(name: impl Into<String>, key: SecretString) -> Self {
+        Self {
+            name: name.into(),
+            key,
+            finish_reason_style: None,
+            drop_unsupported_params: None,
+            rpm: None,
+            tpm: None,
+            budget_usd: None,
+            budget_period: None,
+        }
+    }
+
+    /// What the key may consume.
+    pub fn limits(&self) -> KeyLimits {
+        KeyLimits {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            budget_usd: self.budget_usd,
+            budget_period: self.budget_period,
+        }
+    }
+}
+
+fn above_zero<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default + PartialOrd,
+{
+    let value = T::deserialize(deserializer)?;
+    if value > T::default() {
+        Ok(Some(value))
+    } else {
+        Err(D::Error::custom("must be greater than 0"))
+    }
+}
+
+fn amount_of_usd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    let usd = f64::deserialize(deserializer)?;
+    if usd.is_finite() && usd >= 0.0 {
+        Ok(Some(usd))
+    } else {
+        Err(D::Error::custom("must be an amount of USD, at least 0"))
+    }
+}
+
+fn period<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_period(&text).map_err(|problem| D::Error::custom(format!("`{text}` {problem}")))
+}
+
+/// `<whole number><s|m|h|d>` above 0, or `never`.
+fn parse_period(text: &str) -> Result<Option<Duration>, &'static str> {
+    if text == "never" {
+        return Ok(None);
+    }
+    let not_a_period = "is not a period like 30d, 12h, 90m or 3600s (or never)";
+    let unit_at = text.len().saturating_sub(1);
+    let (number, unit) = (text.get(..unit_at), text.get(unit_at..));
+    let seconds_per_unit = match unit {
+        Some("s") => 1,
+        Some("m") => 60,
+        Some("h") => 3600,
+        Some("d") => 86_400,
+        _ => return Err(not_a_period),
+    };
+    let count: u64 = number
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse().ok())
+        .ok_or(not_a_period)?;
+    match count.checked_mul(seconds_per_unit) {
+        Some(0) => Err("must be longer than 0"),
+        Some(seconds) => Ok(Some(Duration::from_secs(seconds))),
+        None => Err(not_a_period),
+    }
 }
 
 /// The shortest key accepted from configuration: shorter ones are guessable.
@@ -57,6 +150,9 @@ pub struct HttpSettings {
     pub max_concurrent_requests: NonZeroUsize,
     /// The upstream's retry counts, for `/metrics`; `None` leaves those metrics out.
     pub retry_counters: Option<Arc<dyn RetryCounters>>,
+    /// The limits backend's failures, for `/metrics`; `None` (a backend that cannot fail,
+    /// such as memory) leaves the metric out.
+    pub limit_backend_errors: Option<Arc<dyn LimitBackendErrors>>,
 }
 
 impl HttpSettings {
@@ -79,6 +175,7 @@ impl Default for HttpSettings {
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             retry_counters: None,
+            limit_backend_errors: None,
         }
     }
 }
@@ -90,12 +187,7 @@ mod tests {
     #[test]
     fn debug_never_shows_the_key() {
         let settings = HttpSettings {
-            keys: vec![GatewayKey {
-                name: "team-a".into(),
-                key: "sk-very-secret".into(),
-                finish_reason_style: None,
-                drop_unsupported_params: None,
-            }],
+            keys: vec![GatewayKey::new("team-a", "sk-very-secret".into())],
             ..HttpSettings::default()
         };
         let debug = format!("{settings:?}");
@@ -117,6 +209,72 @@ mod tests {
                 error.to_string(),
                 "must be at least 8 characters with no white space"
             );
+        }
+    }
+
+    #[test]
+    fn limits_are_read_with_the_key_and_checked() {
+        let key: GatewayKey = serde_json::from_value(serde_json::json!({
+            "name": "a", "key": "sk-long-enough",
+            "rpm": 600, "tpm": 200000, "budget_usd": 50.0, "budget_period": "30d"
+        }))
+        .unwrap();
+        assert_eq!(
+            key.limits(),
+            KeyLimits {
+                rpm: Some(600),
+                tpm: Some(200_000),
+                budget_usd: Some(50.0),
+                budget_period: Some(Duration::from_secs(30 * 86_400)),
+            }
+        );
+        let refused = |field: &str, value: serde_json::Value| {
+            let mut key = serde_json::json!({"name": "a", "key": "sk-long-enough"});
+            key[field] = value;
+            serde_json::from_value::<GatewayKey>(key)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(refused("rpm", 0.into()), "must be greater than 0");
+        assert_eq!(refused("tpm", 0.into()), "must be greater than 0");
+        assert_eq!(
+            refused("budget_usd", (-1.0).into()),
+            "must be an amount of USD, at least 0"
+        );
+        assert_eq!(
+            refused("budget_period", "0d".into()),
+            "`0d` must be longer than 0"
+        );
+    }
+
+    #[test]
+    fn periods_are_whole_numbers_of_one_unit() {
+        let day = 86_400;
+        for (text, seconds) in [
+            ("30d", Some(30 * day)),
+            ("12h", Some(12 * 3600)),
+            ("90m", Some(5400)),
+            ("3600s", Some(3600)),
+            ("never", None),
+        ] {
+            assert_eq!(
+                parse_period(text),
+                Ok(seconds.map(Duration::from_secs)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "d",
+            "30",
+            "1.5d",
+            "-1d",
+            "30 d",
+            "1w",
+            "30D",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_period(bad).is_err(), "{bad}");
         }
     }
 }

@@ -117,20 +117,23 @@ impl Body for SseBody {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
-    use crate::openai::test_support::{CREATED, ID};
+    use crate::openai::test_support::{route, CREATED, ID};
     use crate::shed::ConcurrencyLimit;
     use futures_util::FutureExt;
-    use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError, StopReason};
+    use gateway_core::{ChatEvent, FinishReasonStyle, Price, ProviderError, Route, StopReason};
     use http_body_util::BodyExt;
     use serde::Deserialize;
     use std::num::NonZeroUsize;
 
-    /// A fixture: the events a provider streams, then what the client asked for.
+    /// A fixture: the events a provider streams, then what the client asked for, from a
+    /// model with `price` if it has one.
     #[derive(Deserialize)]
     struct Fixture {
         style: FinishReasonStyle,
         include_usage: bool,
         steps: Vec<Step>,
+        #[serde(default)]
+        price: Option<Price>,
     }
 
     #[derive(Deserialize)]
@@ -163,13 +166,18 @@ mod tests {
                 })
                 .collect();
             let events: ChatEventStream = Box::pin(futures_util::stream::iter(items));
+            let route = Arc::new(Route {
+                price: fixture.price,
+                ..(*route()).clone()
+            });
             let encoder = ChunkEncoder::new(
                 ID,
                 CREATED,
                 "internal-bedrock/claude-3",
                 fixture.style,
                 fixture.include_usage,
-            );
+            )
+            .priced_by(route, None);
             let body = SseBody::new(
                 events,
                 encoder,

@@ -1,5 +1,6 @@
 //! The HTTP server end to end on loopback, with a fake provider: auth, limits, routing,
-//! errors, strict parameters, streaming, disconnects, metrics and shutdown.
+//! errors, strict parameters, streaming, disconnects, metrics, shutdown, and governance (key
+//! limits and budgets, their headers, cost and usage metrics).
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,13 +14,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_adapter_http::{serve, GatewayKey, HttpApp, HttpSettings, RetryCounters};
+use gateway_adapter_http::{
+    serve, GatewayKey, HttpApp, HttpSettings, LimitBackendErrors, RetryCounters,
+};
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     ChatEvent, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
-    CircuitBreakerSettings, CircuitBreakers, FinishReasonStyle, ModelCatalog, ModelEntry,
-    ProviderError, ProviderRequest, RequestFeature, StopReason, Strategy, Usage, VirtualModelEntry,
+    CircuitBreakerSettings, CircuitBreakers, FinishReasonStyle, InMemoryLimits, ModelCatalog,
+    ModelEntry, OnBackendError, Price, ProviderError, ProviderRequest, RequestFeature, StopReason,
+    Strategy, Usage, VirtualModelEntry,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -33,6 +37,15 @@ const KEY: &str = "sk-test-team-a";
 const STRICT_KEY: &str = "sk-test-strict";
 /// A key whose clients may send parameters Bedrock cannot honour: they are dropped.
 const DROP_KEY: &str = "sk-test-dropping";
+/// `rpm = 2`, `tpm = 1000`.
+const RPM_KEY: &str = "sk-test-rpm-limited";
+/// `tpm = 50`: two answers of 28 tokens use it up.
+const TPM_KEY: &str = "sk-test-tpm-limited";
+/// `budget_usd = 0.0002`: two answers from `acct/priced` (0.00012 USD each) spend it.
+const BUDGET_KEY: &str = "sk-test-budgeted";
+/// `acct/priced`'s price: 3 USD per million input tokens, 15 per million output tokens.
+const INPUT_PRICE: f64 = 3.0;
+const OUTPUT_PRICE: f64 = 15.0;
 const CREATED: u64 = 1_741_339_101;
 /// A deadline for things that must happen promptly; never a way to wait for them.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -195,11 +208,22 @@ impl TestGateway {
             finish_reason_style: FinishReasonStyle::Bedrock,
             family: None,
             drop_unsupported_params: false,
+            price: None,
         };
         // Throttled like `throttled`, behind a circuit breaker.
         let flaky = ModelEntry {
             model: "flaky".into(),
             ..entry("throttled")
+        };
+        // Answers like `text`, at a price.
+        let priced = ModelEntry {
+            model: "priced".into(),
+            price: Some(Price {
+                input: INPUT_PRICE,
+                output: OUTPUT_PRICE,
+                ..Price::default()
+            }),
+            ..entry("text")
         };
         let catalog = ModelCatalog::new(
             [
@@ -214,7 +238,7 @@ impl TestGateway {
             ]
             .map(entry)
             .into_iter()
-            .chain([flaky]),
+            .chain([flaky, priced]),
         )
         .unwrap()
         .with_virtual_models([
@@ -238,25 +262,31 @@ impl TestGateway {
         );
         let provider = Arc::new(FakeProvider::default());
         let service = ChatService::new(Arc::new(catalog), provider.clone())
-            .with_circuit_breakers(Arc::new(breakers));
+            .with_circuit_breakers(Arc::new(breakers))
+            .with_limits(Arc::new(InMemoryLimits::new()), OnBackendError::Allow)
+            .with_clock(clock.clone());
         settings.keys = vec![
+            GatewayKey::new("team-a", KEY.into()),
             GatewayKey {
-                name: "team-a".into(),
-                key: KEY.into(),
-                finish_reason_style: None,
-                drop_unsupported_params: None,
-            },
-            GatewayKey {
-                name: "strict".into(),
-                key: STRICT_KEY.into(),
                 finish_reason_style: Some(FinishReasonStyle::Strict),
-                drop_unsupported_params: None,
+                ..GatewayKey::new("strict", STRICT_KEY.into())
             },
             GatewayKey {
-                name: "dropping".into(),
-                key: DROP_KEY.into(),
-                finish_reason_style: None,
                 drop_unsupported_params: Some(true),
+                ..GatewayKey::new("dropping", DROP_KEY.into())
+            },
+            GatewayKey {
+                rpm: Some(2),
+                tpm: Some(1000),
+                ..GatewayKey::new("rpm-limited", RPM_KEY.into())
+            },
+            GatewayKey {
+                tpm: Some(50),
+                ..GatewayKey::new("tpm-limited", TPM_KEY.into())
+            },
+            GatewayKey {
+                budget_usd: Some(0.0002),
+                ..GatewayKey::new("budgeted", BUDGET_KEY.into())
             },
         ];
         let app = HttpApp::new(service, settings, clock);
@@ -537,8 +567,8 @@ async fn models_health_and_unknown_routes() {
         assert_eq!(body["data"][0]["id"], "acct/text");
         assert_eq!(body["data"][0]["owned_by"], "acct");
         let data = body["data"].as_array().unwrap();
-        assert_eq!(data.len(), 13);
-        let virtual_models: Vec<_> = data[9..]
+        assert_eq!(data.len(), 14);
+        let virtual_models: Vec<_> = data[10..]
             .iter()
             .map(|m| (m["id"].as_str().unwrap(), m["owned_by"].as_str().unwrap()))
             .collect();
@@ -1299,5 +1329,258 @@ async fn a_failure_followed_only_by_skipped_targets_is_the_client_s_error_not_a_
     assert!(
         !metrics.contains(r#"gateway_failovers_total{from="acct/throttled""#),
         "{metrics}"
+    );
+}
+
+/// `name: value` of a response's header, if it has it.
+fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).map(|value| value.to_str().unwrap())
+}
+
+/// The four `x-ratelimit-*` headers, in the order limit/remaining of requests, then tokens.
+fn rate_limit_headers(parts: &http::response::Parts) -> [Option<&str>; 4] {
+    [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+    ]
+    .map(|name| header(parts, name))
+}
+
+#[tokio::test]
+async fn every_response_of_a_limited_key_says_where_it_stands_until_it_is_limited() {
+    let gateway = TestGateway::start().await;
+    // 28 tokens an answer; the clock stands 21 s into a minute.
+    let (parts, _) = gateway.chat_as(RPM_KEY, chat_body("acct/text")).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(
+        rate_limit_headers(&parts),
+        [Some("2"), Some("1"), Some("1000"), Some("1000")]
+    );
+    // A stream's headers say it too (its usage, none here, is recorded when it ends).
+    let mut streamed = chat_body("acct/text");
+    streamed["stream"] = json!(true);
+    let (parts, _) = gateway.chat_as(RPM_KEY, streamed).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(
+        rate_limit_headers(&parts),
+        [Some("2"), Some("0"), Some("1000"), Some("972")]
+    );
+    let calls = gateway.calls();
+
+    // The third request in the minute is refused before any call.
+    let (parts, body) = gateway.chat_as(RPM_KEY, chat_body("acct/text")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "requests");
+    assert_eq!(
+        body["error"]["message"],
+        "this gateway key has reached its limit of 2 requests per minute; retry in 70 s"
+    );
+    // 39 s to the next window, then half of it until one of the two has faded.
+    assert_eq!(header(&parts, "retry-after"), Some("70"));
+    assert_eq!(
+        rate_limit_headers(&parts),
+        [Some("2"), Some("0"), Some("1000"), Some("972")]
+    );
+    assert_eq!(gateway.calls(), calls, "nothing reached the provider");
+
+    // Keys without limits get no such headers.
+    let (parts, _) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(rate_limit_headers(&parts), [None; 4]);
+}
+
+#[tokio::test]
+async fn an_upstream_error_after_admission_carries_the_headers_too() {
+    let gateway = TestGateway::start().await;
+    let (parts, body) = gateway.chat_as(RPM_KEY, chat_body("acct/throttled")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(
+        body["error"]["type"], "rate_limit_error",
+        "Bedrock's, not the key's"
+    );
+    assert_eq!(header(&parts, "retry-after"), Some("1"));
+    assert_eq!(
+        rate_limit_headers(&parts),
+        [Some("2"), Some("1"), Some("1000"), Some("1000")]
+    );
+}
+
+#[tokio::test]
+async fn a_key_over_its_tokens_per_minute_is_refused_until_they_fade() {
+    let gateway = TestGateway::start().await;
+    for remaining in ["50", "22"] {
+        let (parts, _) = gateway.chat_as(TPM_KEY, chat_body("acct/text")).await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(
+            rate_limit_headers(&parts),
+            [None, None, Some("50"), Some(remaining)]
+        );
+    }
+    let (parts, body) = gateway.chat_as(TPM_KEY, chat_body("acct/text")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "tokens");
+    // 56 tokens fade below 50 a ninth of the way into the next window: 39 s + 6.4 s.
+    assert_eq!(header(&parts, "retry-after"), Some("46"));
+    assert_eq!(
+        rate_limit_headers(&parts),
+        [None, None, Some("50"), Some("0")]
+    );
+}
+
+#[tokio::test]
+async fn answers_from_a_priced_model_say_what_they_cost_until_the_budget_is_spent() {
+    let gateway = TestGateway::start().await;
+    // 25 input tokens at 3 USD and 3 output tokens at 15 USD per million.
+    for _ in 0..2 {
+        let (parts, body) = gateway.chat_as(BUDGET_KEY, chat_body("acct/priced")).await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(header(&parts, "x-gateway-cost-usd"), Some("0.000120"));
+        assert_eq!(body["usage"]["cost_usd"], json!(0.00012));
+    }
+    let (parts, body) = gateway.chat_as(BUDGET_KEY, chat_body("acct/priced")).await;
+    assert_eq!(parts.status, 429);
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+    assert_eq!(
+        header(&parts, "retry-after"),
+        None,
+        "a budget without a period never resets"
+    );
+    // An unpriced model's answers say nothing about cost.
+    let (parts, body) = gateway.chat(chat_body("acct/text")).await;
+    assert_eq!(header(&parts, "x-gateway-cost-usd"), None);
+    assert!(body["usage"].get("cost_usd").is_none(), "{body}");
+
+    // A stream's cost is in its usage chunk.
+    let mut streamed = chat_body("acct/priced");
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (parts, body) = gateway.chat(streamed).await;
+    assert_eq!(parts.status, 200);
+    let text = body.as_str().unwrap();
+    assert!(text.contains(r#""cost_usd":0.0"#), "{text}");
+}
+
+/// The value of the series `line_start` begins (labels included), from `metrics`.
+fn series(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[derive(Debug, Default)]
+struct FakeBackendErrors(AtomicUsize);
+
+impl LimitBackendErrors for FakeBackendErrors {
+    fn errors(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) as u64
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_tokens_spend_and_refusals_per_key_and_model() {
+    let backend_errors = Arc::new(FakeBackendErrors::default());
+    let gateway = TestGateway::start_with(HttpSettings {
+        limit_backend_errors: Some(backend_errors.clone()),
+        ..HttpSettings::default()
+    })
+    .await;
+    for _ in 0..3 {
+        gateway.chat_as(BUDGET_KEY, chat_body("acct/priced")).await;
+    }
+    gateway.chat_as(RPM_KEY, chat_body("acct/priced")).await;
+    backend_errors.0.store(3, Ordering::SeqCst);
+    let metrics = gateway.metrics().await;
+    let budgeted = |series_name: &str, labels: &str| {
+        series(
+            &metrics,
+            &format!("{series_name}{{key=\"budgeted\",{labels}}}"),
+        )
+    };
+    let input = budgeted(
+        "gateway_tokens_total",
+        r#"model="acct/priced",kind="input""#,
+    );
+    let output = budgeted(
+        "gateway_tokens_total",
+        r#"model="acct/priced",kind="output""#,
+    );
+    assert_eq!((input, output), (Some(50.0), Some(6.0)), "{metrics}");
+    let spent = budgeted("gateway_cost_usd_total", r#"model="acct/priced""#).unwrap();
+    let priced = (50.0 * INPUT_PRICE + 6.0 * OUTPUT_PRICE) / 1e6;
+    assert!((spent - priced).abs() < 1e-12, "{spent} != {priced}");
+    assert_eq!(
+        budgeted("gateway_limited_requests_total", r#"kind="budget""#),
+        Some(1.0)
+    );
+    // Another key is counted apart.
+    assert_eq!(
+        series(
+            &metrics,
+            r#"gateway_tokens_total{key="rpm-limited",model="acct/priced",kind="input"}"#
+        ),
+        Some(25.0)
+    );
+    assert!(
+        !metrics.contains(r#"kind="cache_read""#),
+        "kinds never used have no series"
+    );
+    assert_eq!(
+        series(&metrics, "gateway_limits_backend_errors_total"),
+        Some(3.0)
+    );
+}
+
+/// A provider whose stream sends some text and then waits for ever: the client hangs up.
+#[tokio::test]
+async fn a_stream_the_client_abandons_is_counted_from_what_it_streamed() {
+    let gateway = TestGateway::start().await;
+    let mut body = chat_body("acct/endless");
+    body["stream"] = json!(true);
+    let (dropped_tx, dropped_rx) = oneshot::channel();
+    *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {RPM_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Read until the first text delta has gone out, then hang up.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("Hel") {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("the first events in time")
+            .unwrap();
+        assert!(n > 0, "the gateway closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(stream);
+    tokio::time::timeout(DEADLINE, dropped_rx)
+        .await
+        .expect("the provider's stream is dropped")
+        .unwrap();
+    // "Hel": 3 characters, one token by the estimate; no input tokens are known.
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        series(
+            &metrics,
+            r#"gateway_tokens_total{key="rpm-limited",model="acct/endless",kind="output"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            r#"gateway_tokens_total{key="rpm-limited",model="acct/endless",kind="input"}"#
+        ),
+        None
     );
 }

@@ -16,13 +16,16 @@ use std::thread;
 use gateway_adapter_bedrock::{BedrockProvider, RetryStats};
 use gateway_adapter_http::{serve, HttpApp, HttpSettings, RetryCounters};
 use gateway_core::clock::SharedClock;
-use gateway_core::{ChatService, CircuitBreakers, ModelCatalog, ModelRouter, VirtualModelError};
+use gateway_core::{
+    ChatService, CircuitBreakers, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter,
+    VirtualModelError,
+};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, LimitsBackend};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -34,6 +37,8 @@ pub enum StartError {
     VirtualModel(#[from] VirtualModelError),
     #[error("{0}")]
     Provider(String),
+    #[error("{0}")]
+    Limits(String),
     #[error("cannot start server thread {index}: {source}")]
     Thread { index: usize, source: io::Error },
 }
@@ -108,7 +113,8 @@ pub async fn start_on_seeded(
         addr: config.listen,
         source,
     })?;
-    let (app, _, _) = build_app(config, clock, weighted_seed).await?;
+    // Boxed: building the app is a large future, awaited once per start.
+    let (app, _, _) = Box::pin(build_app(config, clock, weighted_seed)).await?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, Arc::new(app), async move {
         let _ = rx.await;
@@ -147,12 +153,16 @@ async fn build_app(
             Some((route.public_name.clone(), *settings))
         }),
     );
+    let limits = limit_store(&config.limits.backend)?;
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
         .with_timeouts(config.timeouts);
+    // One store for every shard: each service made from this one shares it.
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
-        .with_circuit_breakers(Arc::new(breakers));
+        .with_circuit_breakers(Arc::new(breakers))
+        .with_limits(limits, config.limits.on_backend_error)
+        .with_clock(clock.clone());
     if let Some(seed) = weighted_seed {
         service = service.with_seed(seed);
     }
@@ -168,6 +178,19 @@ async fn build_app(
         service,
         provider,
     ))
+}
+
+/// The store the keys' limits are counted in.
+fn limit_store(backend: &LimitsBackend) -> Result<Arc<dyn LimitStore>, StartError> {
+    match backend {
+        LimitsBackend::Memory => Ok(Arc::new(InMemoryLimits::new())),
+        // TODO(issue 11, at the merge of crates/adapter-redis): connect
+        // `gateway_adapter_redis::RedisLimits` with `url` and `timeout`, and hand its error
+        // counter to `HttpSettings::limit_backend_errors`.
+        LimitsBackend::Redis { .. } => Err(StartError::Limits(
+            "limits.backend: the redis backend is not built yet (use backend = \"memory\")".into(),
+        )),
+    }
 }
 
 /// The Bedrock provider's retry counts, handed to the HTTP adapter's `/metrics`. The counters

@@ -50,6 +50,7 @@ fn secrets_never_appear_in_debug_output() {
         "sk-strict-client-key",
         "value-of-BEDROCK_API_KEY",
         "value-of-EXTERNAL_ID",
+        "value-of-REDIS_PASSWORD",
     ] {
         assert!(!shown.contains(secret), "{secret} leaked into {shown}");
     }

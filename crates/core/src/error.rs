@@ -1,7 +1,10 @@
 //! Errors of the domain and of providers.
 
+use std::time::Duration;
+
 use thiserror::Error;
 
+use crate::governance::{LimitKind, LimitState};
 use crate::guardrail::GuardrailPolicyError;
 use crate::router::RouteError;
 
@@ -143,4 +146,44 @@ pub enum GatewayError {
     /// and neither its key nor the account lets the gateway drop it.
     #[error("{param} is not supported by this gateway's models; ask the operator to set drop_unsupported_params = true to have it ignored")]
     UnsupportedParameter { param: String },
+    /// The caller's gateway key is over one of its limits; nothing reached a provider.
+    #[error("{}", rate_limited_message(*.kind, .state, *.retry_after))]
+    RateLimited {
+        kind: LimitKind,
+        /// When trying again may succeed; `None` for a budget that never resets.
+        retry_after: Option<Duration>,
+        state: LimitState,
+    },
+    /// The limits backend could not decide in time and the operator chose to refuse
+    /// requests then (`on_backend_error = "deny"`).
+    #[error("the gateway cannot check this key's limits right now; retry shortly")]
+    LimitsUnavailable,
+}
+
+/// What the client reads: which limit, its size, and when to come back.
+fn rate_limited_message(
+    kind: LimitKind,
+    state: &LimitState,
+    retry_after: Option<Duration>,
+) -> String {
+    let limit = match kind {
+        LimitKind::Requests => state
+            .requests
+            .map(|r| format!("its limit of {} requests per minute", r.limit)),
+        LimitKind::Tokens => state
+            .tokens
+            .map(|r| format!("its limit of {} tokens per minute", r.limit)),
+        LimitKind::Budget => Some("its budget".to_owned()),
+    }
+    .unwrap_or_else(|| format!("its {} limit", kind.as_str()));
+    let when = match (kind, retry_after) {
+        (LimitKind::Budget, None) => "; the budget does not reset, ask the operator".to_owned(),
+        (LimitKind::Budget, Some(wait)) => format!(
+            " for this period; it resets in {} s",
+            wait.as_secs_f64().ceil()
+        ),
+        (_, Some(wait)) => format!("; retry in {} s", wait.as_secs_f64().ceil()),
+        (_, None) => String::new(),
+    };
+    format!("this gateway key has reached {limit}{when}")
 }

@@ -82,6 +82,7 @@
 //!     finish_reason_style: FinishReasonStyle::Bedrock,
 //!     family: None,
 //!     drop_unsupported_params: false,
+//!     price: None,
 //! }])
 //! .expect("model names are unique")
 //! .with_virtual_models([VirtualModelEntry {
@@ -131,8 +132,9 @@ pub use document::{Document, DocumentFormat};
 pub use error::{GatewayError, ProviderError, RequestFeature};
 pub use finish_reason::{FinishReason, FinishReasonStyle, StopReason};
 pub use governance::{
-    Admission, Consumption, Cost, KeyLimits, LimitBackendError, LimitKind, LimitState, LimitStore,
-    OnBackendError, Price, Remaining,
+    Admission, Consumption, Cost, InMemoryLimits, KeyLimits, LimitBackendError, LimitKind,
+    LimitState, LimitStore, OnBackendError, Price, PriceError, Remaining, Settlement,
+    UsageObserver,
 };
 pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,

@@ -12,8 +12,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::chat::Usage;
 use crate::finish_reason::FinishReasonStyle;
+use crate::governance::{Cost, Price};
 use crate::guardrail::GuardrailPolicy;
+use crate::options::ServiceTier;
 use crate::ports::ModelRouter;
 
 /// Where one public model name goes. Built once at start and shared by every request.
@@ -36,6 +39,17 @@ pub struct Route {
     /// The account drops parameters the gateway cannot honour instead of refusing the
     /// request; a gateway key may override it.
     pub drop_unsupported_params: bool,
+    /// What the model's tokens cost; `None`: answers are not priced (and spend nothing
+    /// against a budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+}
+
+impl Route {
+    /// What an answer from this route with `usage` costs under `tier`, if it has a price.
+    pub fn cost(&self, usage: &Usage, tier: Option<ServiceTier>) -> Option<Cost> {
+        self.price.map(|price| price.cost(usage, tier))
+    }
 }
 
 /// One configured model, as the catalog is built from it.
@@ -49,6 +63,7 @@ pub struct ModelEntry {
     pub finish_reason_style: FinishReasonStyle,
     pub family: Option<String>,
     pub drop_unsupported_params: bool,
+    pub price: Option<Price>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -271,6 +286,7 @@ impl ModelCatalog {
                 finish_reason_style: entry.finish_reason_style,
                 family: entry.family,
                 drop_unsupported_params: entry.drop_unsupported_params,
+                price: entry.price,
             };
             if catalog
                 .routes
@@ -400,6 +416,7 @@ mod tests {
             finish_reason_style: FinishReasonStyle::Bedrock,
             family: None,
             drop_unsupported_params: false,
+            price: None,
         }
     }
 

@@ -6,6 +6,15 @@
 //! never depends on which target happens to be throttled, and an enforced guardrail is
 //! applied on every call to its target. Failing over happens only before anything reached
 //! the caller: a stream is handed over once its first event has arrived, never earlier.
+//!
+//! Governance: once prepared, and before the first call, the caller's key is admitted by the
+//! [`LimitStore`] (once per request, however many targets it then tries). After an answer
+//! the service settles it: the cost at the answering route's price, the tokens and the cost
+//! recorded against the key, and the [`UsageObserver`] told. A stream settles when its
+//! usage arrives; one that ends without it (the client hung up, the stream was cut) settles
+//! an estimate: output tokens at one per [`CHARS_PER_TOKEN`] characters of the text,
+//! reasoning and tool arguments streamed so far, input tokens 0 (only the provider counts
+//! them, and it did not say).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -15,17 +24,27 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use thiserror::Error;
 
-use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
+use crate::chat::{ChatEvent, ChatRequest, ChatResponse, Usage};
 use crate::circuit_breaker::CircuitBreakers;
+use crate::clock::SharedClock;
 use crate::error::{GatewayError, ProviderError};
 use crate::finish_reason::{FinishReason, FinishReasonStyle};
+use crate::governance::{
+    Admission, Consumption, Cost, KeyLimits, LimitState, LimitStore, OnBackendError, Settlement,
+    UsageObserver,
+};
 use crate::guardrail::{effective_guardrail, GuardrailConfig};
+use crate::options::ServiceTier;
 use crate::ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
 use crate::random::SplitMix64;
 use crate::router::{Route, VirtualModel};
 
+/// Characters per token in the estimate of a stream that ended without usage: the usual
+/// rule of thumb for English text.
+pub const CHARS_PER_TOKEN: u64 = 4;
+
 /// Who is calling, as far as the domain cares.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Caller {
     /// The gateway key's configured name (never the key itself).
     pub key_name: Option<String>,
@@ -34,6 +53,9 @@ pub struct Caller {
     /// The key's choice to drop parameters the gateway cannot honour, overriding the
     /// account's ([`Route::drop_unsupported_params`]).
     pub drop_unsupported_params: Option<bool>,
+    /// What the key may consume; enforced when the service has a [`LimitStore`] and the
+    /// key a name to count under.
+    pub limits: KeyLimits,
 }
 
 /// One target that did not answer a request.
@@ -64,6 +86,11 @@ pub struct Completion {
     pub finish_reason_style: FinishReasonStyle,
     /// The targets skipped or failed before `route` answered, in order.
     pub attempts: Vec<Attempt>,
+    /// Where the key stands after this request was admitted; `None` when it has no limits
+    /// (or the limits backend failed and the request was served anyway).
+    pub limit_state: Option<LimitState>,
+    /// What the answer cost at the route's price; `None` when the model has none.
+    pub cost: Option<Cost>,
 }
 
 /// A started stream; map each `Stop` with `finish_reason_style`.
@@ -75,7 +102,20 @@ pub struct CompletionStream {
     pub finish_reason_style: FinishReasonStyle,
     /// The targets skipped or failed before `route` started answering, in order.
     pub attempts: Vec<Attempt>,
+    /// As [`Completion::limit_state`].
+    pub limit_state: Option<LimitState>,
+    /// The tier the client asked for, which the price may depend on.
+    pub service_tier: Option<ServiceTier>,
+    /// The answer; the service settles its usage as it passes (see the module docs).
     pub events: ChatEventStream,
+}
+
+impl CompletionStream {
+    /// What `usage` (the stream's `Metadata`) costs at the route's price: the cost the
+    /// service records for this stream.
+    pub fn cost(&self, usage: &Usage) -> Option<Cost> {
+        self.route.cost(usage, self.service_tier)
+    }
 }
 
 impl std::fmt::Debug for CompletionStream {
@@ -85,6 +125,7 @@ impl std::fmt::Debug for CompletionStream {
             .field("route", &self.route)
             .field("finish_reason_style", &self.finish_reason_style)
             .field("attempts", &self.attempts)
+            .field("limit_state", &self.limit_state)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +137,10 @@ impl std::fmt::Debug for CompletionStream {
 pub struct ChatFailure {
     pub error: GatewayError,
     pub attempts: Vec<Attempt>,
+    /// Where the caller's key stands: after admission when the request was admitted, or
+    /// as it was refused ([`GatewayError::RateLimited`]); `None` when it has no limits or
+    /// the request failed before admission.
+    pub limit_state: Option<LimitState>,
 }
 
 impl ChatFailure {
@@ -114,6 +159,7 @@ impl From<GatewayError> for ChatFailure {
         Self {
             error,
             attempts: Vec::new(),
+            limit_state: None,
         }
     }
 }
@@ -126,6 +172,18 @@ pub struct ChatService {
     breakers: Arc<CircuitBreakers>,
     /// Draws for weighted virtual models.
     random: Arc<SplitMix64>,
+    /// `None`: no key is limited.
+    limits: Option<Limits>,
+    usage_observer: Option<Arc<dyn UsageObserver>>,
+    /// `now` for the limits.
+    clock: SharedClock,
+}
+
+/// Where the counters live and what to do when they cannot be reached.
+#[derive(Clone)]
+struct Limits {
+    store: Arc<dyn LimitStore>,
+    on_backend_error: OnBackendError,
 }
 
 impl std::fmt::Debug for ChatService {
@@ -142,7 +200,36 @@ impl ChatService {
             provider,
             breakers: Arc::new(CircuitBreakers::default()),
             random: Arc::new(SplitMix64::unpredictable()),
+            limits: None,
+            usage_observer: None,
+            clock: SharedClock::system(),
         }
+    }
+
+    /// Holds every caller with [`KeyLimits`] to them, counted in `store`. Share one store
+    /// between every service of a process (and, for several replicas, a shared backend).
+    pub fn with_limits(
+        mut self,
+        store: Arc<dyn LimitStore>,
+        on_backend_error: OnBackendError,
+    ) -> Self {
+        self.limits = Some(Limits {
+            store,
+            on_backend_error,
+        });
+        self
+    }
+
+    /// Tells `observer` what every answer consumed (replacing any observer set before).
+    pub fn with_usage_observer(mut self, observer: Arc<dyn UsageObserver>) -> Self {
+        self.usage_observer = Some(observer);
+        self
+    }
+
+    /// The clock limit windows and budget periods are read from (the system's by default).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Skips targets whose breaker is open. Share one `CircuitBreakers` between every
@@ -200,6 +287,19 @@ impl ChatService {
         request: ChatRequest,
     ) -> Result<Completion, ChatFailure> {
         let targets = self.prepare(caller, &request)?;
+        let limit_state = self.admit(caller).await?;
+        self.complete_on(targets, caller, request, limit_state)
+            .await
+            .map_err(|failure| failure.with_limit_state(limit_state))
+    }
+
+    async fn complete_on(
+        &self,
+        targets: Vec<Prepared>,
+        caller: &Caller,
+        request: ChatRequest,
+        limit_state: Option<LimitState>,
+    ) -> Result<Completion, ChatFailure> {
         let mut attempts = Vec::new();
         for target in targets {
             let Some(permit) = self.breakers.admit(&target.route.public_name) else {
@@ -213,6 +313,9 @@ impl ChatService {
             {
                 Ok(response) => {
                     permit.succeeded();
+                    let cost = self
+                        .meter(caller, &target.route, request.service_tier)
+                        .settle(&response.usage, false);
                     let finish_reason = response.stop_reason.finish_reason(target.style);
                     return Ok(Completion {
                         model: request.model,
@@ -221,6 +324,8 @@ impl ChatService {
                         finish_reason,
                         finish_reason_style: target.style,
                         attempts,
+                        limit_state,
+                        cost,
                     });
                 }
                 Err(error) => {
@@ -243,6 +348,19 @@ impl ChatService {
         request: ChatRequest,
     ) -> Result<CompletionStream, ChatFailure> {
         let targets = self.prepare(caller, &request)?;
+        let limit_state = self.admit(caller).await?;
+        self.stream_on(targets, caller, request, limit_state)
+            .await
+            .map_err(|failure| failure.with_limit_state(limit_state))
+    }
+
+    async fn stream_on(
+        &self,
+        targets: Vec<Prepared>,
+        caller: &Caller,
+        request: ChatRequest,
+        limit_state: Option<LimitState>,
+    ) -> Result<CompletionStream, ChatFailure> {
         let mut attempts = Vec::new();
         for target in targets {
             let Some(permit) = self.breakers.admit(&target.route.public_name) else {
@@ -260,12 +378,15 @@ impl ChatService {
             match started {
                 Ok(events) => {
                     permit.succeeded();
+                    let meter = self.meter(caller, &target.route, request.service_tier);
                     return Ok(CompletionStream {
                         model: request.model,
                         route: target.route,
                         finish_reason_style: target.style,
                         attempts,
-                        events,
+                        limit_state,
+                        service_tier: request.service_tier,
+                        events: Box::pin(Metered::new(events, meter)),
                     });
                 }
                 Err(error) => {
@@ -277,6 +398,170 @@ impl ChatService {
             }
         }
         Err(exhausted(&request.model, attempts))
+    }
+
+    /// Whether the caller's key may send this request now (counting it if so). `Ok(None)`:
+    /// nothing to enforce, or the backend failed and the operator chose to serve anyway.
+    async fn admit(&self, caller: &Caller) -> Result<Option<LimitState>, ChatFailure> {
+        let (Some(limits), Some(key)) = (&self.limits, caller.key_name.as_deref()) else {
+            return Ok(None);
+        };
+        if caller.limits.is_empty() {
+            return Ok(None);
+        }
+        match limits
+            .store
+            .admit(key, &caller.limits, self.clock.now())
+            .await
+        {
+            Ok(Admission::Admitted(state)) => Ok(Some(state)),
+            Ok(Admission::Limited {
+                kind,
+                retry_after,
+                state,
+            }) => Err(ChatFailure::from(GatewayError::RateLimited {
+                kind,
+                retry_after,
+                state,
+            })
+            .with_limit_state(Some(state))),
+            // The store reports its own failures (log, metrics); here only the choice.
+            Err(_) => match limits.on_backend_error {
+                OnBackendError::Allow => Ok(None),
+                OnBackendError::Deny => Err(GatewayError::LimitsUnavailable.into()),
+            },
+        }
+    }
+
+    /// What settles an answer of `route` to `caller`.
+    fn meter(&self, caller: &Caller, route: &Arc<Route>, tier: Option<ServiceTier>) -> Meter {
+        let store = match (&self.limits, caller.key_name.is_some()) {
+            (Some(limits), true) if !caller.limits.is_empty() => Some(Arc::clone(&limits.store)),
+            _ => None,
+        };
+        Meter {
+            store,
+            observer: self.usage_observer.clone(),
+            clock: self.clock.clone(),
+            key_name: caller.key_name.clone(),
+            limits: caller.limits,
+            route: Arc::clone(route),
+            tier,
+        }
+    }
+}
+
+/// Everything needed to settle one answer: its cost, the record against its key, the
+/// observer. Owned, because a stream settles long after the call that started it returned.
+struct Meter {
+    /// `None` when nothing is enforced for the caller.
+    store: Option<Arc<dyn LimitStore>>,
+    observer: Option<Arc<dyn UsageObserver>>,
+    clock: SharedClock,
+    key_name: Option<String>,
+    limits: KeyLimits,
+    route: Arc<Route>,
+    tier: Option<ServiceTier>,
+}
+
+impl Meter {
+    /// Settles an answer that consumed `usage`; returns its cost.
+    fn settle(&self, usage: &Usage, estimated: bool) -> Option<Cost> {
+        let cost = self.route.cost(usage, self.tier);
+        if let (Some(store), Some(key)) = (&self.store, self.key_name.as_deref()) {
+            let consumption = Consumption {
+                tokens: usage.prompt_tokens().saturating_add(usage.output_tokens),
+                cost_micros: cost.map_or(0, |cost| cost.total_micros()),
+            };
+            store.record(key, &self.limits, consumption, self.clock.now());
+        }
+        if let Some(observer) = &self.observer {
+            observer.settled(&Settlement {
+                key_name: self.key_name.as_deref(),
+                route: &self.route,
+                usage,
+                cost,
+                estimated,
+            });
+        }
+        cost
+    }
+}
+
+/// A started stream that settles its answer: at `Metadata` with the provider's usage, or,
+/// when it errs, ends or is dropped without one, with an estimate from what it streamed.
+struct Metered {
+    events: ChatEventStream,
+    /// `None` once settled.
+    meter: Option<Meter>,
+    /// Characters of text, reasoning and tool arguments passed on so far.
+    streamed_chars: u64,
+}
+
+impl Metered {
+    fn new(events: ChatEventStream, meter: Meter) -> Self {
+        Self {
+            events,
+            meter: Some(meter),
+            streamed_chars: 0,
+        }
+    }
+
+    fn count(&mut self, text: &str) {
+        self.streamed_chars = self
+            .streamed_chars
+            .saturating_add(text.chars().count() as u64);
+    }
+
+    fn settle_estimate(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            let output_tokens = self.streamed_chars.div_ceil(CHARS_PER_TOKEN);
+            let usage = Usage {
+                output_tokens,
+                total_tokens: output_tokens,
+                ..Usage::default()
+            };
+            meter.settle(&usage, true);
+        }
+    }
+}
+
+impl Stream for Metered {
+    type Item = Result<ChatEvent, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let item = match this.events.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(ChatEvent::Metadata { usage, .. })) => {
+                if let Some(meter) = this.meter.take() {
+                    meter.settle(usage, false);
+                }
+            }
+            Some(Ok(ChatEvent::TextDelta(text) | ChatEvent::ReasoningDelta(text))) => {
+                this.count(text);
+            }
+            Some(Ok(ChatEvent::ToolCallDelta { arguments, .. })) => this.count(arguments),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => this.settle_estimate(),
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.settle_estimate();
+    }
+}
+
+impl ChatFailure {
+    fn with_limit_state(mut self, limit_state: Option<LimitState>) -> Self {
+        self.limit_state = limit_state;
+        self
     }
 }
 
@@ -298,6 +583,7 @@ fn stop_at(target: Arc<Route>, error: ProviderError, mut attempts: Vec<Attempt>)
     ChatFailure {
         error: error.into(),
         attempts,
+        limit_state: None,
     }
 }
 
@@ -320,6 +606,7 @@ fn exhausted(model: &str, attempts: Vec<Attempt>) -> ChatFailure {
     ChatFailure {
         error: error.into(),
         attempts,
+        limit_state: None,
     }
 }
 
@@ -440,6 +727,7 @@ mod tests {
             finish_reason_style: FinishReasonStyle::Bedrock,
             family: None,
             drop_unsupported_params: false,
+            price: None,
         })
     }
 
@@ -598,7 +886,7 @@ mod tests {
         let caller = Caller {
             key_name: Some("strict-team".into()),
             finish_reason_style: Some(FinishReasonStyle::Strict),
-            drop_unsupported_params: None,
+            ..Caller::default()
         };
         let completion = service(router, provider)
             .complete(&caller, request())
@@ -711,6 +999,7 @@ mod tests {
             finish_reason_style: FinishReasonStyle::Bedrock,
             family: None,
             drop_unsupported_params,
+            price: None,
         }
     }
 
@@ -1332,5 +1621,517 @@ mod tests {
             failure.last_tried().map(|r| r.public_name.as_str()),
             Some("a/m")
         );
+    }
+
+    // Governance: limits admitted once per request on a clock the test moves, usage
+    // settled after answers and streams.
+
+    use crate::clock::Clock;
+    use crate::governance::{
+        Cost, InMemoryLimits, LimitBackendError, LimitKind, MockLimitStore, Price, Remaining,
+    };
+    use std::sync::Mutex;
+
+    const KEY: &str = "team-a";
+
+    fn limited(limits: KeyLimits) -> Caller {
+        Caller {
+            key_name: Some(KEY.into()),
+            limits,
+            ..Caller::default()
+        }
+    }
+
+    /// Input 1 USD, output 2 USD per million tokens.
+    fn priced(name: &str) -> ModelEntry {
+        ModelEntry {
+            price: Some(Price {
+                input: 1.0,
+                output: 2.0,
+                ..Price::default()
+            }),
+            ..open(name)
+        }
+    }
+
+    /// 200 input and 300 output tokens: 800 micro-USD at `priced`'s price.
+    fn used() -> Usage {
+        Usage {
+            input_tokens: 200,
+            output_tokens: 300,
+            total_tokens: 500,
+            ..Usage::default()
+        }
+    }
+
+    fn answer_using_tokens() -> ChatResponse {
+        ChatResponse {
+            usage: used(),
+            ..response(StopReason::EndTurn)
+        }
+    }
+
+    /// One settlement as the observer was told it: key, route, usage, cost, estimated.
+    type Told = (Option<String>, String, Usage, Option<Cost>, bool);
+
+    #[derive(Default)]
+    struct Observed(Mutex<Vec<Told>>);
+
+    impl UsageObserver for Observed {
+        fn settled(&self, settlement: &Settlement<'_>) {
+            self.0.lock().unwrap().push((
+                settlement.key_name.map(str::to_owned),
+                settlement.route.public_name.clone(),
+                *settlement.usage,
+                settlement.cost,
+                settlement.estimated,
+            ));
+        }
+    }
+
+    impl Observed {
+        fn taken(&self) -> Vec<Told> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    /// A service over `router` whose limits live in memory, on a clock at the start of a
+    /// minute (and a day); the provider answers with `used()` tokens and counts its calls.
+    fn governed(
+        router: Arc<ModelCatalog>,
+        calls: Arc<AtomicUsize>,
+    ) -> (ChatService, ManualClock, Arc<Observed>) {
+        let mut provider = MockChatProvider::new();
+        let stream_calls = calls.clone();
+        provider.expect_complete().returning(move |call| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if call.route.public_name == "a/m" {
+                Err(throttled())
+            } else {
+                Ok(answer_using_tokens())
+            }
+        });
+        provider.expect_stream().returning(move |_| {
+            stream_calls.fetch_add(1, Ordering::SeqCst);
+            Ok(events(vec![
+                Ok(ChatEvent::MessageStart),
+                Ok(ChatEvent::TextDelta("hello".into())),
+                Ok(ChatEvent::Stop(StopReason::EndTurn)),
+                Ok(ChatEvent::Metadata {
+                    usage: used(),
+                    guardrail_trace: None,
+                }),
+            ]))
+        });
+        let clock = ManualClock::at_unix(1_699_920_000);
+        let observed = Arc::new(Observed::default());
+        let service = on(router, provider)
+            .with_limits(Arc::new(InMemoryLimits::new()), OnBackendError::Allow)
+            .with_clock(SharedClock::new(clock.clone()))
+            .with_usage_observer(observed.clone());
+        (service, clock, observed)
+    }
+
+    fn refused_by(result: Result<Completion, ChatFailure>) -> Option<LimitKind> {
+        match result {
+            Ok(_) => None,
+            Err(ChatFailure {
+                error: GatewayError::RateLimited { kind, .. },
+                ..
+            }) => Some(kind),
+            Err(other) => panic!("not a limit: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_after_the_rpm_th_is_limited_before_any_call() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let router = Arc::new(ModelCatalog::new([open("b/m")]).unwrap());
+        let (service, clock, _) = governed(router, calls.clone());
+        let caller = limited(KeyLimits {
+            rpm: Some(3),
+            ..KeyLimits::default()
+        });
+        for remaining in [2, 1, 0] {
+            let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+            assert_eq!(
+                completion.limit_state.and_then(|state| state.requests),
+                Some(Remaining {
+                    limit: 3,
+                    remaining
+                })
+            );
+        }
+        let failure = service.complete(&caller, ask("b/m")).await.unwrap_err();
+        let GatewayError::RateLimited {
+            kind: LimitKind::Requests,
+            retry_after: Some(wait),
+            state,
+        } = failure.error
+        else {
+            panic!("{failure:?}");
+        };
+        assert_eq!(failure.limit_state, Some(state));
+        assert!(failure.attempts.is_empty());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "the refused one was not sent"
+        );
+        // Streams are admitted the same way.
+        assert!(service.stream(&caller, ask("b/m")).await.is_err());
+        clock.advance(wait);
+        service.complete(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_request_is_admitted_once_however_many_targets_it_tries() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (service, _, _) = governed(failover(&["a/m", "b/m"]), calls.clone());
+        let caller = limited(KeyLimits {
+            rpm: Some(2),
+            ..KeyLimits::default()
+        });
+        for _ in 0..2 {
+            let completion = service.complete(&caller, ask("ha")).await.unwrap();
+            assert_eq!(completion.attempts.len(), 1, "a/m failed over to b/m");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            refused_by(service.complete(&caller, ask("ha")).await),
+            Some(LimitKind::Requests)
+        );
+
+        // The store is asked once per request, never per target.
+        let mut store = MockLimitStore::new();
+        store
+            .expect_admit()
+            .times(1)
+            .returning(|_, _, _| Ok(Admission::Admitted(LimitState::default())));
+        store.expect_record().times(1).return_const(());
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .withf(to("a/m"))
+            .returning(|_| Err(throttled()));
+        provider
+            .expect_complete()
+            .withf(to("b/m"))
+            .returning(|_| Ok(answer_using_tokens()));
+        on(failover(&["a/m", "b/m"]), provider)
+            .with_limits(Arc::new(store), OnBackendError::Deny)
+            .complete(&caller, ask("ha"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn tokens_recorded_after_answers_limit_the_key_per_minute() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let router = Arc::new(ModelCatalog::new([open("b/m")]).unwrap());
+        let (service, clock, _) = governed(router, calls);
+        let caller = limited(KeyLimits {
+            tpm: Some(1000),
+            ..KeyLimits::default()
+        });
+        // 500 tokens an answer: 0 and 500 are under 1000, 1000 is not.
+        for tokens_left in [1000, 500] {
+            let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+            assert_eq!(
+                completion.limit_state.and_then(|state| state.tokens),
+                Some(Remaining {
+                    limit: 1000,
+                    remaining: tokens_left
+                })
+            );
+        }
+        assert_eq!(
+            refused_by(service.complete(&caller, ask("b/m")).await),
+            Some(LimitKind::Tokens)
+        );
+        // Streams record their usage too: in the next window half of the 1000 has faded.
+        clock.advance(Duration::from_secs(90));
+        let stream = service.stream(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(
+            stream.limit_state.and_then(|state| state.tokens),
+            Some(Remaining {
+                limit: 1000,
+                remaining: 500
+            })
+        );
+        let _: Vec<_> = stream.events.collect().await;
+        assert_eq!(
+            refused_by(service.complete(&caller, ask("b/m")).await),
+            Some(LimitKind::Tokens)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_is_refused_until_its_period_starts_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let router = Arc::new(ModelCatalog::new([priced("b/m")]).unwrap());
+        let (service, clock, observed) = governed(router, calls);
+        let day = Duration::from_secs(86_400);
+        let caller = limited(KeyLimits {
+            budget_usd: Some(0.001),
+            budget_period: Some(day),
+            ..KeyLimits::default()
+        });
+        // 800 micro-USD an answer against 1000: the second is admitted, the third is not.
+        let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(
+            completion.cost,
+            Some(Cost {
+                input_micros: 200,
+                output_micros: 600,
+                ..Cost::default()
+            })
+        );
+        assert_eq!(
+            completion
+                .limit_state
+                .and_then(|s| s.budget_remaining_micros),
+            Some(1000)
+        );
+        let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(
+            completion
+                .limit_state
+                .and_then(|s| s.budget_remaining_micros),
+            Some(200)
+        );
+        clock.advance(Duration::from_secs(3600));
+        let failure = service.complete(&caller, ask("b/m")).await.unwrap_err();
+        let GatewayError::RateLimited {
+            kind: LimitKind::Budget,
+            retry_after,
+            state,
+        } = failure.error
+        else {
+            panic!("{failure:?}");
+        };
+        assert_eq!(retry_after, Some(day - Duration::from_secs(3600)));
+        assert_eq!(state.budget_remaining_micros, Some(0));
+        // Every answer was told to the observer, with its cost.
+        let costs: Vec<_> = observed
+            .taken()
+            .into_iter()
+            .map(|(key, route, usage, cost, estimated)| {
+                (key, route, usage, cost.map(|c| c.total_micros()), estimated)
+            })
+            .collect();
+        let one = (
+            Some(KEY.to_owned()),
+            "b/m".to_owned(),
+            used(),
+            Some(800),
+            false,
+        );
+        assert_eq!(costs, [one.clone(), one]);
+        clock.advance(day - Duration::from_secs(3600));
+        service.complete(&caller, ask("b/m")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_limits_backend_serves_or_refuses_as_configured() {
+        for choice in [OnBackendError::Allow, OnBackendError::Deny] {
+            let mut store = MockLimitStore::new();
+            store.expect_admit().returning(|_, _, _| {
+                Err(LimitBackendError {
+                    message: "connection refused".into(),
+                })
+            });
+            store.expect_record().return_const(());
+            let mut provider = MockChatProvider::new();
+            provider
+                .expect_complete()
+                .times(usize::from(choice == OnBackendError::Allow))
+                .returning(|_| Ok(answer_using_tokens()));
+            let router = Arc::new(ModelCatalog::new([open("b/m")]).unwrap());
+            let caller = limited(KeyLimits {
+                rpm: Some(1),
+                ..KeyLimits::default()
+            });
+            let result = on(router, provider)
+                .with_limits(Arc::new(store), choice)
+                .complete(&caller, ask("b/m"))
+                .await;
+            match choice {
+                OnBackendError::Allow => {
+                    let completion = result.unwrap();
+                    assert_eq!(completion.limit_state, None, "unknown");
+                }
+                OnBackendError::Deny => {
+                    let failure = result.unwrap_err();
+                    assert_eq!(failure.error, GatewayError::LimitsUnavailable);
+                    assert!(failure.attempts.is_empty());
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_without_limits_or_names_never_reach_the_store_but_are_observed() {
+        let mut store = MockLimitStore::new();
+        store.expect_admit().never();
+        store.expect_record().never();
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_complete()
+            .times(2)
+            .returning(|_| Ok(answer_using_tokens()));
+        let observed = Arc::new(Observed::default());
+        let router = Arc::new(ModelCatalog::new([priced("b/m")]).unwrap());
+        let service = on(router, provider)
+            .with_limits(Arc::new(store), OnBackendError::Deny)
+            .with_usage_observer(observed.clone());
+        let unnamed = Caller {
+            limits: KeyLimits {
+                rpm: Some(1),
+                ..KeyLimits::default()
+            },
+            ..Caller::default()
+        };
+        for caller in [limited(KeyLimits::default()), unnamed] {
+            let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+            assert_eq!(completion.limit_state, None);
+            assert_eq!(completion.cost.map(|c| c.total_micros()), Some(800));
+        }
+        assert_eq!(observed.taken().len(), 2);
+    }
+
+    /// A stream that sends `text` and two characters of tool arguments, then nothing, ever.
+    fn endless(text: &'static str) -> ChatEventStream {
+        let items = vec![
+            Ok(ChatEvent::MessageStart),
+            Ok(ChatEvent::TextDelta(text.into())),
+            Ok(ChatEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{}".into(),
+            }),
+        ];
+        Box::pin(futures_util::stream::iter(items).chain(futures_util::stream::pending()))
+    }
+
+    #[tokio::test]
+    async fn a_stream_settles_its_reported_usage_once() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let router = Arc::new(ModelCatalog::new([priced("b/m")]).unwrap());
+        let (service, _, observed) = governed(router, calls);
+        let caller = limited(KeyLimits {
+            tpm: Some(10_000),
+            ..KeyLimits::default()
+        });
+        let stream = service.stream(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(stream.cost(&used()).map(|c| c.total_micros()), Some(800));
+        let received: Vec<_> = stream.events.collect().await;
+        assert_eq!(received.len(), 4, "every event is passed on");
+        assert_eq!(
+            observed.taken(),
+            [(
+                Some(KEY.to_owned()),
+                "b/m".to_owned(),
+                used(),
+                stream_cost(800),
+                false
+            )]
+        );
+        let completion = service.complete(&caller, ask("b/m")).await.unwrap();
+        assert_eq!(
+            completion
+                .limit_state
+                .and_then(|s| s.tokens)
+                .map(|t| t.remaining),
+            Some(9_500),
+            "the stream's 500 tokens were recorded, once"
+        );
+    }
+
+    fn stream_cost(micros: u64) -> Option<Cost> {
+        Some(Cost {
+            input_micros: micros / 4,
+            output_micros: micros / 4 * 3,
+            ..Cost::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_or_cut_before_its_usage_settles_an_estimate() {
+        let observed = Arc::new(Observed::default());
+        let store = Arc::new(InMemoryLimits::new());
+        let clock = ManualClock::at_unix(1_699_920_000);
+        let mut provider = MockChatProvider::new();
+        let mut order = mockall::Sequence::new();
+        // 13 characters of text and 2 of tool arguments: 15 / 4 rounds up to 4 tokens.
+        provider
+            .expect_stream()
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(endless("Hello, world!")));
+        provider
+            .expect_stream()
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| {
+                Ok(events(vec![
+                    Ok(ChatEvent::MessageStart),
+                    Ok(ChatEvent::ReasoningDelta("12345678".into())),
+                    Err(ProviderError::Protocol {
+                        message: "cut frame".into(),
+                    }),
+                ]))
+            });
+        let router = Arc::new(ModelCatalog::new([priced("b/m")]).unwrap());
+        let service = on(router, provider)
+            .with_limits(store.clone(), OnBackendError::Deny)
+            .with_clock(SharedClock::new(clock.clone()))
+            .with_usage_observer(observed.clone());
+        let caller = limited(KeyLimits {
+            tpm: Some(100),
+            ..KeyLimits::default()
+        });
+        let estimate = |output_tokens| Usage {
+            output_tokens,
+            total_tokens: output_tokens,
+            ..Usage::default()
+        };
+
+        // The client reads three events and hangs up.
+        let mut stream = service.stream(&caller, ask("b/m")).await.unwrap();
+        for _ in 0..3 {
+            stream.events.next().await.unwrap().unwrap();
+        }
+        assert!(observed.taken().is_empty(), "nothing settles while it runs");
+        drop(stream);
+        let cost_of_4 = Some(Cost {
+            output_micros: 8,
+            ..Cost::default()
+        });
+        assert_eq!(
+            observed.taken(),
+            [(
+                Some(KEY.to_owned()),
+                "b/m".to_owned(),
+                estimate(4),
+                cost_of_4,
+                true
+            )]
+        );
+
+        // A stream cut by an error settles what it streamed before it.
+        let stream = service.stream(&caller, ask("b/m")).await.unwrap();
+        let received: Vec<_> = stream.events.collect().await;
+        assert!(received.last().unwrap().is_err());
+        let settled = observed.taken();
+        assert_eq!(settled.len(), 1);
+        assert_eq!((settled[0].2, settled[0].4), (estimate(2), true));
+
+        // Both were recorded against the key: 4 + 2 of 100 tokens.
+        let admission = store.admit(KEY, &caller.limits, clock.now()).await.unwrap();
+        let Admission::Admitted(state) = admission else {
+            panic!("{admission:?}");
+        };
+        assert_eq!(state.tokens.map(|t| t.remaining), Some(94));
     }
 }

@@ -9,10 +9,15 @@
 //! come as `delta.thinking_blocks` with one block (the signature with empty `thinking`, the
 //! text having been streamed already), so a client can rebuild the blocks to give back.
 //! The model-specific response fields are held and sent on the finish chunk's delta as
-//! `additional_model_response_fields`.
+//! `additional_model_response_fields`. The usage chunk of a stream from a priced model
+//! carries `usage.cost_usd`, the cost the service records for it.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError, StopReason, Usage};
+use gateway_core::{
+    ChatEvent, FinishReasonStyle, ProviderError, Route, ServiceTier, StopReason, Usage,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -32,6 +37,8 @@ pub(crate) struct ChunkEncoder {
     held_stop: Option<StopReason>,
     /// `AdditionalResponseFields`, until the finish chunk carries them.
     held_fields: Option<Value>,
+    /// The answering route and the tier asked for, which price the usage.
+    pricing: Option<(Arc<Route>, Option<ServiceTier>)>,
 }
 
 #[derive(Serialize, Default)]
@@ -100,7 +107,14 @@ impl ChunkEncoder {
             include_usage,
             held_stop: None,
             held_fields: None,
+            pricing: None,
         }
+    }
+
+    /// The usage chunk carries the cost of the usage at `route`'s price under `tier`.
+    pub(crate) fn priced_by(mut self, route: Arc<Route>, tier: Option<ServiceTier>) -> Self {
+        self.pricing = Some((route, tier));
+        self
     }
 
     /// The SSE bytes for one event; `None` when the event is held back (`Stop`).
@@ -261,8 +275,12 @@ impl ChunkEncoder {
             None => out.extend_from_slice(b"[]"),
         }
         if let Some(usage) = usage {
+            let cost = self
+                .pricing
+                .as_ref()
+                .and_then(|(route, tier)| route.cost(usage, *tier));
             out.extend_from_slice(b",\"usage\":");
-            write_json(out, &UsageJson::from(usage));
+            write_json(out, &UsageJson::new(usage, cost.as_ref()));
         }
         if let Some(trace) = trace {
             out.extend_from_slice(b",\"guardrail_trace\":");

@@ -33,6 +33,7 @@ pub(crate) mod test_support {
             finish_reason_style: FinishReasonStyle::Bedrock,
             drop_unsupported_params: false,
             family: None,
+            price: None,
         })
     }
 }

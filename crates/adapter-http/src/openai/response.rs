@@ -11,9 +11,11 @@
 //!
 //! Usage counts every prompt token in `prompt_tokens` (Bedrock's `inputTokens` excludes the
 //! tokens read from and written to the prompt cache), and reports the cache counts apart.
+//! When the model has a price, `usage.cost_usd` is what the answer cost (as the
+//! `x-gateway-cost-usd` header says).
 
 use gateway_core::service::Completion;
-use gateway_core::{ReasoningBlock, ToolCall, Usage};
+use gateway_core::{Cost, ReasoningBlock, ToolCall, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -111,6 +113,9 @@ pub(crate) struct UsageJson {
     cache_read_input_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_creation_input_tokens: Option<u64>,
+    /// At the model's price; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -118,8 +123,8 @@ struct PromptTokensDetails {
     cached_tokens: u64,
 }
 
-impl From<&Usage> for UsageJson {
-    fn from(usage: &Usage) -> Self {
+impl UsageJson {
+    pub(crate) fn new(usage: &Usage, cost: Option<&Cost>) -> Self {
         let prompt_tokens = usage.prompt_tokens();
         let cached =
             usage.cache_read_input_tokens.is_some() || usage.cache_write_input_tokens.is_some();
@@ -134,6 +139,7 @@ impl From<&Usage> for UsageJson {
             }),
             cache_read_input_tokens: cached.then_some(read),
             cache_creation_input_tokens: cached.then_some(written),
+            cost_usd: cost.map(Cost::total_usd),
         }
     }
 }
@@ -207,7 +213,7 @@ pub(crate) fn completion_json(completion: &Completion, id: &str, created: u64) -
             bedrock_stop_reason: response.stop_reason.as_str(),
             logprobs: None,
         }],
-        usage: UsageJson::from(&response.usage),
+        usage: UsageJson::new(&response.usage, completion.cost.as_ref()),
         guardrail_trace: response.guardrail_trace.as_ref(),
     };
     let mut out = Vec::with_capacity(512 + response.text.as_ref().map_or(0, String::len));
@@ -220,27 +226,37 @@ pub(crate) fn completion_json(completion: &Completion, id: &str, created: u64) -
 mod tests {
     use super::*;
     use crate::openai::test_support::{route, CREATED, ID};
-    use gateway_core::{ChatResponse, FinishReasonStyle};
+    use gateway_core::{ChatResponse, FinishReasonStyle, Price, Route};
     use serde::Deserialize;
+    use std::sync::Arc;
 
-    /// A fixture: what the provider answered and the style the client gets.
+    /// A fixture: what the provider answered and the style the client gets, at the model's
+    /// price if it has one.
     #[derive(Deserialize)]
     struct Fixture {
         style: FinishReasonStyle,
         response: ChatResponse,
+        #[serde(default)]
+        price: Option<Price>,
     }
 
     #[test]
     fn completions_become_openai_json() {
         insta::glob!("../../../../fixtures/openai/completion", "*.json", |path| {
             let fixture: Fixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            let route = Arc::new(Route {
+                price: fixture.price,
+                ..(*route()).clone()
+            });
             let completion = Completion {
                 model: "internal-bedrock/claude-3".into(),
-                route: route(),
+                cost: route.cost(&fixture.response.usage, None),
+                route,
                 finish_reason: fixture.response.stop_reason.finish_reason(fixture.style),
                 finish_reason_style: fixture.style,
                 response: fixture.response,
                 attempts: vec![],
+                limit_state: None,
             };
             let json = completion_json(&completion, ID, CREATED);
             let value: Value = serde_json::from_slice(&json).unwrap();

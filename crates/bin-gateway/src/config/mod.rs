@@ -13,10 +13,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
 use gateway_adapter_http::GatewayKey;
-use gateway_core::{CircuitBreakerSettings, ModelEntry, VirtualModelEntry};
+use gateway_core::{CircuitBreakerSettings, ModelEntry, OnBackendError, VirtualModelEntry};
+use secrecy::SecretString;
 use thiserror::Error;
 
 pub use env::API_KEY_ENV;
@@ -62,6 +64,38 @@ pub struct GatewayConfig {
     pub virtual_models: Vec<VirtualModelEntry>,
     /// By account name; an account without one has no breaker.
     pub circuit_breakers: BTreeMap<String, CircuitBreakerSettings>,
+    /// Where the keys' limits are counted.
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsConfig {
+    pub backend: LimitsBackend,
+    /// What a request gets when the backend cannot answer in time.
+    pub on_backend_error: OnBackendError,
+}
+
+/// Where the counters of `rpm`, `tpm` and `budget_usd` live.
+#[derive(Debug, Clone, Default)]
+pub enum LimitsBackend {
+    /// In this process: right for one replica.
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica using it.
+    Redis {
+        /// `redis://`, `rediss://` (TLS) or `unix://`; may hold a password, so a secret.
+        url: SecretString,
+        /// Every call to Redis gets this long before `on_backend_error` decides.
+        timeout: Duration,
+    },
+}
+
+impl LimitsBackend {
+    /// How long a Redis call may take when `redis_timeout_ms` is not set: far above a
+    /// healthy Redis's sub-millisecond answers, and short enough that a dead one costs a
+    /// request no noticeable delay.
+    pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 }
 
 impl GatewayConfig {

@@ -8,7 +8,9 @@ use gateway_adapter_bedrock::{
     Endpoint, ModelFamily, Region, RetryConfig, TimeLimit, TimeoutOverrides,
 };
 use gateway_adapter_http::GatewayKey;
-use gateway_core::{CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, Strategy};
+use gateway_core::{
+    CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, OnBackendError, Price, Strategy,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -17,6 +19,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     pub auth: RawAuth,
+    #[serde(default)]
+    pub limits: RawLimits,
     #[serde(default)]
     pub accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
@@ -40,6 +44,27 @@ pub(super) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuth {
     pub keys: Vec<GatewayKey>,
+}
+
+/// `[limits]`: where the keys' counters live. Every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    #[serde(default)]
+    pub backend: LimitsBackendKind,
+    /// Read as a secret: a Redis URL may hold a password.
+    pub redis_url: Option<secrecy::SecretString>,
+    pub redis_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub on_backend_error: OnBackendError,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum LimitsBackendKind {
+    #[default]
+    Memory,
+    Redis,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +107,8 @@ pub(super) struct RawModel {
     pub family: Option<ModelFamily>,
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// USD per million tokens; checked in `validate`.
+    pub price: Option<Price>,
 }
 
 /// `[virtual_models."<name>"]`; the rules spanning its fields and the catalog are core's.

@@ -1,9 +1,10 @@
 //! From the file's schema to a [`GatewayConfig`]: defaults, and the checks that span several
 //! values (unique key names, at least one account and model, guardrail fields, virtual
-//! models against the configured models).
+//! models against the configured models, prices, the limits backend).
 
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
@@ -14,8 +15,11 @@ use gateway_core::{
 };
 use secrecy::ExposeSecret;
 
-use super::raw::{AccountKind, RawAccount, RawConfig, RawGuardrail, RawVersion, RawVirtualModel};
-use super::{invalid, ConfigError, GatewayConfig};
+use super::raw::{
+    AccountKind, LimitsBackendKind, RawAccount, RawConfig, RawGuardrail, RawLimits, RawVersion,
+    RawVirtualModel,
+};
+use super::{invalid, ConfigError, GatewayConfig, LimitsBackend, LimitsConfig};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
@@ -67,6 +71,7 @@ impl RawConfig {
         .apply_to(Timeouts::default());
 
         let keys = validate_keys(self.auth.keys)?;
+        let limits = self.limits.validate()?;
         let mut accounts = Vec::new();
         let mut models = Vec::new();
         let mut circuit_breakers = BTreeMap::new();
@@ -116,6 +121,11 @@ impl RawConfig {
                 if raw.timeouts != TimeoutOverrides::default() {
                     model_timeouts.insert(model.clone(), raw.timeouts);
                 }
+                if let Some(price) = &raw.price {
+                    price.validate().map_err(|error| {
+                        invalid(format!("{model_key}.price.{}", error.field), error.problem)
+                    })?;
+                }
                 models.push(ModelEntry {
                     account: name.clone(),
                     model,
@@ -129,6 +139,7 @@ impl RawConfig {
                     // The route keeps the canonical name; the adapter reads it again.
                     family: raw.family.map(|family| family.as_str().to_owned()),
                     drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
+                    price: raw.price,
                 });
             }
             if let Some(settings) = circuit_breaker {
@@ -159,6 +170,47 @@ impl RawConfig {
             models,
             virtual_models,
             circuit_breakers,
+            limits,
+        })
+    }
+}
+
+impl RawLimits {
+    /// `redis_url` and `redis_timeout_ms` are used with `backend = "redis"` only; with memory
+    /// they are still checked, then unused, so switching backends is a one-line change.
+    fn validate(self) -> Result<LimitsConfig, ConfigError> {
+        if let Some(url) = &self.redis_url {
+            let scheme_ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| url.expose_secret().starts_with(scheme));
+            if !scheme_ok {
+                // The URL may hold a password: the message does not repeat it.
+                return Err(invalid(
+                    "limits.redis_url",
+                    "must start with redis://, rediss:// (TLS) or unix://",
+                ));
+            }
+        }
+        let timeout = match self.redis_timeout_ms {
+            None => LimitsBackend::DEFAULT_REDIS_TIMEOUT,
+            Some(0) => return Err(invalid("limits.redis_timeout_ms", "must be greater than 0")),
+            Some(ms) => Duration::from_millis(ms),
+        };
+        let backend = match self.backend {
+            LimitsBackendKind::Memory => LimitsBackend::Memory,
+            LimitsBackendKind::Redis => LimitsBackend::Redis {
+                url: self.redis_url.ok_or_else(|| {
+                    invalid(
+                        "limits.redis_url",
+                        "backend = \"redis\" needs the server's URL, e.g. redis://127.0.0.1:6379",
+                    )
+                })?,
+                timeout,
+            },
+        };
+        Ok(LimitsConfig {
+            backend,
+            on_backend_error: self.on_backend_error,
         })
     }
 }

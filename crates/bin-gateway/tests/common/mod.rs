@@ -79,8 +79,18 @@ impl TestGateway {
 
     /// `config` may use `${SIM_URL}`, `${SIM_SECRET}` and the extra variables given.
     pub async fn start_with_config(sim: SimBuilder, config: &str, vars: &[(&str, &str)]) -> Self {
+        Self::start_with_clock(sim, config, vars, SharedClock::system()).await
+    }
+
+    /// As [`TestGateway::start_with_config`], with the gateway on `clock`.
+    pub async fn start_with_clock(
+        sim: SimBuilder,
+        config: &str,
+        vars: &[(&str, &str)],
+        clock: SharedClock,
+    ) -> Self {
         let sim = sim.start().await.unwrap();
-        Self::serve(sim, config, vars, SharedClock::system(), None).await
+        Self::serve(sim, config, vars, clock, None).await
     }
 
     /// The gateway in front of a simulator already started (`${SIM_URL}`; other simulators,

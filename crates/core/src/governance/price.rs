@@ -1,6 +1,7 @@
 //! Model prices and the cost of an answer.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::chat::Usage;
 use crate::options::ServiceTier;
@@ -21,6 +22,19 @@ pub struct Price {
     /// Multiplier for `service_tier = "priority"` (e.g. 1.75).
     #[serde(default)]
     pub priority: Option<f64>,
+}
+
+/// Routes compare as equal or not (configurations are compared in tests); a price holds no
+/// NaN once [`Price::validate`] accepted it, so its equality is reflexive.
+impl Eq for Price {}
+
+/// A price field that is not a finite amount of at least 0 (or a multiplier not above 0).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {problem}")]
+pub struct PriceError {
+    /// The field's name, as configured (`input`, `flex`, ...).
+    pub field: &'static str,
+    pub problem: &'static str,
 }
 
 /// The cost of one answer, in micro-USD, by kind.
@@ -47,6 +61,33 @@ impl Cost {
 }
 
 impl Price {
+    /// Every amount finite and not negative, every multiplier finite and above 0.
+    pub fn validate(&self) -> Result<(), PriceError> {
+        let amounts = [
+            ("input", Some(self.input)),
+            ("output", Some(self.output)),
+            ("cache_read", self.cache_read),
+            ("cache_write", self.cache_write),
+        ];
+        for (field, value) in amounts {
+            if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                return Err(PriceError {
+                    field,
+                    problem: "must be a number of USD per million tokens, at least 0",
+                });
+            }
+        }
+        for (field, value) in [("flex", self.flex), ("priority", self.priority)] {
+            if value.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                return Err(PriceError {
+                    field,
+                    problem: "must be a multiplier above 0",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// What `usage` costs at this price under `tier`. A price per million tokens is exactly
     /// micro-USD per token, so the arithmetic stays in integers of micro-USD after one
     /// rounding per kind. Cache reads and writes without their own price cost the input price.
@@ -82,6 +123,47 @@ impl Price {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negative_or_non_finite_amounts_and_zero_multipliers_are_refused() {
+        let good = Price {
+            input: 3.0,
+            output: 15.0,
+            cache_read: Some(0.0),
+            flex: Some(0.5),
+            ..Price::default()
+        };
+        assert_eq!(good.validate(), Ok(()));
+        let refused = |price: Price| price.validate().map_err(|e| e.field);
+        assert_eq!(
+            refused(Price {
+                input: -1.0,
+                ..good
+            }),
+            Err("input")
+        );
+        assert_eq!(
+            refused(Price {
+                output: f64::NAN,
+                ..good
+            }),
+            Err("output")
+        );
+        assert_eq!(
+            refused(Price {
+                cache_write: Some(f64::INFINITY),
+                ..good
+            }),
+            Err("cache_write")
+        );
+        assert_eq!(
+            refused(Price {
+                priority: Some(0.0),
+                ..good
+            }),
+            Err("priority")
+        );
+    }
 
     #[test]
     fn cost_is_tokens_times_price_per_million() {
