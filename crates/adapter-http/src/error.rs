@@ -14,6 +14,7 @@
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
 //! | too many chat requests in flight (load shedding) | 503 + `retry-after` | `server_error` | `overloaded` |
+//! | not ready (`GET /ready`: an account's credentials unusable); not an OpenAI error, see [`NOT_READY`] | 503 | | |
 //! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
 //! | the provider cannot take the turn order (e.g. assistant first) | 400 | `invalid_request_error` | `invalid_value` (`param` = `messages[i].role`, the client's index) |
 //! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
@@ -45,6 +46,10 @@ const RATE_LIMIT: &str = "rate_limit_error";
 /// gateway shedding load; Bedrock does not say, and OpenAI SDKs honour this header over
 /// their own backoff.
 const RETRY_AFTER_SECONDS: &str = "1";
+
+/// `GET /ready` when the host reported an account unusable; the body is readiness's own
+/// (`{"status":"not_ready","accounts":{...}}`), for probes rather than OpenAI clients.
+pub(crate) const NOT_READY: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 
 /// An error answer: status, OpenAI error body and retry hint.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,16 +6,16 @@
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
-//! - `GET /health`, `/healthz`, `/readyz`: no key.
+//! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
+//! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
+//!   [`crate::readiness`]).
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
 //!
-//! Only chats take a slot: health checks, metrics and the model list answer however loaded
-//! the gateway is.
+//! Only chats take a slot: health and readiness checks, metrics and the model list answer
+//! however loaded the gateway is.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,15 +32,10 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, NOT_READY};
 use crate::ids::completion_id;
 use crate::metrics::{Endpoint, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
@@ -49,6 +44,7 @@ use crate::openai::request::{
     parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
 };
 use crate::openai::response::completion_json;
+use crate::readiness::Readiness;
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -71,6 +67,8 @@ pub struct HttpApp {
     /// Shared with the apps made by [`HttpApp::with_service`]: the limit is the process's.
     concurrency: ConcurrencyLimit,
     models: Arc<ModelIndex>,
+    /// Shared with every app made from this one: readiness is the process's.
+    readiness: Readiness,
 }
 
 impl fmt::Debug for HttpApp {
@@ -80,6 +78,7 @@ impl fmt::Debug for HttpApp {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("concurrency", &self.concurrency)
+            .field("readiness", &self.readiness)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +86,8 @@ impl fmt::Debug for HttpApp {
 /// The configured and virtual models: labels, accounts and target headers by public name,
 /// and the `/v1/models` body.
 ///
-/// The router is fixed at start, so this is computed once rather than per request.
+/// An app's router never changes (a reload makes a new app), so this is computed once per
+/// app rather than per request.
 struct ModelIndex {
     by_name: HashMap<String, ModelInfo>,
     other: ModelInfo,
@@ -167,7 +167,47 @@ impl HttpApp {
             metrics: Arc::new(metrics),
             models: Arc::new(models),
             concurrency,
+            readiness: Readiness::new(),
         }
+    }
+
+    /// An app for a new configuration (`service`, `settings`) that carries on this one's
+    /// process-wide state: the metrics, with the collectors registered at start
+    /// (`settings.retry_counters` is not read: the host keeps the collector's source current),
+    /// the count of chats in flight (under the new limit), readiness and the connection
+    /// settings (`settings.header_read_timeout` is not read). Requests in flight keep the app
+    /// they started with.
+    pub fn reconfigured(&self, service: ChatService, settings: HttpSettings) -> Self {
+        Self {
+            models: Arc::new(ModelIndex::new(&service)),
+            service,
+            keys: Arc::new(KeyStore::new(settings.keys)),
+            max_body_bytes: settings.max_body_bytes,
+            header_read_timeout: self.header_read_timeout,
+            clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
+            concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
+            readiness: self.readiness.clone(),
+        }
+    }
+
+    /// What `/ready` answers; the host reports to it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Chat requests in flight in the whole process, open streams included.
+    pub fn in_flight_requests(&self) -> usize {
+        self.concurrency.in_flight()
+    }
+
+    /// Streams being sent in the whole process.
+    pub fn open_streams(&self) -> usize {
+        self.metrics.open_streams()
+    }
+
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
     }
 
     /// An app that sends chats through `service` but shares keys, settings and metrics with
@@ -184,16 +224,18 @@ impl HttpApp {
             metrics: Arc::clone(&self.metrics),
             models: Arc::clone(&self.models),
             concurrency: self.concurrency.clone(),
+            readiness: self.readiness.clone(),
         }
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
             "/v1/models" | "/models" => Endpoint::Models,
-            "/health" | "/healthz" | "/readyz" => Endpoint::Health,
+            "/health" | "/healthz" => Endpoint::Health,
+            "/ready" | "/readyz" => Endpoint::Ready,
             "/metrics" => Endpoint::Metrics,
             _ => Endpoint::Other,
         };
@@ -231,6 +273,15 @@ impl HttpApp {
                     }
                 }
                 Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
+                Endpoint::Ready => {
+                    let report = self.readiness.current();
+                    let status = if report.ready {
+                        StatusCode::OK
+                    } else {
+                        NOT_READY
+                    };
+                    json_response(status, report.body.clone())
+                }
                 Endpoint::Metrics => {
                     for (target, state) in self.service.circuit_breakers().states() {
                         self.metrics
@@ -492,82 +543,4 @@ fn error_response(error: &ApiError) -> Response<ResponseBody> {
             .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
     }
     response
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// in-flight requests (including open streams) to finish.
-///
-/// HTTP/1.1 with keep-alive and HTTP/2 without TLS (h2c, prior knowledge) on the same port.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<HttpApp>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    accept_error(error).await;
-                    continue;
-                }
-            },
-        };
-        // Small SSE chunks must leave at once, not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let builder = Arc::clone(&builder);
-        let app = Arc::clone(&app);
-        let header_read_timeout = app.header_read_timeout;
-        tokio::spawn(async move {
-            if !first_bytes_arrive(&stream, header_read_timeout).await {
-                return;
-            }
-            let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(request).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// hyper's header timeout starts only once it knows the protocol, which takes the first
-/// bytes; a client that connects and sends nothing would hold the socket forever.
-async fn first_bytes_arrive(stream: &TcpStream, timeout: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
-}
-
-async fn accept_error(error: std::io::Error) {
-    use std::io::ErrorKind;
-    // A connection that died before accept is that client's problem; anything else (such as
-    // running out of file descriptors) would spin the loop, so back off briefly.
-    if !matches!(
-        error.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
-    ) {
-        tracing::warn!(%error, "accept failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
