@@ -85,15 +85,16 @@ async fn run(command: Command) -> ExitCode {
 
 /// Serves until SIGTERM or Ctrl-C, then drains; SIGHUP reloads `path`.
 async fn serve(path: &Path) -> ExitCode {
+    let mut signals = Signals::new();
     let config = match GatewayConfig::load(path) {
         Ok(config) => config,
         Err(e) => return fail(&format!("{}: {e}", path.display())),
     };
-    let mut signals = Signals::new();
     let mut gateway = match start_sharded(&config, SharedClock::system()).await {
         Ok(gateway) => gateway,
         Err(e) => return fail(&e.to_string()),
     };
+    gateway.check_readiness();
     tracing::info!(
         addr = %gateway.addr(),
         threads = gateway.shards(),
@@ -157,8 +158,10 @@ async fn demo(listen: SocketAddr) -> ExitCode {
     while let Signal::Reload = signals.next().await {
         tracing::info!("the demo has no configuration file to reload");
     }
+    // The simulator answers the streams the gateway drains.
+    let outcome = demo.gateway.shutdown().await;
     demo.sim.shutdown();
-    exit_with(demo.gateway.shutdown().await)
+    exit_with(outcome)
 }
 
 #[cfg(not(feature = "demo"))]

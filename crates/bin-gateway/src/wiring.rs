@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use gateway_adapter_bedrock::{AccountCredentials, BedrockProvider, RetryStats};
 use gateway_adapter_http::{
-    serve, serve_live, HttpApp, HttpSettings, LiveApp, Phase, RetryCounters,
+    serve, serve_live, HttpApp, HttpSettings, LiveApp, Phase, Readiness, RetryCounters,
 };
 use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, CircuitBreakers, ModelCatalog, ModelRouter, VirtualModelError};
@@ -287,7 +287,9 @@ struct Running {
     retry_counters: Arc<BedrockRetryCounters>,
     /// The accounts whose credentials `/ready` reports on.
     accounts: watch::Sender<Vec<AccountCredentials>>,
-    readiness_checks: JoinHandle<()>,
+    readiness: Readiness,
+    /// Once [`ShardedGateway::check_readiness`] started them.
+    readiness_checks: Option<JoinHandle<()>>,
 }
 
 impl ShardedGateway {
@@ -302,6 +304,20 @@ impl ShardedGateway {
     /// How many threads serve.
     pub fn shards(&self) -> usize {
         self.shards
+    }
+
+    /// Starts checking every account's credentials for `/ready`: at once, then every
+    /// [`readiness::CHECK_INTERVAL`] and right after each reload, through the caches requests
+    /// use (no Bedrock call). Until then `/ready` names every account as not checked yet.
+    /// Call from within a runtime: the checks run on it.
+    pub fn check_readiness(&mut self) {
+        if self.running.readiness_checks.is_none() {
+            let checks = readiness::keep_checking(
+                self.running.readiness.clone(),
+                self.running.accounts.subscribe(),
+            );
+            self.running.readiness_checks = Some(tokio::spawn(checks));
+        }
     }
 
     /// Builds `config` exactly as [`start_sharded`] (and `gateway check`) does, then swaps it
@@ -350,7 +366,9 @@ impl ShardedGateway {
     /// logs how much), and returns when all shards are done, with the first error any of
     /// them had.
     pub async fn shutdown(mut self) -> io::Result<()> {
-        self.running.readiness_checks.abort();
+        if let Some(checks) = &self.running.readiness_checks {
+            checks.abort();
+        }
         let grace = self.running.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
         self.phase.send_replace(Phase::Draining);
@@ -437,11 +455,12 @@ pub fn shard_count(config: &GatewayConfig) -> usize {
         .map_or(1, NonZeroUsize::get)
 }
 
-/// Binds `config.listen` once per shard and starts [`shard_count`] server threads, and the
-/// credential checks behind `/ready`.
+/// Binds `config.listen` once per shard and starts [`shard_count`] server threads; `/ready`
+/// says not ready until [`ShardedGateway::check_readiness`] found every account's
+/// credentials usable.
 ///
-/// Call from within a runtime (any flavour): the providers' credentials are prepared on it,
-/// and the readiness checks run on it. The shards do not depend on it otherwise.
+/// Call from within a runtime (any flavour): the providers' credentials are prepared on it.
+/// The shards do not depend on it afterwards.
 pub async fn start_sharded(
     config: &GatewayConfig,
     clock: SharedClock,
@@ -464,8 +483,7 @@ pub async fn start_sharded(
     let accounts = built.provider.account_credentials();
     readiness::not_checked_yet(base.readiness(), &accounts);
     let readiness = base.readiness().clone();
-    let (accounts, accounts_changed) = watch::channel(accounts);
-    let readiness_checks = tokio::spawn(readiness::keep_checking(readiness, accounts_changed));
+    let accounts = watch::Sender::new(accounts);
 
     let (phase, phases) = watch::channel(Phase::Serving);
     let (report, events) = mpsc::unbounded_channel();
@@ -491,7 +509,6 @@ pub async fn start_sharded(
             Ok(handle) => threads.push(handle),
             Err(source) => {
                 // The threads already started see the sender dropped and stop.
-                readiness_checks.abort();
                 return Err(StartError::Thread { index, source });
             }
         }
@@ -510,7 +527,8 @@ pub async fn start_sharded(
             shutdown_grace: config.shutdown_grace,
             retry_counters,
             accounts,
-            readiness_checks,
+            readiness,
+            readiness_checks: None,
         },
     })
 }
