@@ -37,7 +37,8 @@ const DENIED_ROLE: &str = "arn:aws:iam::111122223333:role/not-for-you";
 
 /// `gateway serve` on a file of its own, with its log lines as JSON values.
 struct GatewayProcess {
-    child: Child,
+    /// Taken by [`GatewayProcess::exit_code`]; killed on drop otherwise.
+    child: Option<Child>,
     config: PathBuf,
     logs: mpsc::UnboundedReceiver<Value>,
     /// Every line read so far, for failure messages.
@@ -82,7 +83,7 @@ impl GatewayProcess {
             }
         });
         let mut process = Self {
-            child,
+            child: Some(child),
             config: path,
             logs,
             seen: Vec::new(),
@@ -119,8 +120,9 @@ impl GatewayProcess {
     }
 
     fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id();
         let status = Command::new("kill")
-            .args(["-s", signal, &self.child.id().to_string()])
+            .args(["-s", signal, &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success(), "kill -s {signal}");
@@ -138,7 +140,7 @@ impl GatewayProcess {
     }
 
     async fn exit_code(mut self) -> Option<i32> {
-        let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let mut child = self.child.take().unwrap();
         let status =
             tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || child.wait()))
                 .await
@@ -174,9 +176,8 @@ impl GatewayProcess {
         let request = http::Request::get(self.url(path))
             .body(Full::default())
             .unwrap();
-        json_of(self.send(request).await)
-            .await
-            .pipe(|(status, body)| (status.as_u16(), body))
+        let (status, body) = json_of(self.send(request).await).await;
+        (status.as_u16(), body)
     }
 
     /// Opens a stream of `sim/claude-3` and reads its first two events (the role and the
@@ -196,19 +197,13 @@ impl GatewayProcess {
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         // A test that failed half-way must not leave a gateway running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_file(&self.config);
     }
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-
-impl<T> Pipe for T {}
 
 fn message_of(line: &Value) -> &str {
     line["fields"]["message"]
@@ -377,7 +372,7 @@ async fn sighup_with_a_broken_file_names_the_bad_key_and_the_old_configuration_s
         "the old keys still work"
     );
 
-    // A file that reads well but cannot be built is refused the same way.
+    // A rule across settings, broken: refused the same way.
     let refused = gateway
         .reload(
             &format!(
