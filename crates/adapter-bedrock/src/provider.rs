@@ -366,6 +366,19 @@ impl BedrockProvider {
         self.timeouts
     }
 
+    /// Every account's credentials, sorted by account name: the caches its requests use, so
+    /// asking them (see [`AccountCredentials::probe`]) checks, and warms, what the next
+    /// request gets, without calling Bedrock.
+    pub fn account_credentials(&self) -> Vec<AccountCredentials> {
+        let mut credentials: Vec<_> = self
+            .accounts
+            .values()
+            .map(|account| account.credentials.clone())
+            .collect();
+        credentials.sort_by(|a, b| a.account().cmp(b.account()));
+        credentials
+    }
+
     /// The retry counts of every account, live: read them when metrics are scraped.
     pub fn retry_stats(&self) -> RetryStats {
         RetryStats::new(

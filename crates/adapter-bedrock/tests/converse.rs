@@ -418,3 +418,25 @@ async fn an_assistant_first_turn_is_refused_before_any_call() {
     }
     assert!(sim.requests().is_empty(), "nothing was sent");
 }
+
+#[tokio::test]
+async fn account_credentials_are_listed_by_name_and_probed_without_calling_bedrock() {
+    let sim = sim(|sim| sim).await;
+    let second = BedrockAccountConfig {
+        name: "a-first".into(),
+        ..account(sim.url(), SECRET)
+    };
+    let provider = BedrockProvider::new(
+        vec![account(sim.url(), SECRET), second],
+        SharedClock::new(FixedClock(now())),
+    )
+    .await
+    .unwrap();
+    let credentials = provider.account_credentials();
+    let names: Vec<_> = credentials.iter().map(|c| c.account()).collect();
+    assert_eq!(names, ["a-first", ACCOUNT]);
+    for account in &credentials {
+        account.probe().await.unwrap();
+    }
+    assert!(sim.requests().is_empty());
+}

@@ -17,6 +17,7 @@
 //! | the gateway key is over its `rpm` / `tpm` | 429 + `retry-after` (when the limit frees up) | `requests` / `tokens` | `rate_limit_exceeded` |
 //! | the gateway key spent its `budget_usd` | 429 (+ `retry-after` when the period ends, if it has one) | `insufficient_quota` | `insufficient_quota` |
 //! | the limits backend failed and `on_backend_error = "deny"` | 503 + `retry-after` | `server_error` | `limits_unavailable` |
+//! | not ready (`GET /ready`: an account's credentials unusable); not an OpenAI error, see [`NOT_READY`] | 503 | | |
 //! | Bedrock `ValidationException` | 400 | `invalid_request_error` | `upstream_validation_error` |
 //! | the provider cannot take the turn order (e.g. assistant first) | 400 | `invalid_request_error` | `invalid_value` (`param` = `messages[i].role`, the client's index) |
 //! | Bedrock throttling / quota | 429 + `retry-after` | `rate_limit_error` | `rate_limit_exceeded` |
@@ -50,6 +51,10 @@ const RATE_LIMIT: &str = "rate_limit_error";
 /// gateway shedding load; Bedrock does not say, and OpenAI SDKs honour this header over
 /// their own backoff.
 const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// `GET /ready` when the host reported an account unusable; the body is readiness's own
+/// (`{"status":"not_ready","accounts":{...}}`), for probes rather than OpenAI clients.
+pub(crate) const NOT_READY: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 
 /// An error answer: status, OpenAI error body and retry hint.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,6 +77,7 @@ pub(crate) enum Endpoint {
     ChatCompletions,
     Models,
     Health,
+    Ready,
     Metrics,
     Other,
 }
@@ -87,6 +88,7 @@ impl Endpoint {
             Self::ChatCompletions => "chat_completions",
             Self::Models => "models",
             Self::Health => "health",
+            Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::Other => "other",
         }
@@ -400,6 +402,11 @@ impl Metrics {
     }
 
     /// Adds metrics kept elsewhere, read at each scrape.
+    /// Streams being sent now, in every app sharing these metrics.
+    pub(crate) fn open_streams(&self) -> usize {
+        usize::try_from(self.open_streams.get()).unwrap_or(0)
+    }
+
     pub(crate) fn register_collector(&mut self, collector: Box<dyn Collector>) {
         self.registry.register_collector(collector);
     }

@@ -6,16 +6,16 @@
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
-//! - `GET /health`, `/healthz`, `/readyz`: no key.
+//! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
+//! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
+//!   [`crate::readiness`]).
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
 //!
-//! Only chats take a slot: health checks, metrics and the model list answer however loaded
-//! the gateway is.
+//! Only chats take a slot: health and readiness checks, metrics and the model list answer
+//! however loaded the gateway is.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,15 +32,10 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
     insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
 };
@@ -52,6 +47,7 @@ use crate::openai::request::{
     parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
 };
 use crate::openai::response::completion_json;
+use crate::readiness::Readiness;
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -75,6 +71,8 @@ pub struct HttpApp {
     concurrency: ConcurrencyLimit,
     models: Arc<ModelIndex>,
     key_labels: Arc<KeyLabels>,
+    /// Shared with every app made from this one: readiness is the process's.
+    readiness: Readiness,
 }
 
 impl fmt::Debug for HttpApp {
@@ -84,6 +82,7 @@ impl fmt::Debug for HttpApp {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("concurrency", &self.concurrency)
+            .field("readiness", &self.readiness)
             .finish_non_exhaustive()
     }
 }
@@ -91,7 +90,8 @@ impl fmt::Debug for HttpApp {
 /// The configured and virtual models: labels, accounts and target headers by public name,
 /// and the `/v1/models` body.
 ///
-/// The router is fixed at start, so this is computed once rather than per request.
+/// An app's router never changes (a reload makes a new app), so this is computed once per
+/// app rather than per request.
 pub(crate) struct ModelIndex {
     by_name: HashMap<String, ModelInfo>,
     other: ModelInfo,
@@ -180,9 +180,54 @@ impl HttpApp {
             models,
             concurrency,
             key_labels,
+            readiness: Readiness::new(),
         };
         app.service = app.observed(app.service.clone());
         app
+    }
+
+    /// An app for a new configuration (`service`, `settings`) that carries on this one's
+    /// process-wide state: the metrics, with the collectors registered at start
+    /// (`settings.retry_counters` is not read: the host keeps the collector's source current),
+    /// the count of chats in flight (under the new limit), readiness and the connection
+    /// settings (`settings.header_read_timeout` is not read). Requests in flight keep the app
+    /// they started with.
+    pub fn reconfigured(&self, service: ChatService, settings: HttpSettings) -> Self {
+        let mut app = Self {
+            models: Arc::new(ModelIndex::new(&service)),
+            key_labels: Arc::new(KeyLabels::new(
+                settings.keys.iter().map(|key| key.name.as_str()),
+            )),
+            service,
+            keys: Arc::new(KeyStore::new(settings.keys)),
+            max_body_bytes: settings.max_body_bytes,
+            header_read_timeout: self.header_read_timeout,
+            clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
+            concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
+            readiness: self.readiness.clone(),
+        };
+        app.service = app.observed(app.service.clone());
+        app
+    }
+
+    /// What `/ready` answers; the host reports to it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Chat requests in flight in the whole process, open streams included.
+    pub fn in_flight_requests(&self) -> usize {
+        self.concurrency.in_flight()
+    }
+
+    /// Streams being sent in the whole process.
+    pub fn open_streams(&self) -> usize {
+        self.metrics.open_streams()
+    }
+
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
     }
 
     /// An app that sends chats through `service` but shares keys, settings and metrics with
@@ -200,6 +245,7 @@ impl HttpApp {
             models: Arc::clone(&self.models),
             concurrency: self.concurrency.clone(),
             key_labels: Arc::clone(&self.key_labels),
+            readiness: self.readiness.clone(),
         }
     }
 
@@ -212,13 +258,14 @@ impl HttpApp {
         }))
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
             "/v1/models" | "/models" => Endpoint::Models,
-            "/health" | "/healthz" | "/readyz" => Endpoint::Health,
+            "/health" | "/healthz" => Endpoint::Health,
+            "/ready" | "/readyz" => Endpoint::Ready,
             "/metrics" => Endpoint::Metrics,
             _ => Endpoint::Other,
         };
@@ -256,6 +303,15 @@ impl HttpApp {
                     }
                 }
                 Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
+                Endpoint::Ready => {
+                    let report = self.readiness.current();
+                    let status = if report.ready {
+                        StatusCode::OK
+                    } else {
+                        NOT_READY
+                    };
+                    json_response(status, report.body.clone())
+                }
                 Endpoint::Metrics => {
                     for (target, state) in self.service.circuit_breakers().states() {
                         self.metrics
@@ -538,82 +594,4 @@ fn error_response(error: &ApiError) -> Response<ResponseBody> {
             .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// in-flight requests (including open streams) to finish.
-///
-/// HTTP/1.1 with keep-alive and HTTP/2 without TLS (h2c, prior knowledge) on the same port.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<HttpApp>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    accept_error(error).await;
-                    continue;
-                }
-            },
-        };
-        // Small SSE chunks must leave at once, not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let builder = Arc::clone(&builder);
-        let app = Arc::clone(&app);
-        let header_read_timeout = app.header_read_timeout;
-        tokio::spawn(async move {
-            if !first_bytes_arrive(&stream, header_read_timeout).await {
-                return;
-            }
-            let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(request).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// hyper's header timeout starts only once it knows the protocol, which takes the first
-/// bytes; a client that connects and sends nothing would hold the socket forever.
-async fn first_bytes_arrive(stream: &TcpStream, timeout: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
-}
-
-async fn accept_error(error: std::io::Error) {
-    use std::io::ErrorKind;
-    // A connection that died before accept is that client's problem; anything else (such as
-    // running out of file descriptors) would spin the loop, so back off briefly.
-    if !matches!(
-        error.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
-    ) {
-        tracing::warn!(%error, "accept failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

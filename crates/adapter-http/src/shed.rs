@@ -26,6 +26,15 @@ impl ConcurrencyLimit {
         }
     }
 
+    /// A limit of `max` on the same count: a reload changes the limit while the requests
+    /// already in flight keep counting against it.
+    pub(crate) fn with_max(&self, max: NonZeroUsize) -> Self {
+        Self {
+            in_flight: Arc::clone(&self.in_flight),
+            max: max.get(),
+        }
+    }
+
     /// A slot, or `None` when all are taken. A compare-and-swap rather than an add then a
     /// subtract: a refused request never counts, even for an instant, so it can never make
     /// another one look over the limit.
@@ -95,6 +104,17 @@ mod tests {
         assert!(shard.try_acquire().is_none());
         drop(held);
         assert!(shard.try_acquire().is_some());
+    }
+
+    #[test]
+    fn a_new_limit_counts_the_requests_already_in_flight() {
+        let old = limit(3);
+        let held = (old.try_acquire(), old.try_acquire());
+        let new = old.with_max(NonZeroUsize::MIN);
+        assert!(new.try_acquire().is_none(), "two in flight, limit one");
+        drop(held);
+        assert_eq!(new.in_flight(), 0);
+        assert!(new.try_acquire().is_some());
     }
 
     #[test]

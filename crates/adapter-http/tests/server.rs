@@ -582,10 +582,16 @@ async fn models_health_and_unknown_routes() {
             ]
         );
     }
-    for path in ["/health", "/healthz", "/readyz"] {
+    for path in ["/health", "/healthz"] {
         let (parts, body) = gateway.send("GET", path, None, "").await;
         assert_eq!(parts.status, 200, "{path}");
         assert_eq!(&body[..], br#"{"status":"ok"}"#);
+    }
+    // Nothing reported otherwise: an app exists, so its configuration is loaded.
+    for path in ["/ready", "/readyz"] {
+        let (parts, body) = gateway.send("GET", path, None, "").await;
+        assert_eq!(parts.status, 200, "{path}");
+        assert_eq!(&body[..], br#"{"status":"ready"}"#);
     }
     let (parts, body) = gateway.send("GET", "/v2/nothing", Some(KEY), "").await;
     assert_eq!(parts.status, 404);
@@ -1108,7 +1114,7 @@ async fn past_the_limit_a_chat_is_shed_at_once_while_health_metrics_and_models_a
     assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
     assert_eq!(gateway.calls(), 2, "shed chats never reach the provider");
 
-    for path in ["/health", "/healthz", "/readyz", "/v1/models"] {
+    for path in ["/health", "/healthz", "/ready", "/readyz", "/v1/models"] {
         let (parts, _) = gateway.send("GET", path, Some(KEY), "").await;
         assert_eq!(parts.status, 200, "{path}");
     }

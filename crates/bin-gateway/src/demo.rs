@@ -84,7 +84,9 @@ pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
         "DEMO_LISTEN" => Some(listen.to_string()),
         other => std::env::var(other).ok(),
     })?;
-    let gateway = start_sharded(&config, SharedClock::system()).await?;
+    let mut gateway = start_sharded(&config, SharedClock::system()).await?;
+    // Its accounts sign with fixed keys: ready as soon as asked.
+    gateway.check_readiness();
     Ok(Demo { sim, gateway })
 }
 

@@ -5,4 +5,5 @@
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod readiness;
 pub mod wiring;

@@ -4,12 +4,12 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
-use gateway::wiring::{prepare, start_sharded};
+use gateway::wiring::{prepare, start_sharded, ShardedGateway};
 use gateway_core::clock::SharedClock;
 use tracing_subscriber::EnvFilter;
 
@@ -78,35 +78,71 @@ fn init_logging(format: &str) {
 async fn run(command: Command) -> ExitCode {
     match command {
         Command::Check { config, probe } => check(&config, probe).await,
-        Command::Serve { config } => {
-            let config = match GatewayConfig::load(&config) {
-                Ok(config) => config,
-                Err(e) => return fail(&format!("{}: {e}", config.display())),
-            };
-            let mut gateway = match start_sharded(&config, SharedClock::system()).await {
-                Ok(gateway) => gateway,
-                Err(e) => return fail(&e.to_string()),
-            };
-            tracing::info!(
-                addr = %gateway.addr(),
-                threads = gateway.shards(),
-                models = config.models.len(),
-                "gateway listening"
-            );
-            tokio::select! {
-                result = gateway.wait() => {
-                    // One shard failing leaves the others serving; stop them rather than run
-                    // on with part of the capacity.
-                    let _ = gateway.shutdown().await;
-                    exit_with(result)
-                }
-                () = shutdown_signal() => {
-                    tracing::info!("shutting down");
-                    exit_with(gateway.shutdown().await)
-                }
-            }
-        }
+        Command::Serve { config } => serve(&config).await,
         Command::Demo { listen } => demo(listen).await,
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains; SIGHUP reloads `path`.
+async fn serve(path: &Path) -> ExitCode {
+    let mut signals = Signals::new();
+    let config = match GatewayConfig::load(path) {
+        Ok(config) => config,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    let mut gateway = match start_sharded(&config, SharedClock::system()).await {
+        Ok(gateway) => gateway,
+        Err(e) => return fail(&e.to_string()),
+    };
+    gateway.check_readiness();
+    tracing::info!(
+        addr = %gateway.addr(),
+        threads = gateway.shards(),
+        models = config.models.len(),
+        "gateway listening"
+    );
+    loop {
+        tokio::select! {
+            result = gateway.wait() => {
+                // One shard failing leaves the others serving; stop them rather than run
+                // on with part of the capacity.
+                let _ = gateway.shutdown().await;
+                return exit_with(result);
+            }
+            signal = signals.next() => match signal {
+                Signal::Stop => {
+                    tracing::info!("shutting down");
+                    return exit_with(gateway.shutdown().await);
+                }
+                Signal::Reload => reload(&mut gateway, path).await,
+            },
+        }
+    }
+}
+
+/// Reads, validates and builds `path` as `serve` and `check` do, and swaps it in; anything
+/// wrong leaves the running configuration serving, with one line naming the setting.
+async fn reload(gateway: &mut ShardedGateway, path: &Path) {
+    let outcome = match GatewayConfig::load(path) {
+        Ok(config) => gateway
+            .reload(&config)
+            .await
+            .map(|()| config)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(config) => tracing::info!(
+            models = config.models.len(),
+            virtual_models = config.virtual_models.len(),
+            keys = config.keys.len(),
+            accounts = config.accounts.len(),
+            "configuration reloaded"
+        ),
+        Err(e) => tracing::error!(
+            "configuration not reloaded, the running one stays: {}: {e}",
+            path.display()
+        ),
     }
 }
 
@@ -118,9 +154,14 @@ async fn demo(listen: SocketAddr) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     say(&instructions(&demo.gateway.url()));
-    shutdown_signal().await;
+    let mut signals = Signals::new();
+    while let Signal::Reload = signals.next().await {
+        tracing::info!("the demo has no configuration file to reload");
+    }
+    // The simulator answers the streams the gateway drains.
+    let outcome = demo.gateway.shutdown().await;
     demo.sim.shutdown();
-    exit_with(demo.gateway.shutdown().await)
+    exit_with(outcome)
 }
 
 #[cfg(not(feature = "demo"))]
@@ -198,24 +239,62 @@ fn exit_with(result: std::io::Result<()>) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
+enum Signal {
+    /// SIGTERM or Ctrl-C (SIGINT): drain and exit.
+    Stop,
+    /// SIGHUP: reload the configuration file.
+    Reload,
+}
+
+/// The signals the gateway acts on, listened for from its start: a SIGHUP while it starts is
+/// a reload once it serves, not the end of the process.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                hangup: signal(SignalKind::hangup()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                () = received(&mut self.terminate) => Signal::Stop,
+                () = received(&mut self.hangup) => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
+}
+
+/// The next delivery of `signal`; never, when it could not be listened for.
+#[cfg(unix)]
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            if signal.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }

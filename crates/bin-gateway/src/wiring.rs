@@ -6,15 +6,23 @@
 //! on one thread from accept to upstream response; the multi-thread runtime's cross-thread
 //! wake-ups cost about a quarter of the CPU per request. Credential caches, keys and metrics
 //! stay shared. [`start_on`] serves on the caller's runtime instead (tests).
+//!
+//! A sharded gateway also reloads ([`ShardedGateway::reload`]: the new configuration is
+//! built exactly as at start, then swapped in for new requests on every shard), drains
+//! ([`ShardedGateway::shutdown`]: within `shutdown_grace_ms`, then cuts) and keeps `/ready`
+//! current ([`crate::readiness`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread;
+use std::time::Duration;
 
-use gateway_adapter_bedrock::{BedrockProvider, RetryStats};
-use gateway_adapter_http::{serve, HttpApp, HttpSettings, RetryCounters};
+use gateway_adapter_bedrock::{AccountCredentials, BedrockProvider, RetryStats};
+use gateway_adapter_http::{
+    serve, serve_live, HttpApp, HttpSettings, LiveApp, Phase, Readiness, RetryCounters,
+};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     ChatService, CircuitBreakers, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter,
@@ -26,6 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{GatewayConfig, LimitsBackend};
+use crate::readiness;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -133,14 +142,23 @@ pub async fn prepare(config: &GatewayConfig, clock: SharedClock) -> Result<(), S
     build_app(config, clock, None).await.map(drop)
 }
 
-/// The app, plus what a shard needs to make its own service: the service to share the
-/// catalog, circuit breakers and weighted draws of, and a provider to take clients from.
+/// Everything a configuration makes before anything serves it; what start, reload and
+/// `check` all run, so they accept and refuse alike.
+struct Built {
+    /// Shards share its catalog, circuit breakers and weighted draws.
+    service: ChatService,
+    /// Shards take their own clients from it; its credential caches are shared.
+    provider: BedrockProvider,
+    /// The HTTP side, without retry counters (the caller's).
+    settings: HttpSettings,
+}
+
 /// `weighted_seed`: weighted picks from a fixed seed instead of a per-process one.
-async fn build_app(
+async fn build(
     config: &GatewayConfig,
     clock: SharedClock,
     weighted_seed: Option<u64>,
-) -> Result<(HttpApp, ChatService, BedrockProvider), StartError> {
+) -> Result<Built, StartError> {
     let catalog = Arc::new(
         ModelCatalog::new(config.models.iter().cloned())?
             .with_virtual_models(config.virtual_models.iter().cloned())?,
@@ -170,14 +188,44 @@ async fn build_app(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
-        retry_counters: Some(Arc::new(BedrockRetryCounters(provider.retry_stats()))),
         ..HttpSettings::default()
     };
-    Ok((
-        HttpApp::new(service.clone(), settings, clock),
+    Ok(Built {
         service,
         provider,
-    ))
+        settings,
+    })
+}
+
+/// The app of a new process, plus what a shard needs to make its own service, and the
+/// source of the retry counts `/metrics` shows (a reload points it at the new provider).
+async fn build_app(
+    config: &GatewayConfig,
+    clock: SharedClock,
+    weighted_seed: Option<u64>,
+) -> Result<(HttpApp, Built, Arc<BedrockRetryCounters>), StartError> {
+    let mut built = build(config, clock.clone(), weighted_seed).await?;
+    let retry_counters = Arc::new(BedrockRetryCounters::new(&built.provider));
+    let settings = HttpSettings {
+        retry_counters: Some(Arc::clone(&retry_counters) as Arc<dyn RetryCounters>),
+        ..std::mem::take(&mut built.settings)
+    };
+    let app = HttpApp::new(built.service.clone(), settings, clock);
+    Ok((app, built, retry_counters))
+}
+
+/// One app per shard from `base`: each but the last with a service of its own clients (a
+/// pooled connection is driven by the runtime that opened it); the last is `base`.
+fn shard_apps(base: HttpApp, built: &Built, shards: usize) -> Vec<HttpApp> {
+    let mut apps = Vec::with_capacity(shards);
+    for _ in 1..shards {
+        let service = built
+            .service
+            .with_provider(Arc::new(built.provider.with_own_clients()));
+        apps.push(base.with_service(service));
+    }
+    apps.push(base);
+    apps
 }
 
 /// The store the keys' limits are counted in.
@@ -194,17 +242,35 @@ fn limit_store(backend: &LimitsBackend) -> Result<Arc<dyn LimitStore>, StartErro
 }
 
 /// The Bedrock provider's retry counts, handed to the HTTP adapter's `/metrics`. The counters
-/// are shared by every shard's provider, so one source serves them all.
+/// are shared by every shard's provider, so one source serves them all; a reload replaces
+/// it with the new provider's (read at each scrape, so a lock costs nothing per request).
 #[derive(Debug)]
-struct BedrockRetryCounters(RetryStats);
+struct BedrockRetryCounters(RwLock<RetryStats>);
+
+impl BedrockRetryCounters {
+    fn new(provider: &BedrockProvider) -> Self {
+        Self(RwLock::new(provider.retry_stats()))
+    }
+
+    fn replace(&self, provider: &BedrockProvider) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = provider.retry_stats();
+    }
+
+    fn stats(&self) -> RetryStats {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 impl RetryCounters for BedrockRetryCounters {
     fn for_each_retry_count(&self, count: &mut dyn FnMut(&str, &str, u64)) {
-        self.0.for_each_retry_count(count);
+        self.stats().for_each_retry_count(count);
     }
 
     fn for_each_quota_exhausted(&self, count: &mut dyn FnMut(&str, u64)) {
-        self.0.for_each_quota_exhausted(count);
+        self.stats().for_each_quota_exhausted(count);
     }
 }
 
@@ -212,11 +278,41 @@ impl RetryCounters for BedrockRetryCounters {
 #[derive(Debug)]
 pub struct ShardedGateway {
     addr: SocketAddr,
+    /// Shards still running.
     shards: usize,
-    stop: watch::Sender<bool>,
-    /// Each shard's outcome, sent once its runtime (and every task on it) is gone.
-    finished: mpsc::UnboundedReceiver<io::Result<()>>,
+    phase: watch::Sender<Phase>,
+    /// What the shards report, in the order it happens.
+    events: mpsc::UnboundedReceiver<ShardEvent>,
     threads: Vec<thread::JoinHandle<()>>,
+    /// Each shard's app, in shard order; a reload replaces them all.
+    live: Vec<LiveApp>,
+    running: Running,
+}
+
+/// What a shard tells the gateway.
+#[derive(Debug)]
+enum ShardEvent {
+    /// Its listener is closed: new connections are refused.
+    StoppedAccepting,
+    /// Its runtime, and every task on it, is gone.
+    Finished(io::Result<()>),
+}
+
+/// What the gateway keeps of the configuration it started with and the last one it loaded.
+#[derive(Debug)]
+struct Running {
+    clock: SharedClock,
+    /// As started: only a restart changes them.
+    listen: SocketAddr,
+    worker_threads: Option<NonZeroUsize>,
+    /// From the last configuration loaded.
+    shutdown_grace: Duration,
+    retry_counters: Arc<BedrockRetryCounters>,
+    /// The accounts whose credentials `/ready` reports on.
+    accounts: watch::Sender<Vec<AccountCredentials>>,
+    readiness: Readiness,
+    /// Once [`ShardedGateway::check_readiness`] started them.
+    readiness_checks: Option<JoinHandle<()>>,
 }
 
 impl ShardedGateway {
@@ -233,17 +329,115 @@ impl ShardedGateway {
         self.shards
     }
 
-    /// Stops accepting on every shard, lets in-flight requests finish, and returns when all
-    /// shards are done, with the first error any of them had.
+    /// Starts checking every account's credentials for `/ready`: at once, then every
+    /// [`readiness::CHECK_INTERVAL`] and right after each reload, through the caches requests
+    /// use (no Bedrock call). Until then `/ready` names every account as not checked yet.
+    /// Call from within a runtime: the checks run on it.
+    pub fn check_readiness(&mut self) {
+        if self.running.readiness_checks.is_none() {
+            let checks = readiness::keep_checking(
+                self.running.readiness.clone(),
+                self.running.accounts.subscribe(),
+            );
+            self.running.readiness_checks = Some(tokio::spawn(checks));
+        }
+    }
+
+    /// Builds `config` exactly as [`start_sharded`] (and `gateway check`) does, then swaps it
+    /// in for new requests on every shard: keys, models, virtual models, guardrails, limits,
+    /// timeouts, retries, circuit breakers (closed again), credentials (fetched again, and
+    /// `/ready` checks them at once). Connections stay open; requests and streams in flight
+    /// finish with the configuration they started with. The listening address and the number
+    /// of threads only change at a restart: a change to them is logged and left for then.
+    /// When building fails, nothing changes and the error names the setting at fault.
+    pub async fn reload(&mut self, config: &GatewayConfig) -> Result<(), StartError> {
+        let built = build(config, self.running.clock.clone(), None).await?;
+        let Some(last) = self.live.last() else {
+            return Ok(());
+        };
+        let base = last
+            .current()
+            .reconfigured(built.service.clone(), built.settings.clone());
+        let apps = shard_apps(base, &built, self.live.len());
+        self.running.retry_counters.replace(&built.provider);
+        for (live, app) in self.live.iter().zip(apps) {
+            live.replace(app);
+        }
+        self.running.shutdown_grace = config.shutdown_grace;
+        self.running
+            .accounts
+            .send_replace(built.provider.account_credentials());
+        if config.listen != self.running.listen {
+            tracing::warn!(
+                running = %self.running.listen,
+                configured = %config.listen,
+                "server.listen changed: it applies at the next restart"
+            );
+        }
+        if config.worker_threads != self.running.worker_threads {
+            tracing::warn!(
+                running = self.live.len(),
+                configured = shard_count(config),
+                "server.worker_threads changed: it applies at the next restart"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops accepting on every shard at once, lets requests and streams in flight finish
+    /// for up to the configuration's `shutdown_grace_ms`, then cuts what is still open (and
+    /// logs how much), and returns when all shards are done, with the first error any of
+    /// them had.
     pub async fn shutdown(mut self) -> io::Result<()> {
-        self.stop.send_replace(true);
+        if let Some(checks) = &self.running.readiness_checks {
+            checks.abort();
+        }
+        let grace = self.running.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        self.phase.send_replace(Phase::Draining);
+        // Any app tells the process's counts.
+        let counts = self.live.first().map(LiveApp::current);
+        let mut accepting = self.shards;
         let mut outcome = Ok(());
-        for _ in 0..self.shards {
-            match self.finished.recv().await {
-                Some(Ok(())) => {}
-                Some(Err(error)) => {
-                    if outcome.is_ok() {
-                        outcome = Err(error);
+        let mut cut = false;
+        while self.shards > 0 {
+            let event = tokio::select! {
+                event = self.events.recv() => event,
+                () = tokio::time::sleep_until(deadline), if !cut => {
+                    cut = true;
+                    if let Some(app) = &counts {
+                        let streams = app.open_streams();
+                        tracing::warn!(
+                            grace_ms = grace.as_millis() as u64,
+                            streams,
+                            other_requests = app.in_flight_requests().saturating_sub(streams),
+                            "shutdown grace period over: cutting the streams and requests still open"
+                        );
+                    }
+                    self.phase.send_replace(Phase::Cut);
+                    continue;
+                }
+            };
+            match event {
+                Some(ShardEvent::StoppedAccepting) => {
+                    accepting = accepting.saturating_sub(1);
+                    if accepting == 0 {
+                        if let Some(app) = &counts {
+                            tracing::info!(
+                                in_flight = app.in_flight_requests(),
+                                streams = app.open_streams(),
+                                grace_ms = grace.as_millis() as u64,
+                                "stopped accepting; letting requests in flight finish"
+                            );
+                        }
+                    }
+                }
+                Some(ShardEvent::Finished(result)) => {
+                    self.shards -= 1;
+                    if let Err(error) = result {
+                        if outcome.is_ok() {
+                            outcome = Err(error);
+                        }
                     }
                 }
                 // A shard thread that panicked never reports; joining tells.
@@ -262,12 +456,16 @@ impl ShardedGateway {
     /// Runs until a shard stops by itself (they do not, short of a start-up failure); the
     /// others keep serving until [`ShardedGateway::shutdown`].
     pub async fn wait(&mut self) -> io::Result<()> {
-        match self.finished.recv().await {
-            Some(result) => {
-                self.shards -= 1;
-                result.and(Err(io::Error::other("a server thread stopped")))
+        loop {
+            match self.events.recv().await {
+                Some(ShardEvent::Finished(result)) => {
+                    self.shards -= 1;
+                    return result.and(Err(io::Error::other("a server thread stopped")));
+                }
+                // Only after a shutdown began, which takes the gateway.
+                Some(ShardEvent::StoppedAccepting) => {}
+                None => return Err(io::Error::other("a server thread panicked")),
             }
-            None => Err(io::Error::other("a server thread panicked")),
         }
     }
 }
@@ -280,7 +478,9 @@ pub fn shard_count(config: &GatewayConfig) -> usize {
         .map_or(1, NonZeroUsize::get)
 }
 
-/// Binds `config.listen` once per shard and starts [`shard_count`] server threads.
+/// Binds `config.listen` once per shard and starts [`shard_count`] server threads; `/ready`
+/// says not ready until [`ShardedGateway::check_readiness`] found every account's
+/// credentials usable.
 ///
 /// Call from within a runtime (any flavour): the providers' credentials are prepared on it.
 /// The shards do not depend on it afterwards.
@@ -290,7 +490,7 @@ pub async fn start_sharded(
 ) -> Result<ShardedGateway, StartError> {
     let shards = shard_count(config);
     // Everything that can refuse the configuration runs before a port is taken.
-    let (base, service, provider) = build_app(config, clock, None).await?;
+    let (base, built, retry_counters) = build_app(config, clock.clone(), None).await?;
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -303,28 +503,30 @@ pub async fn start_sharded(
         listeners.push(bind_shared(addr).map_err(listen_error)?);
     }
 
-    let (stop, stopped) = watch::channel(false);
-    let (report, finished) = mpsc::unbounded_channel();
-    let mut apps = Vec::with_capacity(shards);
-    for _ in 1..shards {
-        let shard_service = service.with_provider(Arc::new(provider.with_own_clients()));
-        apps.push(base.with_service(shard_service));
-    }
-    // The base app's clients are used by no other shard.
-    apps.push(base);
+    let accounts = built.provider.account_credentials();
+    readiness::not_checked_yet(base.readiness(), &accounts);
+    let readiness = base.readiness().clone();
+    let accounts = watch::Sender::new(accounts);
+
+    let (phase, phases) = watch::channel(Phase::Serving);
+    let (report, events) = mpsc::unbounded_channel();
+    let live: Vec<LiveApp> = shard_apps(base, &built, shards)
+        .into_iter()
+        .map(LiveApp::new)
+        .collect();
     let mut threads = Vec::with_capacity(shards);
-    for (index, (listener, app)) in listeners.into_iter().zip(apps).enumerate() {
-        let app = Arc::new(app);
-        let mut stopped = stopped.clone();
+    for (index, (listener, live)) in listeners.into_iter().zip(live.iter().cloned()).enumerate() {
+        let phases = phases.clone();
         let report = report.clone();
         let spawned = thread::Builder::new()
             .name(format!("gateway-{index}"))
             .spawn(move || {
-                let result = run_shard(listener, app, async move {
-                    // A dropped sender (the gateway handle is gone) stops the shard too.
-                    let _ = stopped.wait_for(|stop| *stop).await;
+                let stopped = report.clone();
+                // A dropped sender (the gateway handle is gone) stops the shard too.
+                let result = run_shard(listener, live, phases, move || {
+                    let _ = stopped.send(ShardEvent::StoppedAccepting);
                 });
-                let _ = report.send(result);
+                let _ = report.send(ShardEvent::Finished(result));
             });
         match spawned {
             Ok(handle) => threads.push(handle),
@@ -337,24 +539,36 @@ pub async fn start_sharded(
     Ok(ShardedGateway {
         addr,
         shards,
-        stop,
-        finished,
+        phase,
+        events,
         threads,
+        live,
+        running: Running {
+            clock,
+            listen: config.listen,
+            worker_threads: config.worker_threads,
+            shutdown_grace: config.shutdown_grace,
+            retry_counters,
+            accounts,
+            readiness,
+            readiness_checks: None,
+        },
     })
 }
 
-/// One shard: a single-threaded runtime serving `listener` until `stop`.
+/// One shard: a single-threaded runtime serving `listener` through the gateway's phases.
 fn run_shard(
     listener: std::net::TcpListener,
-    app: Arc<HttpApp>,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    live: LiveApp,
+    phases: watch::Receiver<Phase>,
+    stopped_accepting: impl FnOnce(),
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
-        serve(listener, app, stop).await
+        serve_live(listener, live, phases, stopped_accepting).await
     });
     // Dropping the runtime ends what is left on it (a credential refresh in progress gives
     // way to the next caller on another shard) before the shard reports.

@@ -169,3 +169,81 @@ async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
     assert!(String::from_utf8_lossy(&held).ends_with("data: [DONE]\n\n"));
     gateway.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reload_reaches_every_shard_and_metrics_follow_the_new_accounts() {
+    let (sim, mut gateway) = start(sim()).await;
+    let sim_url = sim.url();
+    // The strict key goes, a key and an account come.
+    let text = format!(
+        "{}\n[accounts.other]\ntype = \"aws-bedrock\"\nregion = \"us-west-2\"\nendpoint = \"${{SIM_URL}}\"\n\
+         auth = {{ type = \"access-key\", access_key_id = \"{ACCESS_KEY_ID}\", secret_access_key = \"${{SIM_SECRET}}\" }}\n\
+         models.claude-3 = {{ model_id = \"{CLAUDE}\" }}\n\
+         [server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n",
+        BASE_CONFIG.replace(
+            "{ name = \"strict\", key = \"test-strict-key\", finish_reason_style = \"strict\" }",
+            "{ name = \"new\", key = \"test-new-gateway-key\" }",
+        )
+    );
+    let config = GatewayConfig::parse(&text, &|name| match name {
+        "SIM_URL" => Some(sim_url.clone()),
+        "SIM_SECRET" => Some(SECRET.into()),
+        _ => None,
+    })
+    .unwrap();
+    gateway.reload(&config).await.unwrap();
+
+    // No pooling: each request is a new connection, which the kernel spreads over the shards.
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http::<Full<Bytes>>();
+    let models = |key: &str| {
+        http::Request::get(format!("{}/v1/models", gateway.url()))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    for _ in 0..4 * SHARDS {
+        let response = client
+            .request(models("test-new-gateway-key"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("\"other/claude-3\""),
+            "every shard lists the new account's model"
+        );
+        let response = client.request(models(STRICT_KEY)).await.unwrap();
+        assert_eq!(response.status(), 401, "no shard knows the removed key");
+    }
+    let response = client
+        .request(
+            http::Request::get(format!("{}/metrics", gateway.url()))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(r#"gateway_upstream_retries_total{account="other",reason="throttling"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"gateway_http_requests_total{endpoint="models",model="other",status="4xx"}"#
+        ),
+        "the metrics go on across the reload: {text}"
+    );
+    gateway.shutdown().await.unwrap();
+}

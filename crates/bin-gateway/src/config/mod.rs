@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     /// How many single-threaded runtimes `serve` runs, one per OS thread; `None`: one per
     /// available core.
     pub worker_threads: Option<NonZeroUsize>,
+    /// How long a shutdown (SIGTERM) lets requests and streams in flight finish before it
+    /// cuts them.
+    pub shutdown_grace: Duration,
     pub timeouts: Timeouts,
     pub keys: Vec<GatewayKey>,
     pub accounts: Vec<BedrockAccountConfig>,

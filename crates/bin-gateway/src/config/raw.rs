@@ -34,6 +34,7 @@ pub(super) struct RawServer {
     pub max_body_bytes: Option<usize>,
     pub worker_threads: Option<usize>,
     pub max_concurrent_requests: Option<usize>,
+    pub shutdown_grace_ms: Option<u64>,
     pub connect_timeout_ms: Option<TimeLimit>,
     pub first_byte_timeout_ms: Option<TimeLimit>,
     pub stream_idle_timeout_ms: Option<TimeLimit>,

@@ -25,6 +25,12 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
 /// of starting that many threads.
 const MAX_WORKER_THREADS: usize = 1024;
+/// Long enough for a model's long answer to finish streaming; what Kubernetes'
+/// `terminationGracePeriodSeconds` must exceed (docs/operations.md).
+const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 30_000;
+/// An hour: longer than any answer streams, so a larger value is a typo (seconds taken for
+/// milliseconds would be far smaller; an extra digit or two is not).
+const MAX_SHUTDOWN_GRACE_MS: u64 = 3_600_000;
 
 impl RawConfig {
     pub(super) fn validate(self) -> Result<GatewayConfig, ConfigError> {
@@ -61,6 +67,16 @@ impl RawConfig {
                     .ok_or_else(|| invalid("server.worker_threads", "must be greater than 0"))?,
             ),
         };
+        let shutdown_grace_ms = self
+            .server
+            .shutdown_grace_ms
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_MS);
+        if shutdown_grace_ms > MAX_SHUTDOWN_GRACE_MS {
+            return Err(invalid(
+                "server.shutdown_grace_ms",
+                format!("must be at most {MAX_SHUTDOWN_GRACE_MS} (one hour)"),
+            ));
+        }
         // The server's limits are the defaults every account and model inherits.
         let timeouts = TimeoutOverrides {
             connect_ms: self.server.connect_timeout_ms,
@@ -164,6 +180,7 @@ impl RawConfig {
             max_body_bytes,
             max_concurrent_requests,
             worker_threads,
+            shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             timeouts,
             keys,
             accounts,

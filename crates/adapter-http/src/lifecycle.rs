@@ -1,0 +1,196 @@
+//! Running a server: accepting connections, replacing the app while it serves, stopping.
+//!
+//! - [`LiveApp`]: the app new requests get. A reload builds a whole new [`HttpApp`] and
+//!   stores it; each request reads the current one once (an atomic load, no lock) and keeps it
+//!   to its end, so a request or stream never sees half of one configuration and half of the
+//!   next, and nothing in flight is dropped.
+//! - [`Phase`]: what the host tells a server loop. `Draining` closes the listener at once
+//!   (new connections are refused), closes idle keep-alive connections and lets requests and
+//!   streams in flight finish; `Cut` closes whatever is still open.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::server::HttpApp;
+
+/// The app answering new requests; [`LiveApp::replace`] swaps in another. Clones share it.
+#[derive(Debug, Clone)]
+pub struct LiveApp(Arc<ArcSwap<HttpApp>>);
+
+impl LiveApp {
+    pub fn new(app: HttpApp) -> Self {
+        Self::from(Arc::new(app))
+    }
+
+    /// The app a request starting now gets.
+    pub fn current(&self) -> Arc<HttpApp> {
+        self.0.load_full()
+    }
+
+    /// Requests that start from now on get `app`; those in flight finish with the app they
+    /// started with, which is dropped after the last of them.
+    pub fn replace(&self, app: HttpApp) {
+        self.0.store(Arc::new(app));
+    }
+}
+
+impl From<Arc<HttpApp>> for LiveApp {
+    fn from(app: Arc<HttpApp>) -> Self {
+        Self(Arc::new(ArcSwap::new(app)))
+    }
+}
+
+/// Where a server loop is in its life. Phases only move forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Serving,
+    /// The listener is closed; requests and streams in flight go on to their end.
+    Draining,
+    /// Every connection still open is closed, mid-stream or not.
+    Cut,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// in-flight requests (including open streams) to finish, however long they take.
+///
+/// HTTP/1.1 with keep-alive and HTTP/2 without TLS (h2c, prior knowledge) on the same port.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<HttpApp>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (phase, phases) = watch::channel(Phase::Serving);
+    let server = serve_live(listener, LiveApp::from(app), phases, || {});
+    tokio::pin!(server, shutdown);
+    tokio::select! {
+        result = &mut server => return result,
+        () = &mut shutdown => {}
+    }
+    // `phase` lives until the drain is over, so it is never cut.
+    phase.send_replace(Phase::Draining);
+    server.await
+}
+
+/// Serves the current app of `live` on `listener` (read per request, so a reload applies to
+/// new requests on open connections too) through the phases the host sends on `phase`.
+/// `stopped_accepting` runs once the listener is closed. Returns when every connection is
+/// closed: drained, or cut.
+///
+/// A dropped `phase` sender counts as `Draining`, never as `Cut`.
+pub async fn serve_live(
+    listener: TcpListener,
+    live: LiveApp,
+    mut phase: watch::Receiver<Phase>,
+    stopped_accepting: impl FnOnce(),
+) -> std::io::Result<()> {
+    // The connection settings are the process's; a reload does not change them.
+    let header_read_timeout = live.current().header_read_timeout();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            () = draining(&mut phase) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_error(error).await;
+                    continue;
+                }
+            },
+        };
+        // Small SSE chunks must leave at once, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = Arc::clone(&builder);
+        let live = live.clone();
+        let mut phase = phase.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                arrived = first_bytes_arrive(&stream, header_read_timeout) => {
+                    if !arrived {
+                        return;
+                    }
+                }
+                // A connection that has not sent a request yet has nothing to finish.
+                () = draining(&mut phase) => return,
+            }
+            let service = service_fn(move |request| {
+                let app = live.current();
+                async move { Ok::<_, Infallible>(app.handle(request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = watcher.watch(connection) => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
+                // Dropping the connection closes its socket and whatever stream it carried.
+                () = cut(&mut phase) => {}
+            }
+        });
+    }
+    drop(listener);
+    stopped_accepting();
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    tokio::select! {
+        () = &mut drained => {}
+        // Each connection task sees the cut too and ends, which ends the drain.
+        () = cut(&mut phase) => drained.await,
+    }
+    Ok(())
+}
+
+/// Completes once the host drains (or cuts), or went away.
+async fn draining(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|phase| *phase >= Phase::Draining).await;
+}
+
+/// Completes when the host cuts; never when it went away without cutting.
+async fn cut(phase: &mut watch::Receiver<Phase>) {
+    let gone = phase.wait_for(|phase| *phase == Phase::Cut).await.is_err();
+    if gone {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// hyper's header timeout starts only once it knows the protocol, which takes the first
+/// bytes; a client that connects and sends nothing would hold the socket forever.
+async fn first_bytes_arrive(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind;
+    // A connection that died before accept is that client's problem; anything else (such as
+    // running out of file descriptors) would spin the loop, so back off briefly.
+    if !matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) {
+        tracing::warn!(%error, "accept failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
