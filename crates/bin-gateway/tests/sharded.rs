@@ -41,7 +41,10 @@ async fn start_with(sim: bedrock_sim::SimBuilder, server: &str) -> (SimHandle, S
         _ => None,
     })
     .unwrap();
-    let gateway = start_sharded(&config, SharedClock::system()).await.unwrap();
+    // Boxed: starting every shard is a large future.
+    let gateway = Box::pin(start_sharded(&config, SharedClock::system()))
+        .await
+        .unwrap();
     assert_eq!(gateway.shards(), SHARDS);
     (sim, gateway)
 }
