@@ -31,8 +31,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
         --features "${CARGO_FEATURES}" \
     && install -D target/release/gateway /out/gateway
 
-# bookworm's glibc, as in the build stage; TLS roots are compiled in (webpki-roots), the image's
-# CA bundle is there for anything else.
+# glibc and libgcc_s from bookworm, as in the build stage (the binary links nothing else), and
+# the CA certificates the Bedrock and STS clients trust (compiled-in webpki roots without them).
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/gateway /usr/local/bin/gateway
 # Already the image's user; said again so that a change of base image cannot make it root.
