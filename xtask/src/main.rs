@@ -1,18 +1,27 @@
-//! Development tasks: `cargo xtask ci` does exactly what CI does; `cargo xtask bench`
-//! measures the gateway against the simulator.
+//! Development tasks: `cargo xtask ci` does exactly what CI does; `cargo xtask manifests`
+//! validates the Kubernetes manifests (one of its steps); `cargo xtask bench` measures the
+//! gateway against the simulator.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod bench_services;
+mod manifests;
 
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: cargo xtask <ci | bench [--quick]>";
+const USAGE: &str = "usage: cargo xtask <ci | manifests | bench [--quick]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("manifests") => match manifests::check() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("==> manifests failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("bench") => bench::run(&args[1..]),
         Some("bench-sim") => bench_services::sim(),
         Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
@@ -23,25 +32,40 @@ fn main() -> ExitCode {
     }
 }
 
-/// Format check, lints as errors, every test. If this passes locally, CI is green.
+const FORMAT: &[&str] = &["fmt", "--all", "--", "--check"];
+const LINT: &[&str] = &[
+    "clippy",
+    "--workspace",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+];
+
+/// A step of `ci` before the tests.
+type Check = fn() -> Result<(), String>;
+
+/// Format check, the Kubernetes manifests, lints as errors, every test. If this passes
+/// locally, CI is green.
 fn ci() -> ExitCode {
-    let steps: [(&str, &[&str]); 2] = [
-        ("format", &["fmt", "--all", "--", "--check"]),
+    // The quick checks first: a formatting slip or a bad manifest fails before clippy compiles
+    // the workspace.
+    let steps: [(&str, String, Check); 3] = [
+        ("format", format!("cargo {}", FORMAT.join(" ")), || {
+            run_cargo(FORMAT)
+        }),
         (
-            "lint",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
+            "manifests",
+            "kubernetes-validate over deploy/kubernetes/".into(),
+            manifests::check,
         ),
+        ("lint", format!("cargo {}", LINT.join(" ")), || {
+            run_cargo(LINT)
+        }),
     ];
-    for (name, args) in steps {
-        eprintln!("==> {name}: cargo {}", args.join(" "));
-        if let Err(e) = run_cargo(args) {
+    for (name, what, run) in steps {
+        eprintln!("==> {name}: {what}");
+        if let Err(e) = run() {
             eprintln!("==> {name} failed: {e}");
             return ExitCode::FAILURE;
         }
