@@ -198,21 +198,13 @@ impl LimitStore for RedisLimits {
             .arg(slots.rate.elapsed.to_string())
             .arg(limit_arg(limits.rpm))
             .arg(limit_arg(limits.tpm))
-            .arg(limit_arg(limits.budget_usd.map(admission::budget_micros)))
+            .arg(limit_arg(limits.budget_micros()))
             .arg(RATE_COUNT_TTL_SECS);
         let mut connection = self.shared.connection.clone();
-        let (verdict, requests_previous, requests_current, tokens_previous, tokens_current, spend) =
-            self.bounded("admit", invocation.invoke_async(&mut connection))
-                .await?;
-        let reply = ScriptReply {
-            verdict,
-            requests_previous,
-            requests_current,
-            tokens_previous,
-            tokens_current,
-            spend_micros: spend,
-        };
-        admission::admission(limits, &slots, reply).inspect_err(|error| {
+        let reply = self
+            .bounded("admit", invocation.invoke_async(&mut connection))
+            .await?;
+        admission::admission(limits, now, ScriptReply::new(reply)).inspect_err(|error| {
             self.shared.errors.failed("admit", &error.message);
         })
     }
