@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::thread;
 
 use gateway_adapter_bedrock::{BedrockProvider, RetryStats};
-use gateway_adapter_http::{serve, HttpApp, HttpSettings, RetryCounters};
+use gateway_adapter_http::{serve, HttpApp, HttpSettings, LimitBackendErrors, RetryCounters};
+use gateway_adapter_redis::{BackendErrors, RedisLimits};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     ChatService, CircuitBreakers, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter,
     VirtualModelError,
 };
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -153,7 +155,7 @@ async fn build_app(
             Some((route.public_name.clone(), *settings))
         }),
     );
-    let limits = limit_store(&config.limits.backend)?;
+    let limits = limit_backend(&config.limits.backend)?;
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
@@ -161,7 +163,7 @@ async fn build_app(
     // One store for every shard: each service made from this one shares it.
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers))
-        .with_limits(limits, config.limits.on_backend_error)
+        .with_limits(limits.store, config.limits.on_backend_error)
         .with_clock(clock.clone());
     if let Some(seed) = weighted_seed {
         service = service.with_seed(seed);
@@ -171,6 +173,7 @@ async fn build_app(
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         retry_counters: Some(Arc::new(BedrockRetryCounters(provider.retry_stats()))),
+        limit_backend_errors: limits.errors,
         ..HttpSettings::default()
     };
     Ok((
@@ -180,16 +183,44 @@ async fn build_app(
     ))
 }
 
-/// The store the keys' limits are counted in.
-fn limit_store(backend: &LimitsBackend) -> Result<Arc<dyn LimitStore>, StartError> {
+/// Where the keys' limits are counted, and the count of the store's failures for `/metrics`
+/// (`None`: a store that cannot fail).
+struct LimitBackend {
+    store: Arc<dyn LimitStore>,
+    errors: Option<Arc<dyn LimitBackendErrors>>,
+}
+
+/// The configured limit store.
+///
+/// The Redis store's connection is driven by the runtime it is built on, the one `serve`
+/// builds the app on and keeps running until it stops serving; `check` builds it too, which
+/// parses its URL and connects to nothing.
+fn limit_backend(backend: &LimitsBackend) -> Result<LimitBackend, StartError> {
     match backend {
-        LimitsBackend::Memory => Ok(Arc::new(InMemoryLimits::new())),
-        // TODO(issue 11, at the merge of crates/adapter-redis): connect
-        // `gateway_adapter_redis::RedisLimits` with `url` and `timeout`, and hand its error
-        // counter to `HttpSettings::limit_backend_errors`.
-        LimitsBackend::Redis { .. } => Err(StartError::Limits(
-            "limits.backend: the redis backend is not built yet (use backend = \"memory\")".into(),
-        )),
+        LimitsBackend::Memory => Ok(LimitBackend {
+            store: Arc::new(InMemoryLimits::new()),
+            errors: None,
+        }),
+        LimitsBackend::Redis { url, timeout } => {
+            let store = RedisLimits::new(url.expose_secret(), *timeout)
+                .map_err(|error| StartError::Limits(format!("limits.redis_url: {error}")))?;
+            Ok(LimitBackend {
+                errors: Some(Arc::new(RedisBackendErrors(store.backend_errors()))),
+                store: Arc::new(store),
+            })
+        }
+    }
+}
+
+/// The Redis store's failed calls, admissions and records alike, handed to the HTTP adapter's
+/// `/metrics` as `gateway_limits_backend_errors_total`. The only count of them: the service
+/// leaves a failed admission to `on_backend_error` and counts nothing.
+#[derive(Debug)]
+struct RedisBackendErrors(BackendErrors);
+
+impl LimitBackendErrors for RedisBackendErrors {
+    fn errors(&self) -> u64 {
+        self.0.count()
     }
 }
 

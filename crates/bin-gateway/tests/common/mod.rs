@@ -158,6 +158,14 @@ impl TestGateway {
         json_of(response).await
     }
 
+    /// POST /v1/chat/completions as `key`: the response's head (headers too) and JSON body.
+    pub async fn chat_parts(&self, key: &str, body: &Value) -> (http::response::Parts, Value) {
+        let response = self.send(self.chat_request(Some(key), body)).await;
+        let (parts, body) = response.into_parts();
+        let (_, value) = json_of(http::Response::from_parts(parts.clone(), body)).await;
+        (parts, value)
+    }
+
     pub async fn get(&self, path: &str, key: Option<&str>) -> (http::StatusCode, String) {
         let mut builder = http::Request::get(self.url(path));
         if let Some(key) = key {
@@ -227,6 +235,18 @@ impl SseReader {
         }
         events
     }
+}
+
+/// A response header as text.
+pub fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).map(|value| value.to_str().unwrap())
+}
+
+/// The value of one exact series line of `/metrics` (`name{labels}`), `None` when it is not
+/// exposed.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The OpenAI error shape, with its parts.
