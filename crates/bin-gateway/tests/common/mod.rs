@@ -68,6 +68,21 @@ pub fn sim() -> SimBuilder {
 pub struct TestGateway {
     pub sim: SimHandle,
     pub gateway: RunningGateway,
+    client: GatewayClient,
+}
+
+/// Its requests go to the gateway: `gw.chat(...)`, `gw.get(...)`.
+impl std::ops::Deref for TestGateway {
+    type Target = GatewayClient;
+
+    fn deref(&self) -> &GatewayClient {
+        &self.client
+    }
+}
+
+/// An HTTP client of one gateway, in process or not.
+pub struct GatewayClient {
+    base: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -118,16 +133,26 @@ impl TestGateway {
         let gateway = Box::pin(start_on_seeded(&config, listener, clock, weighted_seed))
             .await
             .unwrap();
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let client = GatewayClient::new(gateway.url());
         Self {
             sim,
             gateway,
             client,
         }
     }
+}
+
+impl GatewayClient {
+    /// A client of the gateway at `base` (`http://host:port`).
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.gateway.url())
+        format!("{}{path}", self.base)
     }
 
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> http::Response<Incoming> {
