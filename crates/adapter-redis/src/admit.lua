@@ -7,13 +7,14 @@
 -- KEYS[3] tokens in the current window      KEYS[4] tokens in the previous window
 -- KEYS[5] spend in this budget period, micro-USD
 -- ARGV[1] how far into the current window, in [0, 1)
--- ARGV[2] requests per window, ARGV[3] tokens per window, ARGV[4] budget in micro-USD;
+-- ARGV[2] requests per window, ARGV[3] tokens per window, ARGV[4] budget in whole micro-USD;
 --         each '' when the key has no such limit
 -- ARGV[5] seconds a window's request count is kept (two windows: it is read as the previous one)
 --
--- Returns {verdict, requests previous, requests current, tokens previous, tokens current, spend}
--- with the request already counted when admitted. Verdict: 0 admitted, 1 over budget,
--- 2 over tokens, 3 over requests (checked in that order).
+-- Returns {verdict, requests previous, requests current, tokens previous, tokens current, spend}:
+-- the counts decided on, before the request is counted (what core's `rules::answer` takes).
+-- Verdict: 0 admitted, 1 over budget, 2 over tokens, 3 over requests (checked in that order,
+-- as core's `rules::refusal` does).
 
 local elapsed = tonumber(ARGV[1])
 local rpm = tonumber(ARGV[2])
@@ -60,7 +61,7 @@ elseif tpm and not admits(tokens_previous, tokens_current, tpm, 0) then
 elseif rpm and not admits(requests_previous, requests_current, rpm, 1) then
   verdict = 3
 elseif rpm then
-  requests_current = redis.call('INCR', KEYS[1])
+  redis.call('INCR', KEYS[1])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
 

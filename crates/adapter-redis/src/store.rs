@@ -30,7 +30,10 @@ const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 pub enum RedisLimitsError {
     /// The URL is not one the client accepts (the message never repeats the URL: it may hold
     /// a password).
-    #[error("invalid Redis URL: {0}")]
+    #[error(
+        "not a Redis URL this gateway can use (redis://[:password@]host[:port][/db] or \
+         unix:///path/to/socket; rediss://, TLS, is not built in): {0}"
+    )]
     InvalidUrl(#[source] RedisError),
     /// A zero timeout would fail every call.
     #[error("the Redis timeout must be longer than zero")]
@@ -82,7 +85,7 @@ impl RedisLimits {
             return Err(RedisLimitsError::ZeroTimeout);
         }
         let runtime = Handle::try_current().map_err(|_| RedisLimitsError::NoRuntime)?;
-        let client = Client::open(url).map_err(RedisLimitsError::InvalidUrl)?;
+        let client = open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -99,6 +102,12 @@ impl RedisLimits {
                 runtime,
             }),
         })
+    }
+
+    /// Whether [`RedisLimits::new`] takes `url`, without connecting: a configuration is
+    /// checked with this, so it refuses exactly the URLs the store would.
+    pub fn check_url(url: &str) -> Result<(), RedisLimitsError> {
+        open(url).map(drop)
     }
 
     /// The count of failed calls, for `gateway_limits_backend_errors_total`.
@@ -164,6 +173,11 @@ impl RedisLimits {
     }
 }
 
+/// A client for `url` (parsing only: it connects on first use).
+fn open(url: &str) -> Result<Client, RedisLimitsError> {
+    Client::open(url).map_err(RedisLimitsError::InvalidUrl)
+}
+
 /// EXPIRE takes a signed count of seconds.
 fn expire_secs(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
@@ -198,21 +212,13 @@ impl LimitStore for RedisLimits {
             .arg(slots.rate.elapsed.to_string())
             .arg(limit_arg(limits.rpm))
             .arg(limit_arg(limits.tpm))
-            .arg(limit_arg(limits.budget_usd.map(admission::budget_micros)))
+            .arg(limit_arg(limits.budget_micros()))
             .arg(RATE_COUNT_TTL_SECS);
         let mut connection = self.shared.connection.clone();
-        let (verdict, requests_previous, requests_current, tokens_previous, tokens_current, spend) =
-            self.bounded("admit", invocation.invoke_async(&mut connection))
-                .await?;
-        let reply = ScriptReply {
-            verdict,
-            requests_previous,
-            requests_current,
-            tokens_previous,
-            tokens_current,
-            spend_micros: spend,
-        };
-        admission::admission(limits, &slots, reply).inspect_err(|error| {
+        let reply = self
+            .bounded("admit", invocation.invoke_async(&mut connection))
+            .await?;
+        admission::admission(limits, now, ScriptReply::new(reply)).inspect_err(|error| {
             self.shared.errors.failed("admit", &error.message);
         })
     }

@@ -12,6 +12,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_adapter_redis::RedisLimits;
+use gateway_core::governance::rules::{self, Counts, WindowCounts};
 use gateway_core::governance::window;
 use gateway_core::{Admission, Consumption, KeyLimits, LimitKind, LimitState, LimitStore};
 use redis::AsyncCommands;
@@ -54,7 +55,8 @@ fn state(admission: &Admission) -> LimitState {
 
 /// Every (previous, current, elapsed, limit) case, for requests (cost 1) and tokens (cost 0):
 /// the script admits exactly when `window::admits` does, counts the request only then, and
-/// the answer carries `window::remaining` and `window::retry_after` of the same counts.
+/// the answer carries `window::remaining` and `window::retry_after` of the same counts: it is
+/// the in-process backend's `rules::decide`, field by field.
 #[tokio::test]
 async fn the_script_decides_as_core_window_functions_do() {
     let server = RedisServer::start();
@@ -105,6 +107,24 @@ async fn the_script_decides_as_core_window_functions_do() {
                             .await
                             .unwrap();
                         let answer = limits.admit(&key, &limits_of_key, now).await.unwrap();
+                        let seen = WindowCounts { previous, current };
+                        let counts = if cost == 1 {
+                            Counts {
+                                requests: seen,
+                                ..Counts::default()
+                            }
+                        } else {
+                            Counts {
+                                tokens: seen,
+                                ..Counts::default()
+                            }
+                        };
+                        assert_eq!(
+                            answer,
+                            rules::decide(&counts, &limits_of_key, now),
+                            "previous {previous}, current {current}, fraction {fraction}, \
+                             limit {limit}, cost {cost}"
+                        );
                         let what = format!(
                             "previous {previous}, current {current}, elapsed {elapsed}, \
                              limit {limit}, cost {cost}: {answer:?}"
@@ -268,6 +288,50 @@ async fn recorded_tokens_are_enforced() {
     assert_eq!(state.tokens.map(|r| r.remaining), Some(0));
     // Two requests admitted; the refused third was not counted.
     assert_eq!(state.requests.map(|r| r.remaining), Some(98));
+}
+
+/// Budgets, whole or not in micro-USD, around the spend that exhausts them: the script refuses
+/// exactly when core's rule does, with the same answer.
+#[tokio::test]
+async fn the_script_refuses_budgets_as_core_does() {
+    let server = RedisServer::start();
+    let limits = store(&server);
+    let mut raw = raw_connection(&server).await;
+    let now = at(WINDOW, 0.5);
+    let mut case = 0;
+    // Budgets rounded up and down to whole micro-USD.
+    for budget_usd in [
+        0.0,
+        0.000_001_4,
+        0.000_001_5,
+        0.25,
+        1.0,
+        7.123_456_4,
+        7.123_456_7,
+    ] {
+        let key_limits = KeyLimits {
+            budget_usd: Some(budget_usd),
+            ..KeyLimits::default()
+        };
+        let budget = key_limits.budget_micros().unwrap();
+        for spent_micros in [0, 1, budget.saturating_sub(1), budget, budget + 1] {
+            case += 1;
+            let key = format!("budget-{case}");
+            let _: () = raw
+                .set(format!("gw:{{{key}}}:budget:forever"), spent_micros)
+                .await
+                .unwrap();
+            let counts = Counts {
+                spent_micros,
+                ..Counts::default()
+            };
+            assert_eq!(
+                limits.admit(&key, &key_limits, now).await.unwrap(),
+                rules::decide(&counts, &key_limits, now),
+                "budget {budget_usd} USD, spent {spent_micros} micro-USD"
+            );
+        }
+    }
 }
 
 #[tokio::test]

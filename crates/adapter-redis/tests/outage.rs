@@ -150,7 +150,7 @@ async fn a_store_built_while_redis_is_down_connects_when_it_comes_up() {
 }
 
 #[tokio::test]
-async fn a_url_the_client_cannot_use_is_refused_at_construction() {
+async fn a_url_the_client_cannot_use_is_refused_at_construction_and_by_the_check() {
     // `rediss://` too: TLS is not built in.
     for url in [
         "http://127.0.0.1:6379",
@@ -162,6 +162,18 @@ async fn a_url_the_client_cannot_use_is_refused_at_construction() {
             matches!(built, Err(RedisLimitsError::InvalidUrl(_))),
             "{url}: {built:?}"
         );
+        let checked = RedisLimits::check_url(url);
+        assert!(
+            matches!(checked, Err(RedisLimitsError::InvalidUrl(_))),
+            "{url}: {checked:?}"
+        );
+    }
+    for url in [
+        "redis://127.0.0.1:6379",
+        "redis://:secret@127.0.0.1:6379/2",
+        "unix:///run/redis.sock",
+    ] {
+        assert!(RedisLimits::check_url(url).is_ok(), "{url}");
     }
 }
 

@@ -21,13 +21,16 @@ use std::time::Duration;
 
 use gateway_adapter_bedrock::{AccountCredentials, BedrockProvider, RetryStats};
 use gateway_adapter_http::{
-    serve, serve_live, HttpApp, HttpSettings, LiveApp, Phase, Readiness, RetryCounters,
+    serve, serve_live, HttpApp, HttpSettings, LimitBackendErrors, LiveApp, Phase, Readiness,
+    RetryCounters,
 };
+use gateway_adapter_redis::{BackendErrors, RedisLimits};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     ChatService, CircuitBreakers, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter,
     VirtualModelError,
 };
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -123,7 +126,7 @@ pub async fn start_on_seeded(
         source,
     })?;
     // Boxed: building the app is a large future, awaited once per start.
-    let (app, _, _) = Box::pin(build_app(config, clock, weighted_seed)).await?;
+    let (app, ..) = Box::pin(build_app(config, clock, weighted_seed)).await?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, Arc::new(app), async move {
         let _ = rx.await;
@@ -154,10 +157,15 @@ struct Built {
 }
 
 /// `weighted_seed`: weighted picks from a fixed seed instead of a per-process one.
+///
+/// `limits`: the store the keys' limits are counted in. It belongs to the process, not to a
+/// configuration: a reload keeps counting in the one made at start, so no key's windows or
+/// budget start over (a change of `[limits]` backend applies at the next restart).
 async fn build(
     config: &GatewayConfig,
     clock: SharedClock,
     weighted_seed: Option<u64>,
+    limits: &LimitBackend,
 ) -> Result<Built, StartError> {
     let catalog = Arc::new(
         ModelCatalog::new(config.models.iter().cloned())?
@@ -171,7 +179,6 @@ async fn build(
             Some((route.public_name.clone(), *settings))
         }),
     );
-    let limits = limit_store(&config.limits.backend)?;
     let provider = BedrockProvider::new(config.accounts.clone(), clock.clone())
         .await
         .map_err(|e| StartError::Provider(e.to_string()))?
@@ -179,7 +186,7 @@ async fn build(
     // One store for every shard: each service made from this one shares it.
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers))
-        .with_limits(limits, config.limits.on_backend_error)
+        .with_limits(Arc::clone(&limits.store), config.limits.on_backend_error)
         .with_clock(clock.clone());
     if let Some(seed) = weighted_seed {
         service = service.with_seed(seed);
@@ -188,6 +195,7 @@ async fn build(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        limit_backend_errors: limits.errors.clone(),
         ..HttpSettings::default()
     };
     Ok(Built {
@@ -203,15 +211,16 @@ async fn build_app(
     config: &GatewayConfig,
     clock: SharedClock,
     weighted_seed: Option<u64>,
-) -> Result<(HttpApp, Built, Arc<BedrockRetryCounters>), StartError> {
-    let mut built = build(config, clock.clone(), weighted_seed).await?;
+) -> Result<(HttpApp, Built, Arc<BedrockRetryCounters>, LimitBackend), StartError> {
+    let limits = limit_backend(&config.limits.backend)?;
+    let mut built = build(config, clock.clone(), weighted_seed, &limits).await?;
     let retry_counters = Arc::new(BedrockRetryCounters::new(&built.provider));
     let settings = HttpSettings {
         retry_counters: Some(Arc::clone(&retry_counters) as Arc<dyn RetryCounters>),
         ..std::mem::take(&mut built.settings)
     };
     let app = HttpApp::new(built.service.clone(), settings, clock);
-    Ok((app, built, retry_counters))
+    Ok((app, built, retry_counters, limits))
 }
 
 /// One app per shard from `base`: each but the last with a service of its own clients (a
@@ -228,16 +237,52 @@ fn shard_apps(base: HttpApp, built: &Built, shards: usize) -> Vec<HttpApp> {
     apps
 }
 
-/// The store the keys' limits are counted in.
-fn limit_store(backend: &LimitsBackend) -> Result<Arc<dyn LimitStore>, StartError> {
+/// Where the keys' limits are counted, and the count of the store's failures for `/metrics`
+/// (`None`: a store that cannot fail).
+struct LimitBackend {
+    store: Arc<dyn LimitStore>,
+    errors: Option<Arc<dyn LimitBackendErrors>>,
+}
+
+impl std::fmt::Debug for LimitBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitBackend")
+            .field("counts_errors", &self.errors.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configured limit store.
+///
+/// The Redis store's connection is driven by the runtime it is built on, the one `serve`
+/// builds the app on and keeps running until it stops serving; `check` builds it too, which
+/// parses its URL and connects to nothing.
+fn limit_backend(backend: &LimitsBackend) -> Result<LimitBackend, StartError> {
     match backend {
-        LimitsBackend::Memory => Ok(Arc::new(InMemoryLimits::new())),
-        // TODO(issue 11, at the merge of crates/adapter-redis): connect
-        // `gateway_adapter_redis::RedisLimits` with `url` and `timeout`, and hand its error
-        // counter to `HttpSettings::limit_backend_errors`.
-        LimitsBackend::Redis { .. } => Err(StartError::Limits(
-            "limits.backend: the redis backend is not built yet (use backend = \"memory\")".into(),
-        )),
+        LimitsBackend::Memory => Ok(LimitBackend {
+            store: Arc::new(InMemoryLimits::new()),
+            errors: None,
+        }),
+        LimitsBackend::Redis { url, timeout } => {
+            let store = RedisLimits::new(url.expose_secret(), *timeout)
+                .map_err(|error| StartError::Limits(format!("limits.redis_url: {error}")))?;
+            Ok(LimitBackend {
+                errors: Some(Arc::new(RedisBackendErrors(store.backend_errors()))),
+                store: Arc::new(store),
+            })
+        }
+    }
+}
+
+/// The Redis store's failed calls, admissions and records alike, handed to the HTTP adapter's
+/// `/metrics` as `gateway_limits_backend_errors_total`. The only count of them: the service
+/// leaves a failed admission to `on_backend_error` and counts nothing.
+#[derive(Debug)]
+struct RedisBackendErrors(BackendErrors);
+
+impl LimitBackendErrors for RedisBackendErrors {
+    fn errors(&self) -> u64 {
+        self.0.count()
     }
 }
 
@@ -308,6 +353,8 @@ struct Running {
     /// From the last configuration loaded.
     shutdown_grace: Duration,
     retry_counters: Arc<BedrockRetryCounters>,
+    /// The limit store made at start, which every reload keeps counting in.
+    limits: LimitBackend,
     /// The accounts whose credentials `/ready` reports on.
     accounts: watch::Sender<Vec<AccountCredentials>>,
     readiness: Readiness,
@@ -351,7 +398,13 @@ impl ShardedGateway {
     /// of threads only change at a restart: a change to them is logged and left for then.
     /// When building fails, nothing changes and the error names the setting at fault.
     pub async fn reload(&mut self, config: &GatewayConfig) -> Result<(), StartError> {
-        let built = build(config, self.running.clock.clone(), None).await?;
+        let built = build(
+            config,
+            self.running.clock.clone(),
+            None,
+            &self.running.limits,
+        )
+        .await?;
         let Some(last) = self.live.last() else {
             return Ok(());
         };
@@ -490,7 +543,7 @@ pub async fn start_sharded(
 ) -> Result<ShardedGateway, StartError> {
     let shards = shard_count(config);
     // Everything that can refuse the configuration runs before a port is taken.
-    let (base, built, retry_counters) = build_app(config, clock.clone(), None).await?;
+    let (base, built, retry_counters, limits) = build_app(config, clock.clone(), None).await?;
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -549,6 +602,7 @@ pub async fn start_sharded(
             worker_threads: config.worker_threads,
             shutdown_grace: config.shutdown_grace,
             retry_counters,
+            limits,
             accounts,
             readiness,
             readiness_checks: None,

@@ -13,10 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bedrock_sim::{Reply, Script, StreamStep};
 use common::{
-    assert_openai_error, json_of, sim, user, SseReader, TestGateway, BASE_CONFIG, CLAUDE,
+    assert_openai_error, header, metric, sim, user, SseReader, TestGateway, BASE_CONFIG, CLAUDE,
 };
-use gateway::config::GatewayConfig;
-use gateway::wiring::prepare;
 use gateway_core::clock::{ManualClock, SharedClock};
 use serde_json::{json, Value};
 
@@ -73,29 +71,11 @@ fn ask() -> Value {
     json!({"model": "sim/claude-3", "messages": user("What does this cost?")})
 }
 
-async fn chat_as(gw: &TestGateway, key: &str, body: &Value) -> (http::response::Parts, Value) {
-    let response = gw.send(gw.chat_request(Some(key), body)).await;
-    let (parts, body) = response.into_parts();
-    let (_, value) = json_of(http::Response::from_parts(parts.clone(), body)).await;
-    (parts, value)
-}
-
-fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).map(|value| value.to_str().unwrap())
-}
-
-/// The value of the series whose line starts with `series` (labels included).
-fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn the_request_after_the_rpm_th_in_a_minute_is_limited_before_reaching_bedrock() {
     let (gw, clock) = gateway(Script::Echo).await;
     for remaining in ["2", "1", "0"] {
-        let (parts, body) = chat_as(&gw, "test-rpm-3-key", &ask()).await;
+        let (parts, body) = gw.chat_parts("test-rpm-3-key", &ask()).await;
         assert_eq!(parts.status, 200, "{body}");
         assert_eq!(header(&parts, "x-ratelimit-limit-requests"), Some("3"));
         assert_eq!(
@@ -104,7 +84,7 @@ async fn the_request_after_the_rpm_th_in_a_minute_is_limited_before_reaching_bed
         );
         assert_eq!(header(&parts, "x-ratelimit-limit-tokens"), Some("100000"));
     }
-    let (parts, body) = chat_as(&gw, "test-rpm-3-key", &ask()).await;
+    let (parts, body) = gw.chat_parts("test-rpm-3-key", &ask()).await;
     assert_eq!(parts.status, 429);
     assert_openai_error(&body, "rate_limit_exceeded");
     // The next window starts in 60 s; a third of it later one request's worth has faded.
@@ -118,7 +98,7 @@ async fn the_request_after_the_rpm_th_in_a_minute_is_limited_before_reaching_bed
 
     // When retry-after has passed, the key is admitted again.
     advance(&gw, &clock, Duration::from_secs(81));
-    let (parts, _) = chat_as(&gw, "test-rpm-3-key", &ask()).await;
+    let (parts, _) = gw.chat_parts("test-rpm-3-key", &ask()).await;
     assert_eq!(parts.status, 200);
     let (_, metrics) = gw.get("/metrics", None).await;
     assert_eq!(
@@ -135,15 +115,15 @@ async fn the_request_after_the_rpm_th_in_a_minute_is_limited_before_reaching_bed
 async fn a_spent_budget_is_refused_with_insufficient_quota_until_the_next_day() {
     // 1000 input and 400 output tokens: 0.003 + 0.006 = 0.009 USD an answer.
     let (gw, clock) = gateway(Script::Reply(Reply::text("Expensive.").usage(1000, 400))).await;
-    let (parts, body) = chat_as(&gw, "test-budget-key", &ask()).await;
+    let (parts, body) = gw.chat_parts("test-budget-key", &ask()).await;
     assert_eq!(parts.status, 200, "{body}");
     assert_eq!(header(&parts, "x-gateway-cost-usd"), Some("0.009000"));
     assert_eq!(body["usage"]["cost_usd"], json!(0.009));
     // 0.001 USD left: still admitted, and the answer overspends it.
-    let (parts, _) = chat_as(&gw, "test-budget-key", &ask()).await;
+    let (parts, _) = gw.chat_parts("test-budget-key", &ask()).await;
     assert_eq!(parts.status, 200);
     advance(&gw, &clock, Duration::from_secs(3600));
-    let (parts, body) = chat_as(&gw, "test-budget-key", &ask()).await;
+    let (parts, body) = gw.chat_parts("test-budget-key", &ask()).await;
     assert_eq!(parts.status, 429);
     assert_openai_error(&body, "insufficient_quota");
     assert_eq!(body["error"]["type"], "insufficient_quota");
@@ -155,7 +135,7 @@ async fn a_spent_budget_is_refused_with_insufficient_quota_until_the_next_day() 
     assert_eq!(gw.sim.calls(CLAUDE), 2);
 
     advance(&gw, &clock, Duration::from_secs(82_800));
-    let (parts, _) = chat_as(&gw, "test-budget-key", &ask()).await;
+    let (parts, _) = gw.chat_parts("test-budget-key", &ask()).await;
     assert_eq!(parts.status, 200, "a new day, a new budget");
 }
 
@@ -167,7 +147,7 @@ async fn the_cost_metric_is_the_tokens_bedrock_reported_times_the_price() {
     let mut reported = [0u64; 4];
     let mut costs = 0.0;
     for _ in 0..3 {
-        let (parts, answer) = chat_as(&gw, "test-rpm-3-key", &ask()).await;
+        let (parts, answer) = gw.chat_parts("test-rpm-3-key", &ask()).await;
         assert_eq!(parts.status, 200, "{answer}");
         let usage = &answer["usage"];
         let read = usage["cache_read_input_tokens"].as_u64().unwrap();
@@ -252,7 +232,7 @@ async fn a_stream_is_counted_from_its_final_usage() {
         );
     }
     // The next request sees the stream's 120 tokens counted against the key.
-    let (parts, _) = chat_as(&gw, "test-rpm-3-key", &ask()).await;
+    let (parts, _) = gw.chat_parts("test-rpm-3-key", &ask()).await;
     assert_eq!(
         header(&parts, "x-ratelimit-remaining-tokens"),
         Some("99880")
@@ -310,25 +290,5 @@ async fn a_stream_the_client_abandons_is_counted_from_what_it_streamed() {
             .get("x-ratelimit-remaining-tokens")
             .unwrap(),
         "99997"
-    );
-}
-
-#[tokio::test]
-async fn the_redis_backend_is_refused_until_it_is_built() {
-    // TODO(issue 11): replace with the two-gateways-on-one-Redis tests once
-    // crates/adapter-redis is merged.
-    let text = config().replace(
-        "backend = \"memory\"",
-        "backend = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"",
-    );
-    let config = GatewayConfig::parse(&text, &|name| match name {
-        "SIM_URL" => Some("http://127.0.0.1:1".into()),
-        _ => Some("test-secret-value".into()),
-    })
-    .unwrap();
-    let error = prepare(&config, SharedClock::system()).await.unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "limits.backend: the redis backend is not built yet (use backend = \"memory\")"
     );
 }

@@ -208,12 +208,6 @@ fn assert_complete_stream(events: &[String]) {
     );
 }
 
-/// The value of one exact series line (`name{labels}`), `None` when it is not exposed.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 fn failovers(from: &str, reason: &str) -> String {
     format!(r#"gateway_failovers_total{{from="{from}",reason="{reason}"}}"#)
 }

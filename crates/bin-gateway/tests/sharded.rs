@@ -250,3 +250,46 @@ async fn a_reload_reaches_every_shard_and_metrics_follow_the_new_accounts() {
     );
     gateway.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reload_keeps_counting_the_keys_limits_where_it_was() {
+    let limited = BASE_CONFIG.replace(
+        "{ name = \"strict\", key = \"test-strict-key\", finish_reason_style = \"strict\" }",
+        "{ name = \"limited\", key = \"test-limited-key\", rpm = 1 }",
+    );
+    let sim = sim().start().await.unwrap();
+    let sim_url = sim.url();
+    let config = GatewayConfig::parse(
+        &format!("{limited}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n"),
+        &|name| match name {
+            "SIM_URL" => Some(sim_url.clone()),
+            "SIM_SECRET" => Some(SECRET.into()),
+            _ => None,
+        },
+    )
+    .unwrap();
+    let mut gateway = Box::pin(start_sharded(&config, SharedClock::system()))
+        .await
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let url = gateway.url();
+    let chat_as_limited = || {
+        let body = json!({"model": "sim/claude-3", "messages": user("hi")});
+        http::Request::post(format!("{url}/v1/chat/completions"))
+            .header("authorization", "Bearer test-limited-key")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let first = client.request(chat_as_limited()).await.unwrap();
+    assert_eq!(first.status(), 200);
+
+    // The same file again: the key's minute must not start over.
+    gateway.reload(&config).await.unwrap();
+    let second = client.request(chat_as_limited()).await.unwrap();
+    assert_eq!(
+        second.status(),
+        429,
+        "a reload must not give a key its requests back"
+    );
+    gateway.shutdown().await.unwrap();
+}

@@ -87,7 +87,8 @@ pub enum LimitsBackend {
     Memory,
     /// In Redis, shared by every replica using it.
     Redis {
-        /// `redis://`, `rediss://` (TLS) or `unix://`; may hold a password, so a secret.
+        /// `redis://` or `unix://` (no TLS: `rediss://` is refused); may hold a password, so a
+        /// secret.
         url: SecretString,
         /// Every call to Redis gets this long before `on_backend_error` decides.
         timeout: Duration,

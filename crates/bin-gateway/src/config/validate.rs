@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
+use gateway_adapter_redis::RedisLimits;
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailTrace, ModelCatalog, ModelEntry,
@@ -197,16 +198,10 @@ impl RawLimits {
     /// they are still checked, then unused, so switching backends is a one-line change.
     fn validate(self) -> Result<LimitsConfig, ConfigError> {
         if let Some(url) = &self.redis_url {
-            let scheme_ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-                .iter()
-                .any(|scheme| url.expose_secret().starts_with(scheme));
-            if !scheme_ok {
-                // The URL may hold a password: the message does not repeat it.
-                return Err(invalid(
-                    "limits.redis_url",
-                    "must start with redis://, rediss:// (TLS) or unix://",
-                ));
-            }
+            // The Redis store's own check, without connecting: what it refuses at start is
+            // refused here. Its message never repeats the URL, which may hold a password.
+            RedisLimits::check_url(url.expose_secret())
+                .map_err(|error| invalid("limits.redis_url", error.to_string()))?;
         }
         let timeout = match self.redis_timeout_ms {
             None => LimitsBackend::DEFAULT_REDIS_TIMEOUT,

@@ -68,6 +68,21 @@ pub fn sim() -> SimBuilder {
 pub struct TestGateway {
     pub sim: SimHandle,
     pub gateway: RunningGateway,
+    client: GatewayClient,
+}
+
+/// Its requests go to the gateway: `gw.chat(...)`, `gw.get(...)`.
+impl std::ops::Deref for TestGateway {
+    type Target = GatewayClient;
+
+    fn deref(&self) -> &GatewayClient {
+        &self.client
+    }
+}
+
+/// An HTTP client of one gateway, in process or not.
+pub struct GatewayClient {
+    base: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -118,16 +133,26 @@ impl TestGateway {
         let gateway = Box::pin(start_on_seeded(&config, listener, clock, weighted_seed))
             .await
             .unwrap();
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let client = GatewayClient::new(gateway.url());
         Self {
             sim,
             gateway,
             client,
         }
     }
+}
+
+impl GatewayClient {
+    /// A client of the gateway at `base` (`http://host:port`).
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.gateway.url())
+        format!("{}{path}", self.base)
     }
 
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> http::Response<Incoming> {
@@ -156,6 +181,14 @@ impl TestGateway {
     pub async fn chat_as(&self, key: Option<&str>, body: &Value) -> (http::StatusCode, Value) {
         let response = self.send(self.chat_request(key, body)).await;
         json_of(response).await
+    }
+
+    /// POST /v1/chat/completions as `key`: the response's head (headers too) and JSON body.
+    pub async fn chat_parts(&self, key: &str, body: &Value) -> (http::response::Parts, Value) {
+        let response = self.send(self.chat_request(Some(key), body)).await;
+        let (parts, body) = response.into_parts();
+        let (_, value) = json_of(http::Response::from_parts(parts.clone(), body)).await;
+        (parts, value)
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> (http::StatusCode, String) {
@@ -227,6 +260,18 @@ impl SseReader {
         }
         events
     }
+}
+
+/// A response header as text.
+pub fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).map(|value| value.to_str().unwrap())
+}
+
+/// The value of one exact series line of `/metrics` (`name{labels}`), `None` when it is not
+/// exposed.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The OpenAI error shape, with its parts.

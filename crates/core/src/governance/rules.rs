@@ -30,8 +30,82 @@ pub struct Counts {
 /// Whether a request of a key with `limits` and `counts` is admitted at `now`. When it is,
 /// the backend adds one to `counts.requests.current`; the returned state already counts it.
 pub fn decide(counts: &Counts, limits: &KeyLimits, now: SystemTime) -> Admission {
-    let elapsed = window::position(now, RATE_WINDOW).elapsed;
-    let state = |requests_counted: u64| LimitState {
+    answer(counts, limits, now, refusal(counts, limits, now))
+}
+
+/// The limit that refuses a request of a key with `limits` and `counts` at `now`, the first in
+/// the order above; `None` when it is admitted.
+pub fn refusal(counts: &Counts, limits: &KeyLimits, now: SystemTime) -> Option<LimitKind> {
+    let elapsed = rate_elapsed(now);
+    if limits
+        .budget_micros()
+        .is_some_and(|budget| counts.spent_micros >= budget)
+    {
+        return Some(LimitKind::Budget);
+    }
+    if limits.tpm.is_some_and(|limit| {
+        let WindowCounts { previous, current } = counts.tokens;
+        !window::admits(previous, current, elapsed, limit, 0)
+    }) {
+        return Some(LimitKind::Tokens);
+    }
+    if limits.rpm.is_some_and(|limit| {
+        let WindowCounts { previous, current } = counts.requests;
+        !window::admits(previous, current, elapsed, u64::from(limit), 1)
+    }) {
+        return Some(LimitKind::Requests);
+    }
+    None
+}
+
+/// The answer to a request refused by `refused_by` (`None`: admitted): where the key stands
+/// and, when refused, how long to wait. [`decide`] gives it [`refusal`]'s verdict; a backend
+/// that must decide atomically with its own copy of [`refusal`] (a Redis script) gives it its
+/// verdict, so the state and the wait are still computed here. A refusal by a limit the key
+/// does not have says no wait.
+pub fn answer(
+    counts: &Counts,
+    limits: &KeyLimits,
+    now: SystemTime,
+    refused_by: Option<LimitKind>,
+) -> Admission {
+    let elapsed = rate_elapsed(now);
+    let Some(kind) = refused_by else {
+        return Admission::Admitted(state(counts, limits, elapsed, 1));
+    };
+    let rate_wait = |counts: WindowCounts, limit: u64, cost: u64| {
+        window::retry_after(
+            counts.previous,
+            counts.current,
+            elapsed,
+            limit,
+            cost,
+            RATE_WINDOW,
+        )
+    };
+    let retry_after = match kind {
+        LimitKind::Budget => limits.budget_period(now).ends_in,
+        LimitKind::Tokens => limits.tpm.map(|limit| rate_wait(counts.tokens, limit, 0)),
+        LimitKind::Requests => limits
+            .rpm
+            .map(|limit| rate_wait(counts.requests, u64::from(limit), 1)),
+    };
+    Admission::Limited {
+        kind,
+        retry_after,
+        state: state(counts, limits, elapsed, 0),
+    }
+}
+
+/// How far `now` is into its rate window, in [0, 1).
+fn rate_elapsed(now: SystemTime) -> f64 {
+    window::position(now, RATE_WINDOW).elapsed
+}
+
+/// What is left of each limit, with `requests_counted` (1 when admitted) added to the
+/// requests.
+fn state(counts: &Counts, limits: &KeyLimits, elapsed: f64, requests_counted: u64) -> LimitState {
+    LimitState {
         requests: limits.rpm.map(|limit| {
             let limit = u64::from(limit);
             Remaining {
@@ -56,52 +130,7 @@ pub fn decide(counts: &Counts, limits: &KeyLimits, now: SystemTime) -> Admission
         budget_remaining_micros: limits
             .budget_micros()
             .map(|budget| budget.saturating_sub(counts.spent_micros)),
-    };
-    if let Some(budget) = limits.budget_micros() {
-        if counts.spent_micros >= budget {
-            return Admission::Limited {
-                kind: LimitKind::Budget,
-                retry_after: limits.budget_period(now).ends_in,
-                state: state(0),
-            };
-        }
     }
-    if let Some(limit) = limits.tpm {
-        let WindowCounts { previous, current } = counts.tokens;
-        if !window::admits(previous, current, elapsed, limit, 0) {
-            return Admission::Limited {
-                kind: LimitKind::Tokens,
-                retry_after: Some(window::retry_after(
-                    previous,
-                    current,
-                    elapsed,
-                    limit,
-                    0,
-                    RATE_WINDOW,
-                )),
-                state: state(0),
-            };
-        }
-    }
-    if let Some(limit) = limits.rpm {
-        let WindowCounts { previous, current } = counts.requests;
-        let limit = u64::from(limit);
-        if !window::admits(previous, current, elapsed, limit, 1) {
-            return Admission::Limited {
-                kind: LimitKind::Requests,
-                retry_after: Some(window::retry_after(
-                    previous,
-                    current,
-                    elapsed,
-                    limit,
-                    1,
-                    RATE_WINDOW,
-                )),
-                state: state(0),
-            };
-        }
-    }
-    Admission::Admitted(state(1))
 }
 
 #[cfg(test)]
@@ -215,6 +244,53 @@ mod tests {
         let until_midnight = 86_400 - (1_700_000_000 / 60 * 60 + 30) % 86_400;
         let wait = retry_after.unwrap().as_secs_f64();
         assert!((wait - until_midnight as f64).abs() < 0.001, "{wait}");
+    }
+
+    #[test]
+    fn a_verdict_reached_elsewhere_gets_the_same_state_and_wait() {
+        let counts = Counts {
+            requests: WindowCounts {
+                previous: 12,
+                current: 4,
+            },
+            tokens: WindowCounts {
+                previous: 300,
+                current: 50,
+            },
+            spent_micros: 10,
+        };
+        let refused_by = refusal(&counts, &limits(), half_past());
+        assert_eq!(refused_by, Some(LimitKind::Requests));
+        let Admission::Limited {
+            retry_after, state, ..
+        } = answer(&counts, &limits(), half_past(), refused_by)
+        else {
+            panic!("refused by requests");
+        };
+        assert_eq!(
+            decide(&counts, &limits(), half_past()),
+            Admission::Limited {
+                kind: LimitKind::Requests,
+                retry_after,
+                state
+            }
+        );
+        // 12 * 0.5 + 4 = 10 of 10: one request's worth fades after a twelfth of a minute.
+        let wait = retry_after.unwrap().as_secs_f64();
+        assert!((wait - 5.001).abs() < 0.01, "{wait}");
+        // A verdict about a limit the key does not have: no wait to give.
+        let only_rpm = KeyLimits {
+            rpm: Some(10),
+            ..KeyLimits::default()
+        };
+        assert!(matches!(
+            answer(&counts, &only_rpm, half_past(), Some(LimitKind::Tokens)),
+            Admission::Limited {
+                kind: LimitKind::Tokens,
+                retry_after: None,
+                ..
+            }
+        ));
     }
 
     #[test]
