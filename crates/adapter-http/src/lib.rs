@@ -21,6 +21,7 @@ mod lifecycle;
 mod metrics;
 mod openai;
 mod readiness;
+mod request_id;
 mod retry_metrics;
 mod server;
 mod settings;

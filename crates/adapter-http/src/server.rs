@@ -32,6 +32,7 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
@@ -48,6 +49,7 @@ use crate::openai::request::{
 };
 use crate::openai::response::completion_json;
 use crate::readiness::Readiness;
+use crate::request_id::{RequestId, REQUEST_ID};
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -73,6 +75,8 @@ pub struct HttpApp {
     key_labels: Arc<KeyLabels>,
     /// Shared with every app made from this one: readiness is the process's.
     readiness: Readiness,
+    /// Send each chat's request id to Bedrock as `requestMetadata`.
+    request_id_to_bedrock: bool,
 }
 
 impl fmt::Debug for HttpApp {
@@ -181,6 +185,7 @@ impl HttpApp {
             concurrency,
             key_labels,
             readiness: Readiness::new(),
+            request_id_to_bedrock: settings.request_id_to_bedrock,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -206,6 +211,7 @@ impl HttpApp {
             metrics: Arc::clone(&self.metrics),
             concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
             readiness: self.readiness.clone(),
+            request_id_to_bedrock: settings.request_id_to_bedrock,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -246,6 +252,7 @@ impl HttpApp {
             concurrency: self.concurrency.clone(),
             key_labels: Arc::clone(&self.key_labels),
             readiness: self.readiness.clone(),
+            request_id_to_bedrock: self.request_id_to_bedrock,
         }
     }
 
@@ -258,7 +265,23 @@ impl HttpApp {
         }))
     }
 
+    /// Answers `request` inside a span carrying its request id, which every response
+    /// returns in `x-request-id`.
     pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let request_id = RequestId::from_headers(request.headers());
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let mut response = self.respond(request, &request_id).instrument(span).await;
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, request_id.header_value().clone());
+        response
+    }
+
+    async fn respond(
+        &self,
+        request: Request<Incoming>,
+        request_id: &RequestId,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
@@ -292,7 +315,7 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    let (response, info) = self.chat(&parts, body).await;
+                    let (response, info) = self.chat(&parts, body, request_id).await;
                     model = info;
                     response
                 }
@@ -346,7 +369,12 @@ impl HttpApp {
     }
 
     /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
-    async fn chat(&self, parts: &Parts, body: Incoming) -> (Response<ResponseBody>, &ModelInfo) {
+    async fn chat(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        request_id: &RequestId,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
         let Some(slot) = self.concurrency.try_acquire() else {
@@ -383,12 +411,15 @@ impl HttpApp {
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
         let ParsedRequest {
-            chat: request,
+            chat: mut request,
             positions,
         } = match request {
             Ok(parsed) => parsed,
             Err(error) => return (error_response(&ApiError::from_request(error)), other),
         };
+        if self.request_id_to_bedrock {
+            request_id.add_to_metadata(&mut request);
+        }
         let model = self.models.get(&request.model);
         // Usually empty, so kept without allocating; the service either refuses the request
         // for them or drops them.
@@ -454,6 +485,7 @@ impl HttpApp {
             encoder,
             Arc::clone(&target.account),
             self.metrics.open_stream(),
+            tracing::Span::current(),
         )
         .holding(slot);
         let mut response = Response::new(ResponseBody::Sse(body));

@@ -30,6 +30,8 @@ pub(crate) struct SseBody {
     /// The account, for warnings about errors in the middle of the stream.
     account: Arc<String>,
     open: OpenStream,
+    /// The request's span: what the stream logs carries the request id.
+    span: tracing::Span,
 }
 
 impl SseBody {
@@ -38,6 +40,7 @@ impl SseBody {
         encoder: ChunkEncoder,
         account: Arc<String>,
         open: OpenStream,
+        span: tracing::Span,
     ) -> Self {
         Self {
             slot: None,
@@ -45,6 +48,7 @@ impl SseBody {
             encoder,
             account,
             open,
+            span,
         }
     }
 
@@ -79,6 +83,7 @@ impl Body for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        let _in_request = this.span.clone().entered();
         loop {
             let Some(events) = this.events.as_mut() else {
                 return Poll::Ready(None);
@@ -183,6 +188,7 @@ mod tests {
                 encoder,
                 Arc::new("acct".into()),
                 metrics.open_stream(),
+                tracing::Span::none(),
             );
             // The events are all ready, so the body completes without a runtime.
             let bytes = body.collect().now_or_never().unwrap().unwrap().to_bytes();
@@ -216,6 +222,7 @@ mod tests {
                 encoder,
                 Arc::new("acct".into()),
                 Metrics::new().open_stream(),
+                tracing::Span::none(),
             )
             .holding(slot);
             while !body.is_end_stream() {

@@ -1590,3 +1590,157 @@ async fn a_stream_the_client_abandons_is_counted_from_what_it_streamed() {
         None
     );
 }
+
+/// Sends `GET|POST path` with `x-request-id: id` (when given); the response's request id.
+async fn request_id_of(
+    gateway: &TestGateway,
+    method: &str,
+    path: &str,
+    id: Option<&str>,
+    body: Value,
+) -> (u16, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(gateway.url(path))
+        .header("authorization", format!("Bearer {KEY}"));
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = tokio::time::timeout(DEADLINE, client.request(request))
+        .await
+        .expect("the gateway answers in time")
+        .unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, id)
+}
+
+fn is_generated(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn a_valid_request_id_comes_back_and_any_other_is_replaced() {
+    let gateway = TestGateway::start().await;
+    let chat = chat_body("acct/text");
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("abc-1.2:x_y"),
+        chat.clone(),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (200, "abc-1.2:x_y"));
+    for invalid in ["has space", "quote\"x", &"a".repeat(129)] {
+        let (status, id) = request_id_of(
+            &gateway,
+            "POST",
+            "/v1/chat/completions",
+            Some(invalid),
+            chat.clone(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(is_generated(&id), "{invalid} gave {id}");
+    }
+    let (_, first) =
+        request_id_of(&gateway, "POST", "/v1/chat/completions", None, chat.clone()).await;
+    let (_, second) = request_id_of(&gateway, "POST", "/v1/chat/completions", None, chat).await;
+    assert!(is_generated(&first) && is_generated(&second));
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_request_id() {
+    let gateway = TestGateway::start().await;
+    for (method, path, body, status) in [
+        ("GET", "/health", Value::Null, 200),
+        ("GET", "/ready", Value::Null, 200),
+        ("GET", "/v1/models", Value::Null, 200),
+        ("GET", "/metrics", Value::Null, 200),
+        ("GET", "/nowhere", Value::Null, 404),
+        ("GET", "/v1/chat/completions", Value::Null, 405),
+        (
+            "POST",
+            "/v1/chat/completions",
+            chat_body("acct/throttled"),
+            429,
+        ),
+        ("POST", "/v1/chat/completions", chat_body("nope/none"), 404),
+        ("POST", "/v1/chat/completions", json!({"model": 1}), 400),
+    ] {
+        let (got, id) = request_id_of(&gateway, method, path, Some("given-id"), body).await;
+        assert_eq!((got, id.as_str()), (status, "given-id"), "{method} {path}");
+    }
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("given-id"),
+        json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (200, "given-id"));
+}
+
+#[tokio::test]
+async fn a_shed_request_carries_the_request_id() {
+    let gateway = gateway_with_limit(1).await;
+    let mut held = tokio::task::JoinSet::new();
+    hold_slow_chat(&gateway, &mut held).await;
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("shed-1"),
+        chat_body("acct/text"),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (503, "shed-1"));
+    release_one(&gateway, &mut held).await;
+}
+
+#[tokio::test]
+async fn the_request_id_reaches_bedrock_only_when_enabled() {
+    let gateway = TestGateway::start().await;
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("rid-1"),
+        chat_body("acct/text"),
+    )
+    .await;
+    assert!(gateway.last_request().request_metadata.is_empty());
+
+    let gateway = TestGateway::start_with(HttpSettings {
+        request_id_to_bedrock: true,
+        ..HttpSettings::default()
+    })
+    .await;
+    let mut body = chat_body("acct/text");
+    body["requestMetadata"] = json!({"team": "a"});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("rid-2"),
+        body,
+    )
+    .await;
+    assert_eq!(
+        gateway.last_request().request_metadata,
+        [
+            ("team".to_owned(), "a".to_owned()),
+            ("gateway_request_id".to_owned(), "rid-2".to_owned())
+        ]
+    );
+}

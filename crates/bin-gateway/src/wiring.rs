@@ -188,6 +188,7 @@ async fn build(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        request_id_to_bedrock: config.request_id_to_bedrock,
         ..HttpSettings::default()
     };
     Ok(Built {
