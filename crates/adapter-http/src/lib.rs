@@ -22,6 +22,7 @@ mod metrics;
 mod openai;
 mod readiness;
 mod request_id;
+mod request_log;
 mod retry_metrics;
 mod server;
 mod settings;

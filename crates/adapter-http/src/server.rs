@@ -50,6 +50,7 @@ use crate::openai::request::{
 use crate::openai::response::completion_json;
 use crate::readiness::Readiness;
 use crate::request_id::{RequestId, REQUEST_ID};
+use crate::request_log::{ErrorType, RequestLog};
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -297,8 +298,14 @@ impl HttpApp {
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
+        let mut log = RequestLog::start(
+            started,
+            endpoint,
+            Arc::clone(&self.metrics),
+            &self.models.other.label,
+        );
         let mut model = &self.models.other;
-        let response = if !allowed {
+        let mut response = if !allowed {
             let mut response = error_response(&ApiError::method_not_allowed(
                 &parts.method,
                 parts.uri.path(),
@@ -315,13 +322,16 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    let (response, info) = self.chat(&parts, body, request_id).await;
+                    let (response, info) = self.chat(&parts, body, request_id, &mut log).await;
                     model = info;
                     response
                 }
                 Endpoint::Models => {
                     match self.keys.authenticate(parts.headers.get(AUTHORIZATION)) {
-                        Some(_) => json_response(StatusCode::OK, self.models.list_json.clone()),
+                        Some(caller) => {
+                            log.key(self.key_labels.get(caller.key_name.as_deref()));
+                            json_response(StatusCode::OK, self.models.list_json.clone())
+                        }
                         None => error_response(&ApiError::unauthorized()),
                     }
                 }
@@ -357,14 +367,15 @@ impl HttpApp {
         let elapsed = started.elapsed();
         self.metrics
             .record_request(endpoint, &model.label, response.status(), elapsed);
-        tracing::debug!(
-            method = %parts.method,
-            path = parts.uri.path(),
-            status = response.status().as_u16(),
-            latency_us = elapsed.as_micros() as u64,
-            model = %model.label,
-            "request"
+        log.status(
+            response.status(),
+            response.extensions().get::<ErrorType>().copied(),
         );
+        match response.body_mut() {
+            // The stream writes the line when it ends.
+            ResponseBody::Sse(stream) => stream.log_when_done(log),
+            ResponseBody::Full(_) => log.finish(),
+        }
         response
     }
 
@@ -374,6 +385,7 @@ impl HttpApp {
         parts: &Parts,
         body: Incoming,
         request_id: &RequestId,
+        log: &mut RequestLog,
     ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
@@ -385,6 +397,7 @@ impl HttpApp {
         let Some(caller) = self.keys.authenticate(parts.headers.get(AUTHORIZATION)) else {
             return (error_response(&ApiError::unauthorized()), other);
         };
+        log.key(self.key_labels.get(caller.key_name.as_deref()));
         let declared = match content_length(parts) {
             Ok(declared) => declared,
             Err(error) => return (error_response(&error), other),
@@ -421,13 +434,14 @@ impl HttpApp {
             request_id.add_to_metadata(&mut request);
         }
         let model = self.models.get(&request.model);
+        log.model(&request.model, &model.label);
         // Usually empty, so kept without allocating; the service either refuses the request
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot).await
+            self.stream(&caller, request, slot, log).await
         } else {
-            let result = self.complete(&caller, request).await;
+            let result = self.complete(&caller, request, log).await;
             // The answer is in memory: the request no longer weighs on the gateway.
             drop(slot);
             result
@@ -437,7 +451,7 @@ impl HttpApp {
                 self.count_dropped(&unsupported);
                 response
             }
-            Err(failure) => self.failure(&caller, &failure, &positions),
+            Err(failure) => self.failure(&caller, &failure, &positions, log),
         };
         (response, model)
     }
@@ -446,9 +460,12 @@ impl HttpApp {
         &self,
         caller: &Caller,
         request: ChatRequest,
+        log: &mut RequestLog,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let completion = self.service.complete(caller, request).await?;
         self.count_attempts(&completion.attempts, true);
+        log.target(&self.models.get(&completion.route.public_name).label);
+        log.answered(completion.response.usage, &completion.response.stop_reason);
         let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());
         self.name_target(&mut response, &completion.route);
@@ -467,6 +484,7 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         slot: InFlight,
+        log: &mut RequestLog,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -480,6 +498,7 @@ impl HttpApp {
         )
         .priced_by(Arc::clone(&stream.route), stream.service_tier);
         let target = self.models.get(&stream.route.public_name);
+        log.target(&target.label);
         let body = SseBody::new(
             stream.events,
             encoder,
@@ -546,6 +565,7 @@ impl HttpApp {
         caller: &Caller,
         failure: &ChatFailure,
         positions: &MessagePositions,
+        log: &mut RequestLog,
     ) -> Response<ResponseBody> {
         self.count_attempts(&failure.attempts, false);
         if let GatewayError::RateLimited { kind, .. } = &failure.error {
@@ -557,6 +577,7 @@ impl HttpApp {
         let account = last_tried.map_or("-", |route| route.account.as_str());
         let mut response = self.gateway_error(&failure.error, positions, account);
         if let Some(route) = last_tried {
+            log.target(&self.models.get(&route.public_name).label);
             self.name_target(&mut response, route);
         }
         if let Some(state) = &failure.limit_state {
@@ -620,6 +641,8 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
 
 fn error_response(error: &ApiError) -> Response<ResponseBody> {
     let mut response = json_response(error.status, error.to_json().into());
+    // For the request's log line and metrics.
+    response.extensions_mut().insert(ErrorType(error.code));
     if let Some(seconds) = error.retry_after {
         response
             .headers_mut()

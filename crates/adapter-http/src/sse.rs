@@ -12,11 +12,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_core::ChatEventStream;
+use gateway_core::{ChatEvent, ChatEventStream};
 use http_body::{Body, Frame};
 
 use crate::metrics::OpenStream;
 use crate::openai::chunk::ChunkEncoder;
+use crate::request_log::RequestLog;
 use crate::shed::InFlight;
 
 pub(crate) struct SseBody {
@@ -32,6 +33,9 @@ pub(crate) struct SseBody {
     open: OpenStream,
     /// The request's span: what the stream logs carries the request id.
     span: tracing::Span,
+    /// Written when the stream ends or the client goes away; boxed to keep the response
+    /// body small.
+    log: Option<Box<RequestLog>>,
 }
 
 impl SseBody {
@@ -49,6 +53,7 @@ impl SseBody {
             account,
             open,
             span,
+            log: None,
         }
     }
 
@@ -58,11 +63,34 @@ impl SseBody {
         self
     }
 
+    /// Writes `log` when the stream ends or the client goes away.
+    pub(crate) fn log_when_done(&mut self, log: RequestLog) {
+        self.log = Some(Box::new(log));
+    }
+
     /// The stream is over: upstream resources and the slot go at once, not when hyper
     /// gets round to dropping the body.
     fn end(&mut self) {
         self.events = None;
         self.slot = None;
+        if let Some(log) = self.log.take() {
+            log.finish();
+        }
+    }
+
+    /// What the request log learns from an event on its way to the client.
+    fn note(&mut self, event: &ChatEvent) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        match event {
+            ChatEvent::TextDelta(_)
+            | ChatEvent::ReasoningDelta(_)
+            | ChatEvent::ToolCallStart { .. } => log.first_token(),
+            ChatEvent::Stop(reason) => log.stopped(reason),
+            ChatEvent::Metadata { usage, .. } => log.usage(*usage),
+            _ => {}
+        }
     }
 }
 
@@ -90,11 +118,17 @@ impl Body for SseBody {
             };
             let bytes = match events.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(event))) => match this.encoder.event(event) {
-                    Some(bytes) => bytes,
-                    None => continue,
-                },
+                Poll::Ready(Some(Ok(event))) => {
+                    this.note(&event);
+                    match this.encoder.event(event) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    }
+                }
                 Poll::Ready(Some(Err(error))) => {
+                    if let Some(log) = this.log.as_mut() {
+                        log.failed_midway(error.kind());
+                    }
                     this.end();
                     this.open.upstream_error(&error);
                     tracing::warn!(
@@ -115,6 +149,17 @@ impl Body for SseBody {
 
     fn is_end_stream(&self) -> bool {
         self.events.is_none()
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        // Still there: the client went away before the end.
+        if let Some(mut log) = self.log.take() {
+            log.client_gone();
+            let _in_request = self.span.enter();
+            log.finish();
+        }
     }
 }
 

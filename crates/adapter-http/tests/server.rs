@@ -1744,3 +1744,185 @@ async fn the_request_id_reaches_bedrock_only_when_enabled() {
         ]
     );
 }
+
+/// Log lines written as JSON into memory.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Captures what this thread logs (the test's runtime runs the server on it too) at
+    /// `info` and above until the guard is dropped.
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The per-request line of the request with `request_id`.
+    fn request_line(&self, request_id: &str) -> Value {
+        let text = self.text();
+        let mut lines = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|line| {
+                line["fields"]["message"] == "request" && line["span"]["request_id"] == request_id
+            });
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("no line for {request_id}: {text}"));
+        assert!(lines.next().is_none(), "one line per request: {text}");
+        line
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_line_per_request_says_what_happened_and_never_the_key_or_the_text() {
+    let logs = CapturedLogs::default();
+    let _capturing = logs.install();
+    let gateway = TestGateway::start().await;
+    let prompt = json!({"model": "acct/text", "messages": [{"role": "user", "content": "secret-prompt-words"}]});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-1"),
+        prompt,
+    )
+    .await;
+    let line = logs.request_line("log-1");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "gateway::request");
+    let fields = &line["fields"];
+    for (field, expected) in [
+        ("endpoint", json!("chat_completions")),
+        ("key", json!("team-a")),
+        ("model", json!("acct/text")),
+        ("target", json!("acct/text")),
+        ("status", json!(200)),
+        ("error_type", json!("-")),
+        ("input_tokens", json!(25)),
+        ("output_tokens", json!(3)),
+        ("finish_reason", json!("end_turn")),
+        ("guardrail", json!("none")),
+        ("client_gone", json!(false)),
+    ] {
+        assert_eq!(fields[field], expected, "{field} in {line}");
+    }
+    assert!(fields["latency_ms"].is_u64(), "{line}");
+    assert!(
+        fields.get("first_token_ms").is_none(),
+        "not a stream: {line}"
+    );
+
+    // A guardrail's intervention and an error say so.
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-2"),
+        chat_body("acct/guardrail"),
+    )
+    .await;
+    assert_eq!(
+        logs.request_line("log-2")["fields"]["guardrail"],
+        "intervened"
+    );
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-3"),
+        chat_body("acct/throttled"),
+    )
+    .await;
+    let fields = &logs.request_line("log-3")["fields"];
+    assert_eq!(fields["status"], 429);
+    assert_eq!(fields["error_type"], "rate_limit_exceeded");
+    assert_eq!(fields["target"], "acct/throttled");
+
+    // A stream's line is written at its end, with the time to its first token.
+    let stream = json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "secret-prompt-words"}]});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-4"),
+        stream,
+    )
+    .await;
+    let fields = &logs.request_line("log-4")["fields"];
+    assert!(fields["first_token_ms"].is_u64(), "{fields}");
+    assert_eq!(fields["finish_reason"], "end_turn");
+    assert_eq!(fields["client_gone"], false);
+
+    let text = logs.text();
+    for secret in [KEY, "secret-prompt-words", "Hello!", "Hel"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
+}
+
+#[tokio::test]
+async fn chats_are_measured_under_the_genai_names_too() {
+    let gateway = TestGateway::start().await;
+    gateway.chat(chat_body("acct/text")).await;
+    gateway.chat(chat_body("acct/throttled")).await;
+    gateway.chat(chat_body("unknown/model")).await;
+    gateway
+        .chat(json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
+    let metrics = gateway.metrics().await;
+    for (name, value) in [
+        (
+            r#"gen_ai_client_token_usage_count{gen_ai_token_type="input",gen_ai_request_model="acct/text"}"#,
+            2.0,
+        ),
+        (
+            r#"gen_ai_client_token_usage_sum{gen_ai_token_type="input",gen_ai_request_model="acct/text"}"#,
+            25.0,
+        ),
+        (
+            r#"gen_ai_client_token_usage_sum{gen_ai_token_type="output",gen_ai_request_model="acct/text"}"#,
+            3.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="acct/text",error_type=""}"#,
+            2.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="acct/throttled",error_type="rate_limit_exceeded"}"#,
+            1.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="other",error_type="model_not_found"}"#,
+            1.0,
+        ),
+        (
+            r#"gen_ai_server_time_to_first_token_count{gen_ai_request_model="acct/text"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(series(&metrics, name), Some(value), "{name} in\n{metrics}");
+    }
+    assert!(!metrics.contains("unknown/model"), "{metrics}");
+}
