@@ -681,6 +681,7 @@ async fn a_stream_error_midway_sends_one_error_event_and_no_done() {
 
 #[tokio::test]
 async fn a_client_disconnect_drops_the_providers_stream() {
+    let logs = CapturedLogs::process();
     let gateway = TestGateway::start().await;
     let (dropped_tx, dropped_rx) = oneshot::channel();
     *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
@@ -690,7 +691,8 @@ async fn a_client_disconnect_drops_the_providers_stream() {
     let body = body.to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+         x-request-id: gone-1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
@@ -713,6 +715,10 @@ async fn a_client_disconnect_drops_the_providers_stream() {
         .await
         .expect("the provider's stream is dropped after the client left")
         .unwrap();
+    // Its line was written as the body went, before the provider's stream.
+    let fields = &logs.request_line("gone-1")["fields"];
+    assert_eq!(fields["client_gone"], true, "{fields}");
+    assert!(fields["first_token_ms"].is_u64(), "{fields}");
 
     // The open-streams gauge went back down.
     let (_, metrics) = gateway.send("GET", "/metrics", None, "").await;
@@ -1761,18 +1767,25 @@ impl std::io::Write for CapturedLogs {
 }
 
 impl CapturedLogs {
-    /// Captures what this thread logs (the test's runtime runs the server on it too) at
-    /// `info` and above until the guard is dropped.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_writer(move || logs.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// What the whole test process logs at `info` and above, as JSON lines. One global
+    /// subscriber: thread-local ones can miss events while other tests' threads register
+    /// the same callsites. Tests tell their lines apart by request id.
+    fn process() -> &'static Self {
+        static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Self::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::INFO)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other test sets a global subscriber");
+            logs
+        })
     }
 
     fn text(&self) -> String {
@@ -1796,10 +1809,9 @@ impl CapturedLogs {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn one_line_per_request_says_what_happened_and_never_the_key_or_the_text() {
-    let logs = CapturedLogs::default();
-    let _capturing = logs.install();
+    let logs = CapturedLogs::process();
     let gateway = TestGateway::start().await;
     let prompt = json!({"model": "acct/text", "messages": [{"role": "user", "content": "secret-prompt-words"}]});
     request_id_of(
