@@ -21,6 +21,8 @@ mod lifecycle;
 mod metrics;
 mod openai;
 mod readiness;
+mod request_id;
+mod request_log;
 mod retry_metrics;
 mod server;
 mod settings;

@@ -18,6 +18,13 @@
 //! the requests refused by a key's limits (kind `requests`, `tokens`, `budget`). Key labels
 //! are the configured key names.
 //!
+//! GenAI semantic conventions, beside the series above: `gen_ai_client_token_usage`
+//! (tokens per chat, `gen_ai_token_type` `input` or `output`), `gen_ai_server_request_duration`
+//! (seconds from the request to the end of the answer, a stream's whole length included,
+//! `error_type` naming a failure) and `gen_ai_server_time_to_first_token` (seconds, streams),
+//! all by `gen_ai_request_model` (configured names, anything else `other`), with the
+//! conventions' recommended buckets.
+//!
 //! `/metrics` needs no gateway key, like most exporters: operators should not expose it
 //! publicly (bind the gateway to an internal network or filter the path at the edge).
 
@@ -147,6 +154,43 @@ struct LimitedLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GenAiTokenLabels {
+    gen_ai_token_type: &'static str,
+    gen_ai_request_model: ModelLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GenAiDurationLabels {
+    gen_ai_request_model: ModelLabel,
+    /// Empty (the same as absent to Prometheus) when the request succeeded.
+    error_type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GenAiModelLabels {
+    gen_ai_request_model: ModelLabel,
+}
+
+/// The GenAI conventions' buckets for `gen_ai.client.token.usage`: 1, 4, 16 ... 4^13.
+fn gen_ai_token_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 14))
+}
+
+/// The GenAI conventions' buckets for `gen_ai.server.request.duration`: 0.01 s .. 81.92 s.
+fn gen_ai_duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// The GenAI conventions' buckets for `gen_ai.server.time_to_first_token`.
+fn gen_ai_first_token_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ])
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s: gateway overhead is sub-millisecond, model answers take seconds.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -167,6 +211,9 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     cost_usd: Family<SpendLabels, Counter<f64, AtomicU64>>,
     limited_requests: Family<LimitedLabels, Counter>,
+    gen_ai_tokens: HistogramFamily<GenAiTokenLabels>,
+    gen_ai_duration: HistogramFamily<GenAiDurationLabels>,
+    gen_ai_first_token: HistogramFamily<GenAiModelLabels>,
 }
 
 impl fmt::Debug for Metrics {
@@ -189,7 +236,29 @@ impl Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         let cost_usd = Family::<SpendLabels, Counter<f64, AtomicU64>>::default();
         let limited_requests = Family::<LimitedLabels, Counter>::default();
+        let gen_ai_tokens: HistogramFamily<GenAiTokenLabels> =
+            Family::new_with_constructor(gen_ai_token_histogram);
+        let gen_ai_duration: HistogramFamily<GenAiDurationLabels> =
+            Family::new_with_constructor(gen_ai_duration_histogram);
+        let gen_ai_first_token: HistogramFamily<GenAiModelLabels> =
+            Family::new_with_constructor(gen_ai_first_token_histogram);
         let mut registry = Registry::default();
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens per chat by gen_ai_token_type (input, output) and gen_ai_request_model",
+            gen_ai_tokens.clone(),
+        );
+        registry.register(
+            "gen_ai_server_request_duration",
+            "Seconds from a chat request to the end of its answer (a stream's whole length), \
+             by gen_ai_request_model and error_type when it failed",
+            gen_ai_duration.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token",
+            "Seconds from a streamed chat request to its first token, by gen_ai_request_model",
+            gen_ai_first_token.clone(),
+        );
         registry.register(
             "gateway_http_requests",
             "HTTP requests by endpoint, model and status class",
@@ -265,6 +334,46 @@ impl Metrics {
             tokens,
             cost_usd,
             limited_requests,
+            gen_ai_tokens,
+            gen_ai_duration,
+            gen_ai_first_token,
+        }
+    }
+
+    /// Records one chat under the GenAI names.
+    pub(crate) fn gen_ai_request(
+        &self,
+        model: &ModelLabel,
+        elapsed: Duration,
+        first_token: Option<Duration>,
+        usage: Option<&Usage>,
+        error_type: Option<&'static str>,
+    ) {
+        self.gen_ai_duration
+            .get_or_create(&GenAiDurationLabels {
+                gen_ai_request_model: Arc::clone(model),
+                error_type: error_type.unwrap_or(""),
+            })
+            .observe(elapsed.as_secs_f64());
+        if let Some(first_token) = first_token {
+            self.gen_ai_first_token
+                .get_or_create(&GenAiModelLabels {
+                    gen_ai_request_model: Arc::clone(model),
+                })
+                .observe(first_token.as_secs_f64());
+        }
+        if let Some(usage) = usage {
+            for (gen_ai_token_type, tokens) in [
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+            ] {
+                self.gen_ai_tokens
+                    .get_or_create(&GenAiTokenLabels {
+                        gen_ai_token_type,
+                        gen_ai_request_model: Arc::clone(model),
+                    })
+                    .observe(tokens as f64);
+            }
         }
     }
 

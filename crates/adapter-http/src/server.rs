@@ -32,6 +32,7 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
@@ -48,6 +49,8 @@ use crate::openai::request::{
 };
 use crate::openai::response::completion_json;
 use crate::readiness::Readiness;
+use crate::request_id::{RequestId, REQUEST_ID};
+use crate::request_log::{ErrorType, RequestLog};
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -73,6 +76,8 @@ pub struct HttpApp {
     key_labels: Arc<KeyLabels>,
     /// Shared with every app made from this one: readiness is the process's.
     readiness: Readiness,
+    /// Send each chat's request id to Bedrock as `requestMetadata`.
+    request_id_to_bedrock: bool,
 }
 
 impl fmt::Debug for HttpApp {
@@ -181,6 +186,7 @@ impl HttpApp {
             concurrency,
             key_labels,
             readiness: Readiness::new(),
+            request_id_to_bedrock: settings.request_id_to_bedrock,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -206,6 +212,7 @@ impl HttpApp {
             metrics: Arc::clone(&self.metrics),
             concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
             readiness: self.readiness.clone(),
+            request_id_to_bedrock: settings.request_id_to_bedrock,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -246,6 +253,7 @@ impl HttpApp {
             concurrency: self.concurrency.clone(),
             key_labels: Arc::clone(&self.key_labels),
             readiness: self.readiness.clone(),
+            request_id_to_bedrock: self.request_id_to_bedrock,
         }
     }
 
@@ -258,7 +266,23 @@ impl HttpApp {
         }))
     }
 
+    /// Answers `request` inside a span carrying its request id, which every response
+    /// returns in `x-request-id`.
     pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let request_id = RequestId::from_headers(request.headers());
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let mut response = self.respond(request, &request_id).instrument(span).await;
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, request_id.header_value().clone());
+        response
+    }
+
+    async fn respond(
+        &self,
+        request: Request<Incoming>,
+        request_id: &RequestId,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
@@ -274,8 +298,14 @@ impl HttpApp {
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
+        let mut log = RequestLog::start(
+            started,
+            endpoint,
+            Arc::clone(&self.metrics),
+            &self.models.other.label,
+        );
         let mut model = &self.models.other;
-        let response = if !allowed {
+        let mut response = if !allowed {
             let mut response = error_response(&ApiError::method_not_allowed(
                 &parts.method,
                 parts.uri.path(),
@@ -292,13 +322,16 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    let (response, info) = self.chat(&parts, body).await;
+                    let (response, info) = self.chat(&parts, body, request_id, &mut log).await;
                     model = info;
                     response
                 }
                 Endpoint::Models => {
                     match self.keys.authenticate(parts.headers.get(AUTHORIZATION)) {
-                        Some(_) => json_response(StatusCode::OK, self.models.list_json.clone()),
+                        Some(caller) => {
+                            log.key(self.key_labels.get(caller.key_name.as_deref()));
+                            json_response(StatusCode::OK, self.models.list_json.clone())
+                        }
                         None => error_response(&ApiError::unauthorized()),
                     }
                 }
@@ -334,19 +367,26 @@ impl HttpApp {
         let elapsed = started.elapsed();
         self.metrics
             .record_request(endpoint, &model.label, response.status(), elapsed);
-        tracing::debug!(
-            method = %parts.method,
-            path = parts.uri.path(),
-            status = response.status().as_u16(),
-            latency_us = elapsed.as_micros() as u64,
-            model = %model.label,
-            "request"
+        log.status(
+            response.status(),
+            response.extensions().get::<ErrorType>().copied(),
         );
+        match response.body_mut() {
+            // The stream writes the line when it ends.
+            ResponseBody::Sse(stream) => stream.log_when_done(log),
+            ResponseBody::Full(_) => log.finish(),
+        }
         response
     }
 
     /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
-    async fn chat(&self, parts: &Parts, body: Incoming) -> (Response<ResponseBody>, &ModelInfo) {
+    async fn chat(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        request_id: &RequestId,
+        log: &mut RequestLog,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
         let Some(slot) = self.concurrency.try_acquire() else {
@@ -357,6 +397,7 @@ impl HttpApp {
         let Some(caller) = self.keys.authenticate(parts.headers.get(AUTHORIZATION)) else {
             return (error_response(&ApiError::unauthorized()), other);
         };
+        log.key(self.key_labels.get(caller.key_name.as_deref()));
         let declared = match content_length(parts) {
             Ok(declared) => declared,
             Err(error) => return (error_response(&error), other),
@@ -383,20 +424,24 @@ impl HttpApp {
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
         let ParsedRequest {
-            chat: request,
+            chat: mut request,
             positions,
         } = match request {
             Ok(parsed) => parsed,
             Err(error) => return (error_response(&ApiError::from_request(error)), other),
         };
+        if self.request_id_to_bedrock {
+            request_id.add_to_metadata(&mut request);
+        }
         let model = self.models.get(&request.model);
+        log.model(&request.model, &model.label);
         // Usually empty, so kept without allocating; the service either refuses the request
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot).await
+            self.stream(&caller, request, slot, log).await
         } else {
-            let result = self.complete(&caller, request).await;
+            let result = self.complete(&caller, request, log).await;
             // The answer is in memory: the request no longer weighs on the gateway.
             drop(slot);
             result
@@ -406,7 +451,7 @@ impl HttpApp {
                 self.count_dropped(&unsupported);
                 response
             }
-            Err(failure) => self.failure(&caller, &failure, &positions),
+            Err(failure) => self.failure(&caller, &failure, &positions, log),
         };
         (response, model)
     }
@@ -415,9 +460,12 @@ impl HttpApp {
         &self,
         caller: &Caller,
         request: ChatRequest,
+        log: &mut RequestLog,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let completion = self.service.complete(caller, request).await?;
         self.count_attempts(&completion.attempts, true);
+        log.target(&self.models.get(&completion.route.public_name).label);
+        log.answered(completion.response.usage, &completion.response.stop_reason);
         let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());
         self.name_target(&mut response, &completion.route);
@@ -436,6 +484,7 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         slot: InFlight,
+        log: &mut RequestLog,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -449,11 +498,13 @@ impl HttpApp {
         )
         .priced_by(Arc::clone(&stream.route), stream.service_tier);
         let target = self.models.get(&stream.route.public_name);
+        log.target(&target.label);
         let body = SseBody::new(
             stream.events,
             encoder,
             Arc::clone(&target.account),
             self.metrics.open_stream(),
+            tracing::Span::current(),
         )
         .holding(slot);
         let mut response = Response::new(ResponseBody::Sse(body));
@@ -514,6 +565,7 @@ impl HttpApp {
         caller: &Caller,
         failure: &ChatFailure,
         positions: &MessagePositions,
+        log: &mut RequestLog,
     ) -> Response<ResponseBody> {
         self.count_attempts(&failure.attempts, false);
         if let GatewayError::RateLimited { kind, .. } = &failure.error {
@@ -525,6 +577,7 @@ impl HttpApp {
         let account = last_tried.map_or("-", |route| route.account.as_str());
         let mut response = self.gateway_error(&failure.error, positions, account);
         if let Some(route) = last_tried {
+            log.target(&self.models.get(&route.public_name).label);
             self.name_target(&mut response, route);
         }
         if let Some(state) = &failure.limit_state {
@@ -588,6 +641,8 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
 
 fn error_response(error: &ApiError) -> Response<ResponseBody> {
     let mut response = json_response(error.status, error.to_json().into());
+    // For the request's log line and metrics.
+    response.extensions_mut().insert(ErrorType(error.code));
     if let Some(seconds) = error.retry_after {
         response
             .headers_mut()

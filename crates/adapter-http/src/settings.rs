@@ -153,6 +153,9 @@ pub struct HttpSettings {
     /// The limits backend's failures, for `/metrics`; `None` (a backend that cannot fail,
     /// such as memory) leaves the metric out.
     pub limit_backend_errors: Option<Arc<dyn LimitBackendErrors>>,
+    /// Send each chat's request id to Bedrock as the `requestMetadata` pair
+    /// `gateway_request_id` (unless the client already sent Bedrock's 16 pairs).
+    pub request_id_to_bedrock: bool,
 }
 
 impl HttpSettings {
@@ -176,6 +179,7 @@ impl Default for HttpSettings {
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             retry_counters: None,
             limit_backend_errors: None,
+            request_id_to_bedrock: false,
         }
     }
 }

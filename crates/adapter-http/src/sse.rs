@@ -12,11 +12,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_core::ChatEventStream;
+use gateway_core::{ChatEvent, ChatEventStream};
 use http_body::{Body, Frame};
 
 use crate::metrics::OpenStream;
 use crate::openai::chunk::ChunkEncoder;
+use crate::request_log::RequestLog;
 use crate::shed::InFlight;
 
 pub(crate) struct SseBody {
@@ -30,6 +31,11 @@ pub(crate) struct SseBody {
     /// The account, for warnings about errors in the middle of the stream.
     account: Arc<String>,
     open: OpenStream,
+    /// The request's span: what the stream logs carries the request id.
+    span: tracing::Span,
+    /// Written when the stream ends or the client goes away; boxed to keep the response
+    /// body small.
+    log: Option<Box<RequestLog>>,
 }
 
 impl SseBody {
@@ -38,6 +44,7 @@ impl SseBody {
         encoder: ChunkEncoder,
         account: Arc<String>,
         open: OpenStream,
+        span: tracing::Span,
     ) -> Self {
         Self {
             slot: None,
@@ -45,6 +52,8 @@ impl SseBody {
             encoder,
             account,
             open,
+            span,
+            log: None,
         }
     }
 
@@ -54,11 +63,34 @@ impl SseBody {
         self
     }
 
+    /// Writes `log` when the stream ends or the client goes away.
+    pub(crate) fn log_when_done(&mut self, log: RequestLog) {
+        self.log = Some(Box::new(log));
+    }
+
     /// The stream is over: upstream resources and the slot go at once, not when hyper
     /// gets round to dropping the body.
     fn end(&mut self) {
         self.events = None;
         self.slot = None;
+        if let Some(log) = self.log.take() {
+            log.finish();
+        }
+    }
+
+    /// What the request log learns from an event on its way to the client.
+    fn note(&mut self, event: &ChatEvent) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        match event {
+            ChatEvent::TextDelta(_)
+            | ChatEvent::ReasoningDelta(_)
+            | ChatEvent::ToolCallStart { .. } => log.first_token(),
+            ChatEvent::Stop(reason) => log.stopped(reason),
+            ChatEvent::Metadata { usage, .. } => log.usage(*usage),
+            _ => {}
+        }
     }
 }
 
@@ -79,17 +111,24 @@ impl Body for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        let _in_request = this.span.clone().entered();
         loop {
             let Some(events) = this.events.as_mut() else {
                 return Poll::Ready(None);
             };
             let bytes = match events.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(event))) => match this.encoder.event(event) {
-                    Some(bytes) => bytes,
-                    None => continue,
-                },
+                Poll::Ready(Some(Ok(event))) => {
+                    this.note(&event);
+                    match this.encoder.event(event) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    }
+                }
                 Poll::Ready(Some(Err(error))) => {
+                    if let Some(log) = this.log.as_mut() {
+                        log.failed_midway(error.kind());
+                    }
                     this.end();
                     this.open.upstream_error(&error);
                     tracing::warn!(
@@ -110,6 +149,17 @@ impl Body for SseBody {
 
     fn is_end_stream(&self) -> bool {
         self.events.is_none()
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        // Still there: the client went away before the end.
+        if let Some(mut log) = self.log.take() {
+            log.client_gone();
+            let _in_request = self.span.enter();
+            log.finish();
+        }
     }
 }
 
@@ -183,6 +233,7 @@ mod tests {
                 encoder,
                 Arc::new("acct".into()),
                 metrics.open_stream(),
+                tracing::Span::none(),
             );
             // The events are all ready, so the body completes without a runtime.
             let bytes = body.collect().now_or_never().unwrap().unwrap().to_bytes();
@@ -216,6 +267,7 @@ mod tests {
                 encoder,
                 Arc::new("acct".into()),
                 Metrics::new().open_stream(),
+                tracing::Span::none(),
             )
             .holding(slot);
             while !body.is_end_stream() {

@@ -681,6 +681,7 @@ async fn a_stream_error_midway_sends_one_error_event_and_no_done() {
 
 #[tokio::test]
 async fn a_client_disconnect_drops_the_providers_stream() {
+    let logs = CapturedLogs::process();
     let gateway = TestGateway::start().await;
     let (dropped_tx, dropped_rx) = oneshot::channel();
     *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
@@ -690,7 +691,8 @@ async fn a_client_disconnect_drops_the_providers_stream() {
     let body = body.to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+         x-request-id: gone-1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
@@ -713,6 +715,10 @@ async fn a_client_disconnect_drops_the_providers_stream() {
         .await
         .expect("the provider's stream is dropped after the client left")
         .unwrap();
+    // Its line was written as the body went, before the provider's stream.
+    let fields = &logs.request_line("gone-1")["fields"];
+    assert_eq!(fields["client_gone"], true, "{fields}");
+    assert!(fields["first_token_ms"].is_u64(), "{fields}");
 
     // The open-streams gauge went back down.
     let (_, metrics) = gateway.send("GET", "/metrics", None, "").await;
@@ -1589,4 +1595,346 @@ async fn a_stream_the_client_abandons_is_counted_from_what_it_streamed() {
         ),
         None
     );
+}
+
+/// Sends `GET|POST path` with `x-request-id: id` (when given); the response's request id.
+async fn request_id_of(
+    gateway: &TestGateway,
+    method: &str,
+    path: &str,
+    id: Option<&str>,
+    body: Value,
+) -> (u16, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(gateway.url(path))
+        .header("authorization", format!("Bearer {KEY}"));
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = tokio::time::timeout(DEADLINE, client.request(request))
+        .await
+        .expect("the gateway answers in time")
+        .unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, id)
+}
+
+fn is_generated(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn a_valid_request_id_comes_back_and_any_other_is_replaced() {
+    let gateway = TestGateway::start().await;
+    let chat = chat_body("acct/text");
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("abc-1.2:x_y"),
+        chat.clone(),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (200, "abc-1.2:x_y"));
+    for invalid in ["has space", "quote\"x", &"a".repeat(129)] {
+        let (status, id) = request_id_of(
+            &gateway,
+            "POST",
+            "/v1/chat/completions",
+            Some(invalid),
+            chat.clone(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(is_generated(&id), "{invalid} gave {id}");
+    }
+    let (_, first) =
+        request_id_of(&gateway, "POST", "/v1/chat/completions", None, chat.clone()).await;
+    let (_, second) = request_id_of(&gateway, "POST", "/v1/chat/completions", None, chat).await;
+    assert!(is_generated(&first) && is_generated(&second));
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_request_id() {
+    let gateway = TestGateway::start().await;
+    for (method, path, body, status) in [
+        ("GET", "/health", Value::Null, 200),
+        ("GET", "/ready", Value::Null, 200),
+        ("GET", "/v1/models", Value::Null, 200),
+        ("GET", "/metrics", Value::Null, 200),
+        ("GET", "/nowhere", Value::Null, 404),
+        ("GET", "/v1/chat/completions", Value::Null, 405),
+        (
+            "POST",
+            "/v1/chat/completions",
+            chat_body("acct/throttled"),
+            429,
+        ),
+        ("POST", "/v1/chat/completions", chat_body("nope/none"), 404),
+        ("POST", "/v1/chat/completions", json!({"model": 1}), 400),
+    ] {
+        let (got, id) = request_id_of(&gateway, method, path, Some("given-id"), body).await;
+        assert_eq!((got, id.as_str()), (status, "given-id"), "{method} {path}");
+    }
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("given-id"),
+        json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (200, "given-id"));
+}
+
+#[tokio::test]
+async fn a_shed_request_carries_the_request_id() {
+    let gateway = gateway_with_limit(1).await;
+    let mut held = tokio::task::JoinSet::new();
+    hold_slow_chat(&gateway, &mut held).await;
+    let (status, id) = request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("shed-1"),
+        chat_body("acct/text"),
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (503, "shed-1"));
+    release_one(&gateway, &mut held).await;
+}
+
+#[tokio::test]
+async fn the_request_id_reaches_bedrock_only_when_enabled() {
+    let gateway = TestGateway::start().await;
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("rid-1"),
+        chat_body("acct/text"),
+    )
+    .await;
+    assert!(gateway.last_request().request_metadata.is_empty());
+
+    let gateway = TestGateway::start_with(HttpSettings {
+        request_id_to_bedrock: true,
+        ..HttpSettings::default()
+    })
+    .await;
+    let mut body = chat_body("acct/text");
+    body["requestMetadata"] = json!({"team": "a"});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("rid-2"),
+        body,
+    )
+    .await;
+    assert_eq!(
+        gateway.last_request().request_metadata,
+        [
+            ("team".to_owned(), "a".to_owned()),
+            ("gateway_request_id".to_owned(), "rid-2".to_owned())
+        ]
+    );
+}
+
+/// Log lines written as JSON into memory.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// What the whole test process logs at `info` and above, as JSON lines. One global
+    /// subscriber: thread-local ones can miss events while other tests' threads register
+    /// the same callsites. Tests tell their lines apart by request id.
+    fn process() -> &'static Self {
+        static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Self::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::INFO)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other test sets a global subscriber");
+            logs
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The per-request line of the request with `request_id`.
+    fn request_line(&self, request_id: &str) -> Value {
+        let text = self.text();
+        let mut lines = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|line| {
+                line["fields"]["message"] == "request" && line["span"]["request_id"] == request_id
+            });
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("no line for {request_id}: {text}"));
+        assert!(lines.next().is_none(), "one line per request: {text}");
+        line
+    }
+}
+
+#[tokio::test]
+async fn one_line_per_request_says_what_happened_and_never_the_key_or_the_text() {
+    let logs = CapturedLogs::process();
+    let gateway = TestGateway::start().await;
+    let prompt = json!({"model": "acct/text", "messages": [{"role": "user", "content": "secret-prompt-words"}]});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-1"),
+        prompt,
+    )
+    .await;
+    let line = logs.request_line("log-1");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "gateway::request");
+    let fields = &line["fields"];
+    for (field, expected) in [
+        ("endpoint", json!("chat_completions")),
+        ("key", json!("team-a")),
+        ("model", json!("acct/text")),
+        ("target", json!("acct/text")),
+        ("status", json!(200)),
+        ("error_type", json!("-")),
+        ("input_tokens", json!(25)),
+        ("output_tokens", json!(3)),
+        ("finish_reason", json!("end_turn")),
+        ("guardrail", json!("none")),
+        ("client_gone", json!(false)),
+    ] {
+        assert_eq!(fields[field], expected, "{field} in {line}");
+    }
+    assert!(fields["latency_ms"].is_u64(), "{line}");
+    assert!(
+        fields.get("first_token_ms").is_none(),
+        "not a stream: {line}"
+    );
+
+    // A guardrail's intervention and an error say so.
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-2"),
+        chat_body("acct/guardrail"),
+    )
+    .await;
+    assert_eq!(
+        logs.request_line("log-2")["fields"]["guardrail"],
+        "intervened"
+    );
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-3"),
+        chat_body("acct/throttled"),
+    )
+    .await;
+    let fields = &logs.request_line("log-3")["fields"];
+    assert_eq!(fields["status"], 429);
+    assert_eq!(fields["error_type"], "rate_limit_exceeded");
+    assert_eq!(fields["target"], "acct/throttled");
+
+    // A stream's line is written at its end, with the time to its first token.
+    let stream = json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "secret-prompt-words"}]});
+    request_id_of(
+        &gateway,
+        "POST",
+        "/v1/chat/completions",
+        Some("log-4"),
+        stream,
+    )
+    .await;
+    let fields = &logs.request_line("log-4")["fields"];
+    assert!(fields["first_token_ms"].is_u64(), "{fields}");
+    assert_eq!(fields["finish_reason"], "end_turn");
+    assert_eq!(fields["client_gone"], false);
+
+    let text = logs.text();
+    for secret in [KEY, "secret-prompt-words", "Hello!", "Hel"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
+}
+
+#[tokio::test]
+async fn chats_are_measured_under_the_genai_names_too() {
+    let gateway = TestGateway::start().await;
+    gateway.chat(chat_body("acct/text")).await;
+    gateway.chat(chat_body("acct/throttled")).await;
+    gateway.chat(chat_body("unknown/model")).await;
+    gateway
+        .chat(json!({"model": "acct/text", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
+    let metrics = gateway.metrics().await;
+    for (name, value) in [
+        (
+            r#"gen_ai_client_token_usage_count{gen_ai_token_type="input",gen_ai_request_model="acct/text"}"#,
+            2.0,
+        ),
+        (
+            r#"gen_ai_client_token_usage_sum{gen_ai_token_type="input",gen_ai_request_model="acct/text"}"#,
+            25.0,
+        ),
+        (
+            r#"gen_ai_client_token_usage_sum{gen_ai_token_type="output",gen_ai_request_model="acct/text"}"#,
+            3.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="acct/text",error_type=""}"#,
+            2.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="acct/throttled",error_type="rate_limit_exceeded"}"#,
+            1.0,
+        ),
+        (
+            r#"gen_ai_server_request_duration_count{gen_ai_request_model="other",error_type="model_not_found"}"#,
+            1.0,
+        ),
+        (
+            r#"gen_ai_server_time_to_first_token_count{gen_ai_request_model="acct/text"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(series(&metrics, name), Some(value), "{name} in\n{metrics}");
+    }
+    assert!(!metrics.contains("unknown/model"), "{metrics}");
 }

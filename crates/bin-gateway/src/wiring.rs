@@ -196,6 +196,7 @@ async fn build(
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         limit_backend_errors: limits.errors.clone(),
+        request_id_to_bedrock: config.request_id_to_bedrock,
         ..HttpSettings::default()
     };
     Ok(Built {

@@ -1207,3 +1207,21 @@ async fn tool_history_without_tools_blank_parts_and_parallel_results_make_a_vali
     let sent = gw.sim.requests().pop().unwrap().body;
     assert!(sent.get("toolConfig").is_none(), "{sent}");
 }
+
+#[tokio::test]
+async fn the_request_id_reaches_bedrock_when_the_operator_enables_it() {
+    let config = format!("[server]\nrequest_id_to_bedrock = true\n{CONFIG}");
+    let gw = TestGateway::start_with_config(sim(), &config, &[]).await;
+    let mut request = gw.chat_request(Some(KEY), &options_request());
+    request
+        .headers_mut()
+        .insert("x-request-id", http::HeaderValue::from_static("rid-e2e-1"));
+    let response = gw.send(request).await;
+    assert_eq!(response.headers()["x-request-id"], "rid-e2e-1");
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        gw.sim.requests()[0].body["requestMetadata"],
+        json!({"team": "search", "ticket": "AB-12", "gateway_request_id": "rid-e2e-1"})
+    );
+}

@@ -59,6 +59,8 @@ pub struct GatewayConfig {
     /// How long a shutdown (SIGTERM) lets requests and streams in flight finish before it
     /// cuts them.
     pub shutdown_grace: Duration,
+    /// Send each chat's `x-request-id` to Bedrock as `requestMetadata` `gateway_request_id`.
+    pub request_id_to_bedrock: bool,
     pub timeouts: Timeouts,
     pub keys: Vec<GatewayKey>,
     pub accounts: Vec<BedrockAccountConfig>,

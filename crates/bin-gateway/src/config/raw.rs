@@ -35,6 +35,7 @@ pub(super) struct RawServer {
     pub worker_threads: Option<usize>,
     pub max_concurrent_requests: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
+    pub request_id_to_bedrock: Option<bool>,
     pub connect_timeout_ms: Option<TimeLimit>,
     pub first_byte_timeout_ms: Option<TimeLimit>,
     pub stream_idle_timeout_ms: Option<TimeLimit>,

@@ -182,6 +182,7 @@ impl RawConfig {
             max_concurrent_requests,
             worker_threads,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
+            request_id_to_bedrock: self.server.request_id_to_bedrock.unwrap_or(false),
             timeouts,
             keys,
             accounts,
