@@ -32,6 +32,7 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tracing::{Instrument, Span};
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
@@ -52,6 +53,7 @@ use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
 use crate::sse::SseBody;
+use crate::trace;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// Names the `<account>/<model>` that answered (or, on an error, was called last).
@@ -292,7 +294,14 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    let (response, info) = self.chat(&parts, body).await;
+                    let span = trace::chat_span(&parts.headers);
+                    let (response, info) = self
+                        .chat(&parts, body, &span)
+                        .instrument(span.clone())
+                        .await;
+                    if response.status().is_client_error() || response.status().is_server_error() {
+                        trace::record_error(&span, response.status().as_str());
+                    }
                     model = info;
                     response
                 }
@@ -346,7 +355,12 @@ impl HttpApp {
     }
 
     /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
-    async fn chat(&self, parts: &Parts, body: Incoming) -> (Response<ResponseBody>, &ModelInfo) {
+    async fn chat(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        span: &Span,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
         let Some(slot) = self.concurrency.try_acquire() else {
@@ -380,6 +394,9 @@ impl HttpApp {
             }
         };
         let request = parse_chat_request(&bytes);
+        if let Ok(parsed) = &request {
+            trace::record_request(span, &parsed.chat, &bytes);
+        }
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
         let ParsedRequest {
@@ -394,9 +411,9 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot).await
+            self.stream(&caller, request, slot, span).await
         } else {
-            let result = self.complete(&caller, request).await;
+            let result = self.complete(&caller, request, span).await;
             // The answer is in memory: the request no longer weighs on the gateway.
             drop(slot);
             result
@@ -415,8 +432,18 @@ impl HttpApp {
         &self,
         caller: &Caller,
         request: ChatRequest,
+        span: &Span,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let completion = self.service.complete(caller, request).await?;
+        let answer = &completion.response;
+        trace::record_response(
+            span,
+            &completion.route.model_id,
+            answer.stop_reason.as_str(),
+            answer.usage.prompt_tokens(),
+            answer.usage.output_tokens,
+        );
+        trace::record_output(span, answer.text.as_deref());
         self.count_attempts(&completion.attempts, true);
         let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());
@@ -436,6 +463,7 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         slot: InFlight,
+        span: &Span,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -455,7 +483,9 @@ impl HttpApp {
             Arc::clone(&target.account),
             self.metrics.open_stream(),
         )
-        .holding(slot);
+        .holding(slot)
+        // The request's span ends when the stream does.
+        .traced_by(span.clone(), &stream.route.model_id);
         let mut response = Response::new(ResponseBody::Sse(body));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -500,6 +530,13 @@ impl HttpApp {
                         kind = error.kind(),
                         from = %target.label,
                         "upstream error; trying the next target"
+                    );
+                    // A span event on the request's span: where the failover happened.
+                    tracing::info!(
+                        target: trace::GEN_AI_TARGET,
+                        kind = error.kind(),
+                        from = %target.label,
+                        "failover"
                     );
                 }
                 _ => {}

@@ -12,12 +12,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gateway_core::ChatEventStream;
+use gateway_core::{ChatEvent, ChatEventStream};
 use http_body::{Body, Frame};
 
 use crate::metrics::OpenStream;
 use crate::openai::chunk::ChunkEncoder;
 use crate::shed::InFlight;
+use crate::trace;
 
 pub(crate) struct SseBody {
     /// The load-shedding slot, given back when the stream ends (before the last frame goes
@@ -30,6 +31,17 @@ pub(crate) struct SseBody {
     /// The account, for warnings about errors in the middle of the stream.
     account: Arc<String>,
     open: OpenStream,
+    /// Boxed: most of the body's size otherwise, and only read once per event.
+    trace: Option<Box<StreamTrace>>,
+}
+
+/// The request's span, held until the stream ends, and what it records at the end.
+struct StreamTrace {
+    span: tracing::Span,
+    /// The model answering.
+    model_id: String,
+    /// Why the model stopped, held until the usage arrives.
+    stop: Option<String>,
 }
 
 impl SseBody {
@@ -45,6 +57,34 @@ impl SseBody {
             encoder,
             account,
             open,
+            trace: None,
+        }
+    }
+
+    /// Records the answer on the request's `span` and ends it with the stream.
+    pub(crate) fn traced_by(mut self, span: tracing::Span, model_id: &str) -> Self {
+        self.trace = Some(Box::new(StreamTrace {
+            span,
+            model_id: model_id.to_owned(),
+            stop: None,
+        }));
+        self
+    }
+
+    fn trace_event(&mut self, event: &ChatEvent) {
+        let Some(trace) = self.trace.as_mut() else {
+            return;
+        };
+        match event {
+            ChatEvent::Stop(reason) => trace.stop = Some(reason.as_str().to_owned()),
+            ChatEvent::Metadata { usage, .. } => trace::record_response(
+                &trace.span,
+                &trace.model_id,
+                trace.stop.as_deref().unwrap_or_default(),
+                usage.prompt_tokens(),
+                usage.output_tokens,
+            ),
+            _ => {}
         }
     }
 
@@ -59,6 +99,7 @@ impl SseBody {
     fn end(&mut self) {
         self.events = None;
         self.slot = None;
+        self.trace = None;
     }
 }
 
@@ -85,11 +126,17 @@ impl Body for SseBody {
             };
             let bytes = match events.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(event))) => match this.encoder.event(event) {
-                    Some(bytes) => bytes,
-                    None => continue,
-                },
+                Poll::Ready(Some(Ok(event))) => {
+                    this.trace_event(&event);
+                    match this.encoder.event(event) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    }
+                }
                 Poll::Ready(Some(Err(error))) => {
+                    if let Some(trace) = &this.trace {
+                        trace::record_error(&trace.span, error.kind());
+                    }
                     this.end();
                     this.open.upstream_error(&error);
                     tracing::warn!(

@@ -190,6 +190,8 @@ async fn build(
         max_concurrent_requests: config.max_concurrent_requests,
         ..HttpSettings::default()
     };
+    // Process-wide, like the trace exporter; a reload changes it for new requests.
+    gateway_adapter_http::trace::set_capture_content(config.telemetry.capture_content);
     Ok(Built {
         service,
         provider,
