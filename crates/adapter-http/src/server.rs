@@ -66,6 +66,8 @@ pub struct HttpApp {
     keys: Arc<KeyStore>,
     max_body_bytes: usize,
     header_read_timeout: Duration,
+    /// Spans carry prompts and answers ([`HttpSettings::capture_content`]).
+    capture_content: bool,
     clock: SharedClock,
     /// Shared with the apps made by [`HttpApp::with_service`], so `/metrics` counts them all.
     metrics: Arc<Metrics>,
@@ -177,6 +179,7 @@ impl HttpApp {
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
+            capture_content: settings.capture_content,
             clock,
             metrics: Arc::new(metrics),
             models,
@@ -204,6 +207,7 @@ impl HttpApp {
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: self.header_read_timeout,
+            capture_content: settings.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
@@ -242,6 +246,7 @@ impl HttpApp {
             keys: Arc::clone(&self.keys),
             max_body_bytes: self.max_body_bytes,
             header_read_timeout: self.header_read_timeout,
+            capture_content: self.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             models: Arc::clone(&self.models),
@@ -395,7 +400,8 @@ impl HttpApp {
         };
         let request = parse_chat_request(&bytes);
         if let Ok(parsed) = &request {
-            trace::record_request(span, &parsed.chat, &bytes);
+            let content = self.capture_content.then_some(bytes.as_ref());
+            trace::record_request(span, &parsed.chat, content);
         }
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
@@ -443,7 +449,9 @@ impl HttpApp {
             answer.usage.prompt_tokens(),
             answer.usage.output_tokens,
         );
-        trace::record_output(span, answer.text.as_deref());
+        if self.capture_content {
+            trace::record_output(span, answer.text.as_deref());
+        }
         self.count_attempts(&completion.attempts, true);
         let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());

@@ -153,6 +153,9 @@ pub struct HttpSettings {
     /// The limits backend's failures, for `/metrics`; `None` (a backend that cannot fail,
     /// such as memory) leaves the metric out.
     pub limit_backend_errors: Option<Arc<dyn LimitBackendErrors>>,
+    /// Chat spans carry the request body and the answer's text (`[telemetry]
+    /// capture_content`); off by default, as prompts are the clients' data.
+    pub capture_content: bool,
 }
 
 impl HttpSettings {
@@ -176,6 +179,7 @@ impl Default for HttpSettings {
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             retry_counters: None,
             limit_backend_errors: None,
+            capture_content: false,
         }
     }
 }

@@ -6,8 +6,6 @@
 //! costs. Its kind is SERVER: the gateway serves the client's call; the call to Bedrock is
 //! the CLIENT span below it (adapter-bedrock).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use gateway_core::ChatRequest;
 use http::HeaderMap;
 use opentelemetry::trace::TraceContextExt;
@@ -23,20 +21,6 @@ pub const GEN_AI_TARGET: &str = "gen_ai";
 
 /// The provider name of the GenAI conventions for Bedrock.
 const PROVIDER: &str = "aws.bedrock";
-
-/// Off unless the operator sets `[telemetry] capture_content`: prompts and answers are the
-/// clients' data, not the operator's.
-static CAPTURE_CONTENT: AtomicBool = AtomicBool::new(false);
-
-/// Whether spans carry the prompt and the answer (`gen_ai.input.messages`,
-/// `gen_ai.output.messages`). Process-wide: set once when the configuration is loaded.
-pub fn set_capture_content(capture: bool) {
-    CAPTURE_CONTENT.store(capture, Ordering::Relaxed);
-}
-
-fn capture_content() -> bool {
-    CAPTURE_CONTENT.load(Ordering::Relaxed)
-}
 
 /// The span of one chat request, continuing the client's trace when it sent a W3C
 /// `traceparent`. Named `chat` until the body is read, then `chat <model>`.
@@ -71,8 +55,9 @@ pub(crate) fn chat_span(headers: &HeaderMap) -> Span {
     span
 }
 
-/// What the client asked for.
-pub(crate) fn record_request(span: &Span, request: &ChatRequest, body: &[u8]) {
+/// What the client asked for; `content`, the request body, only when the operator turned
+/// content capture on.
+pub(crate) fn record_request(span: &Span, request: &ChatRequest, content: Option<&[u8]>) {
     // The OpenTelemetry span exists already (its parent was set when the request came in),
     // so it is renamed through the API rather than with `otel.name`.
     span.context()
@@ -90,7 +75,7 @@ pub(crate) fn record_request(span: &Span, request: &ChatRequest, body: &[u8]) {
     if let Some(top_p) = options.top_p {
         span.record("gen_ai.request.top_p", f64::from(top_p));
     }
-    if capture_content() {
+    if let Some(body) = content {
         span.record(
             "gen_ai.input.messages",
             String::from_utf8_lossy(body).as_ref(),
@@ -118,9 +103,9 @@ pub(crate) fn record_response(
     );
 }
 
-/// The answer's text, when the operator asked for content.
+/// The answer's text; call only when the operator turned content capture on.
 pub(crate) fn record_output(span: &Span, text: Option<&str>) {
-    if let Some(text) = text.filter(|_| capture_content()) {
+    if let Some(text) = text {
         span.record("gen_ai.output.messages", text);
     }
 }

@@ -188,10 +188,9 @@ async fn build(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        capture_content: config.telemetry.capture_content,
         ..HttpSettings::default()
     };
-    // Process-wide, like the trace exporter; a reload changes it for new requests.
-    gateway_adapter_http::trace::set_capture_content(config.telemetry.capture_content);
     Ok(Built {
         service,
         provider,

@@ -360,3 +360,51 @@ async fn a_refused_export_is_counted() {
     flush(&traces).await;
     assert_eq!(traces.failed_exports(), 1);
 }
+
+#[tokio::test]
+async fn content_is_on_the_span_only_when_the_operator_turns_it_on() {
+    let (endpoint, mut received) = collector().await;
+    let (traces, _guard) = trace_to(&endpoint);
+    let config = format!("{BASE_CONFIG}\n[telemetry]\ncapture_content = true\n");
+    let gw = TestGateway::start_with_config(sim().script(CLAUDE, Script::Echo), &config, &[]).await;
+    let (status, body) = gw
+        .chat(&json!({"model": "sim/claude-3", "messages": user("a secret prompt")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    flush(&traces).await;
+    let spans = spans_until(&mut received, "chat sim/claude-3").await;
+    let server = spans
+        .iter()
+        .find(|span| span.name == "chat sim/claude-3")
+        .unwrap();
+    assert!(string(server, "gen_ai.input.messages").contains("a secret prompt"));
+    assert_eq!(
+        string(server, "gen_ai.output.messages"),
+        body["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    traces.shutdown();
+}
+
+#[tokio::test]
+async fn a_failed_chat_names_its_error_on_both_spans() {
+    let (endpoint, mut received) = collector().await;
+    let (traces, _guard) = trace_to(&endpoint);
+    let gw = TestGateway::start(sim().script(CLAUDE, Script::throttling())).await;
+    let (status, body) = gw
+        .chat(&json!({"model": "sim/claude-3", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    flush(&traces).await;
+    let spans = spans_until(&mut received, "chat sim/claude-3").await;
+    let server = spans
+        .iter()
+        .find(|span| span.name == "chat sim/claude-3")
+        .unwrap();
+    assert_eq!(string(server, "error.type"), "429");
+    let bedrock = spans
+        .iter()
+        .find(|span| span.name == format!("chat {CLAUDE}"))
+        .unwrap();
+    assert_eq!(string(bedrock, "error.type"), "throttled");
+    traces.shutdown();
+}
