@@ -15,7 +15,7 @@ use gateway::wiring::{prepare, start_sharded, ShardedGateway};
 use gateway_adapter_http::trace::GEN_AI_TARGET;
 use gateway_core::clock::SharedClock;
 use tracing::Level;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{filter_fn, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -100,7 +100,8 @@ fn trace_export(command: &Command) -> Result<Option<Tracing>, TelemetryError> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG`; with `traces`, the `gen_ai` spans (and the
-/// events inside them) also go to the trace exporter, whatever `RUST_LOG` says.
+/// events inside them) go to the trace exporter, whatever `RUST_LOG` says. They stay out of
+/// the logs: a span may carry content, and the logs already have their own lines.
 fn init_logging(format: &str, traces: Option<&Tracing>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
@@ -114,8 +115,9 @@ fn init_logging(format: &str, traces: Option<&Tracing>) {
             .with_tracer(traces.tracer())
             .with_filter(Targets::new().with_target(GEN_AI_TARGET, Level::TRACE))
     });
+    let not_traces = filter_fn(|metadata| metadata.target() != GEN_AI_TARGET);
     tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
+        .with(logs.with_filter(filter.and(not_traces)))
         .with(traces)
         .init();
 }
