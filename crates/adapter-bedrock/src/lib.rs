@@ -32,6 +32,7 @@ mod test_support;
 pub mod testing;
 mod wire;
 
+pub use client::{build_client, HttpClient as BedrockHttpClient};
 pub use config::{
     AccessKeyId, AuthConfig, BedrockAccountConfig, Endpoint, ExternalId, InvalidValue, MaxAttempts,
     Region, RequiredSecret, RetryConfig, RoleArn, SessionDuration, SessionName, TimeLimit,

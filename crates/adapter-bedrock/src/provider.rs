@@ -39,6 +39,7 @@ use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use thiserror::Error;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::client::{build_client, HttpClient};
 use crate::config::{BedrockAccountConfig, Endpoint, TimeoutOverrides, Timeouts};
@@ -248,6 +249,47 @@ pub fn model_path(model_id: &str, operation: Operation) -> String {
 }
 
 /// The URL of `operation` on `model_id` at `endpoint`.
+/// The target of the spans the trace exporter takes (the same as adapter-http's).
+const GEN_AI_TARGET: &str = "gen_ai";
+
+/// The CLIENT span of one call to Bedrock (every attempt of it), under the request's span,
+/// named as the OpenTelemetry GenAI conventions name a model call.
+fn call_span(model_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: GEN_AI_TARGET,
+        "chat",
+        otel.name = format!("chat {model_id}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = "aws.bedrock",
+        gen_ai.system = "aws.bedrock",
+        gen_ai.request.model = model_id,
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// `host` is the `Host` header: a name, with a port when it is not the scheme's.
+fn record_server(span: &tracing::Span, host: &str) {
+    match host.rsplit_once(':') {
+        Some((address, port)) => match port.parse::<u16>() {
+            Ok(port) => {
+                span.record("server.address", address);
+                // As i64: the `tracing` bridge records unsigned fields as text.
+                span.record("server.port", i64::from(port));
+            }
+            Err(_) => {
+                span.record("server.address", host);
+            }
+        },
+        None => {
+            span.record("server.address", host);
+        }
+    }
+}
+
 fn model_url(endpoint: &Target, model_id: &str, operation: Operation) -> String {
     format!("{}{}", endpoint.base, model_path(model_id, operation))
 }
@@ -415,20 +457,30 @@ impl BedrockProvider {
         let total = settings.timeouts.total;
         // A limit too far away to be a point in time is no limit.
         let deadline = total.and_then(|total| Instant::now().checked_add(total));
-        let attempts = self.attempts(account, settings, request, operation, deadline, read);
-        let (Some(total), Some(deadline)) = (total, deadline) else {
-            return attempts.await;
+        let span = call_span(&request.route.model_id);
+        let attempts = self
+            .attempts(account, settings, request, operation, deadline, read)
+            .instrument(span.clone());
+        let outcome = match (total, deadline) {
+            (Some(total), Some(deadline)) => {
+                match tokio::time::timeout_at(deadline, attempts).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(ProviderError::Timeout {
+                        message: format!(
+                            "Bedrock did not answer within the total limit of {} ms (account `{}`)",
+                            total.as_millis(),
+                            account.name
+                        ),
+                    }),
+                }
+            }
+            _ => attempts.await,
         };
-        match tokio::time::timeout_at(deadline, attempts).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(ProviderError::Timeout {
-                message: format!(
-                    "Bedrock did not answer within the total limit of {} ms (account `{}`)",
-                    total.as_millis(),
-                    account.name
-                ),
-            }),
+        if let Err(error) = &outcome {
+            span.record("error.type", error.kind());
+            span.record("otel.status_code", "ERROR");
         }
+        outcome
     }
 
     /// [`Self::call`]'s attempts, the corrections between them included.
@@ -459,6 +511,7 @@ impl BedrockProvider {
             })?;
             &regional
         };
+        record_server(&tracing::Span::current(), &endpoint.host);
         // Only a bare model id in a region with profiles can switch; others skip the map.
         let geography = profile_geography(&route.model_id, &route.region);
         let remembered = geography.and_then(|_| self.profiles.get(&route.public_name));
@@ -565,6 +618,14 @@ impl BedrockProvider {
                 delay_ms = granted.delay.as_millis() as u64,
                 error = %failure.error,
                 "Bedrock call failed; retrying"
+            );
+            // A span event on the Bedrock call's span.
+            tracing::info!(
+                target: GEN_AI_TARGET,
+                attempt = i64::from(attempt),
+                reason = reason.as_str(),
+                delay_ms = i64::try_from(granted.delay.as_millis()).unwrap_or(i64::MAX),
+                "retry"
             );
             tokio::time::sleep(granted.delay).await;
             attempt += 1;

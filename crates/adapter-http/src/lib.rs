@@ -28,6 +28,7 @@ mod server;
 mod settings;
 mod shed;
 mod sse;
+pub mod trace;
 
 pub use governance::LimitBackendErrors;
 pub use lifecycle::{serve, serve_live, LiveApp, Phase};

@@ -32,7 +32,7 @@ use http::header::{
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
@@ -55,6 +55,7 @@ use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
 use crate::sse::SseBody;
+use crate::trace;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// Names the `<account>/<model>` that answered (or, on an error, was called last).
@@ -67,6 +68,8 @@ pub struct HttpApp {
     keys: Arc<KeyStore>,
     max_body_bytes: usize,
     header_read_timeout: Duration,
+    /// Spans carry prompts and answers ([`HttpSettings::capture_content`]).
+    capture_content: bool,
     clock: SharedClock,
     /// Shared with the apps made by [`HttpApp::with_service`], so `/metrics` counts them all.
     metrics: Arc<Metrics>,
@@ -180,6 +183,7 @@ impl HttpApp {
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
+            capture_content: settings.capture_content,
             clock,
             metrics: Arc::new(metrics),
             models,
@@ -208,6 +212,7 @@ impl HttpApp {
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: self.header_read_timeout,
+            capture_content: settings.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
@@ -247,6 +252,7 @@ impl HttpApp {
             keys: Arc::clone(&self.keys),
             max_body_bytes: self.max_body_bytes,
             header_read_timeout: self.header_read_timeout,
+            capture_content: self.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             models: Arc::clone(&self.models),
@@ -322,7 +328,14 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    let (response, info) = self.chat(&parts, body, request_id, &mut log).await;
+                    let span = trace::chat_span(&parts.headers);
+                    let (response, info) = self
+                        .chat(&parts, body, request_id, &mut log, &span)
+                        .instrument(span.clone())
+                        .await;
+                    if response.status().is_client_error() || response.status().is_server_error() {
+                        trace::record_error(&span, response.status().as_str());
+                    }
                     model = info;
                     response
                 }
@@ -386,6 +399,7 @@ impl HttpApp {
         body: Incoming,
         request_id: &RequestId,
         log: &mut RequestLog,
+        span: &Span,
     ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
@@ -421,6 +435,10 @@ impl HttpApp {
             }
         };
         let request = parse_chat_request(&bytes);
+        if let Ok(parsed) = &request {
+            let content = self.capture_content.then_some(bytes.as_ref());
+            trace::record_request(span, &parsed.chat, content);
+        }
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
         let ParsedRequest {
@@ -439,9 +457,9 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot, log).await
+            self.stream(&caller, request, slot, log, span).await
         } else {
-            let result = self.complete(&caller, request, log).await;
+            let result = self.complete(&caller, request, log, span).await;
             // The answer is in memory: the request no longer weighs on the gateway.
             drop(slot);
             result
@@ -461,8 +479,20 @@ impl HttpApp {
         caller: &Caller,
         request: ChatRequest,
         log: &mut RequestLog,
+        span: &Span,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let completion = self.service.complete(caller, request).await?;
+        let answer = &completion.response;
+        trace::record_response(
+            span,
+            &completion.route.model_id,
+            answer.stop_reason.as_str(),
+            answer.usage.prompt_tokens(),
+            answer.usage.output_tokens,
+        );
+        if self.capture_content {
+            trace::record_output(span, answer.text.as_deref());
+        }
         self.count_attempts(&completion.attempts, true);
         log.target(&self.models.get(&completion.route.public_name).label);
         log.answered(completion.response.usage, &completion.response.stop_reason);
@@ -485,6 +515,7 @@ impl HttpApp {
         request: ChatRequest,
         slot: InFlight,
         log: &mut RequestLog,
+        span: &Span,
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -506,7 +537,9 @@ impl HttpApp {
             self.metrics.open_stream(),
             tracing::Span::current(),
         )
-        .holding(slot);
+        .holding(slot)
+        // The request's span ends when the stream does.
+        .traced_by(span.clone(), &stream.route.model_id);
         let mut response = Response::new(ResponseBody::Sse(body));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -551,6 +584,13 @@ impl HttpApp {
                         kind = error.kind(),
                         from = %target.label,
                         "upstream error; trying the next target"
+                    );
+                    // A span event on the request's span: where the failover happened.
+                    tracing::info!(
+                        target: trace::GEN_AI_TARGET,
+                        kind = error.kind(),
+                        from = %target.label,
+                        "failover"
                     );
                 }
                 _ => {}

@@ -156,6 +156,9 @@ pub struct HttpSettings {
     /// Send each chat's request id to Bedrock as the `requestMetadata` pair
     /// `gateway_request_id` (unless the client already sent Bedrock's 16 pairs).
     pub request_id_to_bedrock: bool,
+    /// Chat spans carry the request body and the answer's text (`[telemetry]
+    /// capture_content`); off by default, as prompts are the clients' data.
+    pub capture_content: bool,
 }
 
 impl HttpSettings {
@@ -180,6 +183,7 @@ impl Default for HttpSettings {
             retry_counters: None,
             limit_backend_errors: None,
             request_id_to_bedrock: false,
+            capture_content: false,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::metrics::OpenStream;
 use crate::openai::chunk::ChunkEncoder;
 use crate::request_log::RequestLog;
 use crate::shed::InFlight;
+use crate::trace;
 
 pub(crate) struct SseBody {
     /// The load-shedding slot, given back when the stream ends (before the last frame goes
@@ -36,6 +37,17 @@ pub(crate) struct SseBody {
     /// Written when the stream ends or the client goes away; boxed to keep the response
     /// body small.
     log: Option<Box<RequestLog>>,
+    /// Boxed: most of the body's size otherwise, and only read once per event.
+    trace: Option<Box<StreamTrace>>,
+}
+
+/// The request's span, held until the stream ends, and what it records at the end.
+struct StreamTrace {
+    span: tracing::Span,
+    /// The model answering.
+    model_id: String,
+    /// Why the model stopped, held until the usage arrives.
+    stop: Option<String>,
 }
 
 impl SseBody {
@@ -54,6 +66,34 @@ impl SseBody {
             open,
             span,
             log: None,
+            trace: None,
+        }
+    }
+
+    /// Records the answer on the request's `span` and ends it with the stream.
+    pub(crate) fn traced_by(mut self, span: tracing::Span, model_id: &str) -> Self {
+        self.trace = Some(Box::new(StreamTrace {
+            span,
+            model_id: model_id.to_owned(),
+            stop: None,
+        }));
+        self
+    }
+
+    fn trace_event(&mut self, event: &ChatEvent) {
+        let Some(trace) = self.trace.as_mut() else {
+            return;
+        };
+        match event {
+            ChatEvent::Stop(reason) => trace.stop = Some(reason.as_str().to_owned()),
+            ChatEvent::Metadata { usage, .. } => trace::record_response(
+                &trace.span,
+                &trace.model_id,
+                trace.stop.as_deref().unwrap_or_default(),
+                usage.prompt_tokens(),
+                usage.output_tokens,
+            ),
+            _ => {}
         }
     }
 
@@ -76,6 +116,7 @@ impl SseBody {
         if let Some(log) = self.log.take() {
             log.finish();
         }
+        self.trace = None;
     }
 
     /// What the request log learns from an event on its way to the client.
@@ -120,6 +161,7 @@ impl Body for SseBody {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(event))) => {
                     this.note(&event);
+                    this.trace_event(&event);
                     match this.encoder.event(event) {
                         Some(bytes) => bytes,
                         None => continue,
@@ -128,6 +170,9 @@ impl Body for SseBody {
                 Poll::Ready(Some(Err(error))) => {
                     if let Some(log) = this.log.as_mut() {
                         log.failed_midway(error.kind());
+                    }
+                    if let Some(trace) = &this.trace {
+                        trace::record_error(&trace.span, error.kind());
                     }
                     this.end();
                     this.open.upstream_error(&error);

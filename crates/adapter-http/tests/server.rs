@@ -1799,7 +1799,12 @@ impl CapturedLogs {
             .lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
             .filter(|line| {
-                line["fields"]["message"] == "request" && line["span"]["request_id"] == request_id
+                // The request id is on the request's span, which may have the chat's trace
+                // span (kept out of the gateway's own log output) inside it here.
+                line["fields"]["message"] == "request"
+                    && line["spans"].as_array().is_some_and(|spans| {
+                        spans.iter().any(|span| span["request_id"] == request_id)
+                    })
             });
         let line = lines
             .next()

@@ -6,4 +6,5 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod readiness;
+pub mod telemetry;
 pub mod wiring;

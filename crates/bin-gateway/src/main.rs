@@ -9,9 +9,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
+use gateway::config::TelemetryConfig;
+use gateway::telemetry::{traces_endpoint, TelemetryError, Tracing};
 use gateway::wiring::{prepare, start_sharded, ShardedGateway};
+use gateway_adapter_http::trace::GEN_AI_TARGET;
 use gateway_core::clock::SharedClock;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, FilterExt, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "OpenAI-compatible AI gateway for AWS Bedrock")]
@@ -47,7 +54,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    let traces = match trace_export(&cli.command) {
+        Ok(traces) => traces,
+        Err(e) => {
+            init_logging(&cli.log_format, None);
+            return fail(&e.to_string());
+        }
+    };
+    init_logging(&cli.log_format, traces.as_ref());
     // Serving happens on the gateway's own threads (see `wiring`); this runtime only starts
     // them, waits for a signal, and runs `check` and the demo's simulator.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -60,19 +74,52 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.command))
+    let code = runtime.block_on(run(cli.command));
+    // Outside the runtime: the last spans go out before the process ends.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    code
 }
 
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+/// The trace exporter `serve` and `demo` start when an OTLP endpoint is set (the
+/// environment, else `[telemetry] otlp_endpoint`). Read before logging starts so the
+/// bridge layer is part of the subscriber; an unreadable file is `serve`'s to report.
+fn trace_export(command: &Command) -> Result<Option<Tracing>, TelemetryError> {
+    let telemetry = match command {
+        Command::Serve { config } => GatewayConfig::load(config)
+            .map(|config| config.telemetry)
+            .unwrap_or_default(),
+        Command::Demo { .. } => TelemetryConfig::default(),
+        Command::Check { .. } => return Ok(None),
+    };
+    match traces_endpoint(&telemetry, |name| std::env::var(name).ok()) {
+        Some(endpoint) => Tracing::start(&endpoint).map(Some),
+        None => Ok(None),
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`; with `traces`, the `gen_ai` spans (and the
+/// events inside them) go to the trace exporter, whatever `RUST_LOG` says. They stay out of
+/// the logs: a span may carry content, and the logs already have their own lines.
+fn init_logging(format: &str, traces: Option<&Tracing>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if format == "json" {
+        logs.json().boxed()
+    } else {
+        logs.boxed()
+    };
+    let traces = traces.map(|traces| {
+        tracing_opentelemetry::layer()
+            .with_tracer(traces.tracer())
+            .with_filter(Targets::new().with_target(GEN_AI_TARGET, Level::TRACE))
+    });
+    let not_traces = filter_fn(|metadata| metadata.target() != GEN_AI_TARGET);
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter.and(not_traces)))
+        .with(traces)
+        .init();
 }
 
 async fn run(command: Command) -> ExitCode {

@@ -197,6 +197,7 @@ async fn build(
         max_concurrent_requests: config.max_concurrent_requests,
         limit_backend_errors: limits.errors.clone(),
         request_id_to_bedrock: config.request_id_to_bedrock,
+        capture_content: config.telemetry.capture_content,
         ..HttpSettings::default()
     };
     Ok(Built {

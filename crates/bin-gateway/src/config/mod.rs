@@ -71,6 +71,17 @@ pub struct GatewayConfig {
     pub circuit_breakers: BTreeMap<String, CircuitBreakerSettings>,
     /// Where the keys' limits are counted.
     pub limits: LimitsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`/v1/traces` is appended), as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; the environment variables win over it.
+    pub otlp_endpoint: Option<String>,
+    /// Spans carry the prompt and the answer; off by default.
+    pub capture_content: bool,
 }
 
 /// `[limits]`.

@@ -22,9 +22,19 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
     pub accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
     pub virtual_models: BTreeMap<String, RawVirtualModel>,
+}
+
+/// `[telemetry]`: trace export (docs/operations.md, "Tracing").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub capture_content: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

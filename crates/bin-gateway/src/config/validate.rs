@@ -17,10 +17,10 @@ use gateway_core::{
 use secrecy::ExposeSecret;
 
 use super::raw::{
-    AccountKind, LimitsBackendKind, RawAccount, RawConfig, RawGuardrail, RawLimits, RawVersion,
-    RawVirtualModel,
+    AccountKind, LimitsBackendKind, RawAccount, RawConfig, RawGuardrail, RawLimits, RawTelemetry,
+    RawVersion, RawVirtualModel,
 };
-use super::{invalid, ConfigError, GatewayConfig, LimitsBackend, LimitsConfig};
+use super::{invalid, ConfigError, GatewayConfig, LimitsBackend, LimitsConfig, TelemetryConfig};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
@@ -89,6 +89,7 @@ impl RawConfig {
 
         let keys = validate_keys(self.auth.keys)?;
         let limits = self.limits.validate()?;
+        let telemetry = self.telemetry.validate()?;
         let mut accounts = Vec::new();
         let mut models = Vec::new();
         let mut circuit_breakers = BTreeMap::new();
@@ -190,6 +191,29 @@ impl RawConfig {
             virtual_models,
             circuit_breakers,
             limits,
+            telemetry,
+        })
+    }
+}
+
+impl RawTelemetry {
+    fn validate(self) -> Result<TelemetryConfig, ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let valid = endpoint
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")))
+                .is_some_and(|uri| uri.host().is_some());
+            if !valid {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318",
+                ));
+            }
+        }
+        Ok(TelemetryConfig {
+            otlp_endpoint: self.otlp_endpoint,
+            capture_content: self.capture_content.unwrap_or(false),
         })
     }
 }
