@@ -328,9 +328,12 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
+                    // The request's own span (with its id) stays what logs show; the chat's
+                    // trace span, kept out of the logs, is current inside the chat.
+                    let request_span = Span::current();
                     let span = trace::chat_span(&parts.headers);
                     let (response, info) = self
-                        .chat(&parts, body, request_id, &mut log, &span)
+                        .chat(&parts, body, request_id, &mut log, (&span, &request_span))
                         .instrument(span.clone())
                         .await;
                     if response.status().is_client_error() || response.status().is_server_error() {
@@ -399,7 +402,7 @@ impl HttpApp {
         body: Incoming,
         request_id: &RequestId,
         log: &mut RequestLog,
-        span: &Span,
+        (span, request_span): (&Span, &Span),
     ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
         // First of all: a shed request costs no more than its headers, whoever sends it.
@@ -457,7 +460,8 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot, log, span).await
+            self.stream(&caller, request, slot, log, (span, request_span))
+                .await
         } else {
             let result = self.complete(&caller, request, log, span).await;
             // The answer is in memory: the request no longer weighs on the gateway.
@@ -515,7 +519,7 @@ impl HttpApp {
         request: ChatRequest,
         slot: InFlight,
         log: &mut RequestLog,
-        span: &Span,
+        (span, request_span): (&Span, &Span),
     ) -> Result<Response<ResponseBody>, ChatFailure> {
         let include_usage = request.include_usage;
         let stream = self.service.stream(caller, request).await?;
@@ -535,7 +539,7 @@ impl HttpApp {
             encoder,
             Arc::clone(&target.account),
             self.metrics.open_stream(),
-            tracing::Span::current(),
+            request_span.clone(),
         )
         .holding(slot)
         // The request's span ends when the stream does.

@@ -285,6 +285,16 @@ async fn sigterm_refuses_new_connections_lets_an_open_stream_finish_and_exits_0(
     gate.open();
     let rest = stream.rest().await;
     assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");
+    // The stream's request line, written as it ends, is in the request's span (its id), not
+    // in the chat's trace span, which the log leaves out.
+    let line = gateway.log("request").await;
+    assert_eq!(message_of(&line), "request", "{line}");
+    assert!(
+        line["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
     let cut = gateway.logged("shutdown grace period over");
     assert_eq!(gateway.exit_code().await, Some(0));
     assert!(!cut, "nothing was cut");
