@@ -31,22 +31,32 @@ async fn start(sim: bedrock_sim::SimBuilder) -> (SimHandle, ShardedGateway) {
 /// `server` is more of the `[server]` table.
 async fn start_with(sim: bedrock_sim::SimBuilder, server: &str) -> (SimHandle, ShardedGateway) {
     let sim = sim.start().await.unwrap();
+    let config = sharded_config(&sim, BASE_CONFIG, server);
+    let gateway = start_config(&config).await;
+    (sim, gateway)
+}
+
+/// `base` (a configuration without `[server]`) on a free loopback port with [`SHARDS`]
+/// threads, `server` more of the `[server]` table, in front of `sim`.
+fn sharded_config(sim: &SimHandle, base: &str, server: &str) -> GatewayConfig {
     let sim_url = sim.url();
-    let text = format!(
-        "{BASE_CONFIG}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n{server}"
-    );
-    let config = GatewayConfig::parse(&text, &|name| match name {
+    let text =
+        format!("{base}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n{server}");
+    GatewayConfig::parse(&text, &|name| match name {
         "SIM_URL" => Some(sim_url.clone()),
         "SIM_SECRET" => Some(SECRET.into()),
         _ => None,
     })
-    .unwrap();
+    .unwrap()
+}
+
+async fn start_config(config: &GatewayConfig) -> ShardedGateway {
     // Boxed: starting every shard is a large future.
-    let gateway = Box::pin(start_sharded(&config, SharedClock::system()))
+    let gateway = Box::pin(start_sharded(config, SharedClock::system()))
         .await
         .unwrap();
     assert_eq!(gateway.shards(), SHARDS);
-    (sim, gateway)
+    gateway
 }
 
 fn chat(url: &str, stream: bool) -> http::Request<Full<Bytes>> {
@@ -176,24 +186,17 @@ async fn the_concurrency_limit_is_the_whole_process_not_each_shard() {
 #[tokio::test]
 async fn a_reload_reaches_every_shard_and_metrics_follow_the_new_accounts() {
     let (sim, mut gateway) = start(sim()).await;
-    let sim_url = sim.url();
     // The strict key goes, a key and an account come.
-    let text = format!(
+    let base = format!(
         "{}\n[accounts.other]\ntype = \"aws-bedrock\"\nregion = \"us-west-2\"\nendpoint = \"${{SIM_URL}}\"\n\
          auth = {{ type = \"access-key\", access_key_id = \"{ACCESS_KEY_ID}\", secret_access_key = \"${{SIM_SECRET}}\" }}\n\
-         models.claude-3 = {{ model_id = \"{CLAUDE}\" }}\n\
-         [server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n",
+         models.claude-3 = {{ model_id = \"{CLAUDE}\" }}\n",
         BASE_CONFIG.replace(
             "{ name = \"strict\", key = \"test-strict-key\", finish_reason_style = \"strict\" }",
             "{ name = \"new\", key = \"test-new-gateway-key\" }",
         )
     );
-    let config = GatewayConfig::parse(&text, &|name| match name {
-        "SIM_URL" => Some(sim_url.clone()),
-        "SIM_SECRET" => Some(SECRET.into()),
-        _ => None,
-    })
-    .unwrap();
+    let config = sharded_config(&sim, &base, "");
     gateway.reload(&config).await.unwrap();
 
     // No pooling: each request is a new connection, which the kernel spreads over the shards.
@@ -258,19 +261,8 @@ async fn a_reload_keeps_counting_the_keys_limits_where_it_was() {
         "{ name = \"limited\", key = \"test-limited-key\", rpm = 1 }",
     );
     let sim = sim().start().await.unwrap();
-    let sim_url = sim.url();
-    let config = GatewayConfig::parse(
-        &format!("{limited}\n[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {SHARDS}\n"),
-        &|name| match name {
-            "SIM_URL" => Some(sim_url.clone()),
-            "SIM_SECRET" => Some(SECRET.into()),
-            _ => None,
-        },
-    )
-    .unwrap();
-    let mut gateway = Box::pin(start_sharded(&config, SharedClock::system()))
-        .await
-        .unwrap();
+    let config = sharded_config(&sim, &limited, "");
+    let mut gateway = start_config(&config).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let url = gateway.url();
     let chat_as_limited = || {
