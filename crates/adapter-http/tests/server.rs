@@ -679,25 +679,19 @@ async fn a_stream_error_midway_sends_one_error_event_and_no_done() {
     assert!(!text.contains("[DONE]") && !text.contains("never sent"));
 }
 
-#[tokio::test]
-async fn a_client_disconnect_drops_the_providers_stream() {
-    let logs = CapturedLogs::process();
-    let gateway = TestGateway::start().await;
-    let (dropped_tx, dropped_rx) = oneshot::channel();
-    *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
-
+/// A raw connection streaming `acct/endless`, once its first text delta arrived: the stream
+/// is open and waiting upstream. `headers` are more request header lines (each ending `\r\n`).
+async fn open_endless_stream(gateway: &TestGateway, headers: &str) -> TcpStream {
     let mut body = chat_body("acct/endless");
     body["stream"] = json!(true);
     let body = body.to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
-         x-request-id: gone-1\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{body}",
+         {headers}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
-    // Read until the text delta arrived: the stream is open and waiting upstream.
     let mut seen = Vec::new();
     tokio::time::timeout(DEADLINE, async {
         let mut buf = [0u8; 4096];
@@ -709,6 +703,17 @@ async fn a_client_disconnect_drops_the_providers_stream() {
     })
     .await
     .expect("the first chunks arrive");
+    stream
+}
+
+#[tokio::test]
+async fn a_client_disconnect_drops_the_providers_stream() {
+    let logs = CapturedLogs::process();
+    let gateway = TestGateway::start().await;
+    let (dropped_tx, dropped_rx) = oneshot::channel();
+    *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
+
+    let stream = open_endless_stream(&gateway, "x-request-id: gone-1\r\n").await;
     drop(stream);
 
     tokio::time::timeout(DEADLINE, dropped_rx)
@@ -1179,27 +1184,7 @@ async fn a_stream_holds_its_slot_until_it_ends_or_the_client_hangs_up() {
     // An open stream holds its slot after the handler returned its head.
     let (dropped_tx, dropped_rx) = oneshot::channel();
     *gateway.provider.stream_dropped.lock().unwrap() = Some(dropped_tx);
-    let mut body = chat_body("acct/endless");
-    body["stream"] = json!(true);
-    let body = body.to_string();
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut client = TcpStream::connect(gateway.addr).await.unwrap();
-    client.write_all(request.as_bytes()).await.unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(DEADLINE, async {
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains("\"content\":\"Hel\"") {
-            let n = client.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the server closed early");
-            seen.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("the first chunks arrive");
+    let client = open_endless_stream(&gateway, "").await;
     let (parts, answer) = gateway.chat(chat_body("acct/text")).await;
     assert_shed(&parts, &answer);
     assert!(gateway
