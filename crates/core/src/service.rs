@@ -386,15 +386,21 @@ impl ChatService {
         Err(exhausted(&request.model, attempts))
     }
 
+    /// The limits to enforce on `caller`'s key, and the key; `None` when there is nothing to
+    /// enforce (no store, no key, or no limits for it).
+    fn enforced<'c>(&self, caller: &'c Caller) -> Option<(&Limits, &'c str)> {
+        let (Some(limits), Some(key)) = (&self.limits, caller.key_name.as_deref()) else {
+            return None;
+        };
+        (!caller.limits.is_empty()).then_some((limits, key))
+    }
+
     /// Whether the caller's key may send this request now (counting it if so). `Ok(None)`:
     /// nothing to enforce, or the backend failed and the operator chose to serve anyway.
     async fn admit(&self, caller: &Caller) -> Result<Option<LimitState>, ChatFailure> {
-        let (Some(limits), Some(key)) = (&self.limits, caller.key_name.as_deref()) else {
+        let Some((limits, key)) = self.enforced(caller) else {
             return Ok(None);
         };
-        if caller.limits.is_empty() {
-            return Ok(None);
-        }
         match limits
             .store
             .admit(key, &caller.limits, self.clock.now())
@@ -421,12 +427,10 @@ impl ChatService {
 
     /// What settles an answer of `route` to `caller`.
     fn meter(&self, caller: &Caller, route: &Arc<Route>, tier: Option<ServiceTier>) -> Meter {
-        let store = match (&self.limits, caller.key_name.is_some()) {
-            (Some(limits), true) if !caller.limits.is_empty() => Some(Arc::clone(&limits.store)),
-            _ => None,
-        };
         Meter {
-            store,
+            store: self
+                .enforced(caller)
+                .map(|(limits, _)| Arc::clone(&limits.store)),
             observer: self.usage_observer.clone(),
             clock: self.clock.clone(),
             key_name: caller.key_name.clone(),
