@@ -131,10 +131,9 @@ impl CircuitBreakers {
     /// A permit to call `target`, or `None` when its breaker says to skip it. Settle the
     /// permit with the call's outcome; dropping it unsettled counts as neither.
     pub fn admit(&self, target: &str) -> Option<Permit<'_>> {
-        let Some(&index) = self.by_target.get(target) else {
+        let Some(breaker) = self.breaker(target) else {
             return Some(Permit::unguarded());
         };
-        let (_, breaker) = self.breakers.get(index)?;
         let probe = breaker.admit(self.clock.now())?;
         Some(Permit {
             guarded: Some((breaker, &self.clock)),
@@ -152,9 +151,12 @@ impl CircuitBreakers {
 
     /// The state of `target`'s breaker, `None` when it has none.
     pub fn state(&self, target: &str) -> Option<CircuitState> {
+        Some(self.breaker(target)?.state(self.clock.now()))
+    }
+
+    fn breaker(&self, target: &str) -> Option<&Breaker> {
         let &index = self.by_target.get(target)?;
-        let (_, breaker) = self.breakers.get(index)?;
-        Some(breaker.state(self.clock.now()))
+        self.breakers.get(index).map(|(_, breaker)| breaker)
     }
 }
 

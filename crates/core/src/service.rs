@@ -16,7 +16,7 @@
 //! reasoning and tool arguments streamed so far, input tokens 0 (only the provider counts
 //! them, and it did not say).
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -300,43 +300,23 @@ impl ChatService {
         request: ChatRequest,
         limit_state: Option<LimitState>,
     ) -> Result<Completion, ChatFailure> {
-        let mut attempts = Vec::new();
-        for target in targets {
-            let Some(permit) = self.breakers.admit(&target.route.public_name) else {
-                attempts.push(Attempt::skipped(target.route));
-                continue;
-            };
-            match self
-                .provider
-                .complete(target.provider_request(&request))
-                .await
-            {
-                Ok(response) => {
-                    permit.succeeded();
-                    let cost = self
-                        .meter(caller, &target.route, request.service_tier)
-                        .settle(&response.usage, false);
-                    let finish_reason = response.stop_reason.finish_reason(target.style);
-                    return Ok(Completion {
-                        model: request.model,
-                        route: target.route,
-                        response,
-                        finish_reason,
-                        finish_reason_style: target.style,
-                        attempts,
-                        limit_state,
-                        cost,
-                    });
-                }
-                Err(error) => {
-                    if !settle_failure(permit, &error) {
-                        return Err(stop_at(target.route, error, attempts));
-                    }
-                    attempts.push(Attempt::failed(target.route, error));
-                }
-            }
-        }
-        Err(exhausted(&request.model, attempts))
+        let (target, response, attempts) = self
+            .first_to_answer(targets, &request, call_complete)
+            .await?;
+        let cost = self
+            .meter(caller, &target.route, request.service_tier)
+            .settle(&response.usage, false);
+        let finish_reason = response.stop_reason.finish_reason(target.style);
+        Ok(Completion {
+            model: request.model,
+            route: target.route,
+            response,
+            finish_reason,
+            finish_reason_style: target.style,
+            attempts,
+            limit_state,
+            cost,
+        })
     }
 
     /// Starts a stream. A target is kept once its first event has arrived (the event is
@@ -361,33 +341,39 @@ impl ChatService {
         request: ChatRequest,
         limit_state: Option<LimitState>,
     ) -> Result<CompletionStream, ChatFailure> {
+        let (target, events, attempts) =
+            self.first_to_answer(targets, &request, call_stream).await?;
+        let meter = self.meter(caller, &target.route, request.service_tier);
+        Ok(CompletionStream {
+            model: request.model,
+            route: target.route,
+            finish_reason_style: target.style,
+            attempts,
+            limit_state,
+            service_tier: request.service_tier,
+            events: Box::pin(Metered::new(events, meter)),
+        })
+    }
+
+    /// The failover loop shared by complete and stream calls: tries the targets in order,
+    /// skipping those whose breaker is open, until one answers; an error that does not fail
+    /// over ends the request there.
+    async fn first_to_answer<T>(
+        &self,
+        targets: Vec<Prepared>,
+        request: &ChatRequest,
+        call: impl for<'a> Fn(&'a dyn ChatProvider, ProviderRequest<'a>) -> ProviderCall<'a, T>,
+    ) -> Result<(Prepared, T, Vec<Attempt>), ChatFailure> {
         let mut attempts = Vec::new();
         for target in targets {
             let Some(permit) = self.breakers.admit(&target.route.public_name) else {
                 attempts.push(Attempt::skipped(target.route));
                 continue;
             };
-            let started = match self
-                .provider
-                .stream(target.provider_request(&request))
-                .await
-            {
-                Ok(events) => first_event(events).await,
-                Err(error) => Err(error),
-            };
-            match started {
-                Ok(events) => {
+            match call(&*self.provider, target.provider_request(request)).await {
+                Ok(answer) => {
                     permit.succeeded();
-                    let meter = self.meter(caller, &target.route, request.service_tier);
-                    return Ok(CompletionStream {
-                        model: request.model,
-                        route: target.route,
-                        finish_reason_style: target.style,
-                        attempts,
-                        limit_state,
-                        service_tier: request.service_tier,
-                        events: Box::pin(Metered::new(events, meter)),
-                    });
+                    return Ok((target, answer, attempts));
                 }
                 Err(error) => {
                     if !settle_failure(permit, &error) {
@@ -400,15 +386,21 @@ impl ChatService {
         Err(exhausted(&request.model, attempts))
     }
 
+    /// The limits to enforce on `caller`'s key, and the key; `None` when there is nothing to
+    /// enforce (no store, no key, or no limits for it).
+    fn enforced<'c>(&self, caller: &'c Caller) -> Option<(&Limits, &'c str)> {
+        let (Some(limits), Some(key)) = (&self.limits, caller.key_name.as_deref()) else {
+            return None;
+        };
+        (!caller.limits.is_empty()).then_some((limits, key))
+    }
+
     /// Whether the caller's key may send this request now (counting it if so). `Ok(None)`:
     /// nothing to enforce, or the backend failed and the operator chose to serve anyway.
     async fn admit(&self, caller: &Caller) -> Result<Option<LimitState>, ChatFailure> {
-        let (Some(limits), Some(key)) = (&self.limits, caller.key_name.as_deref()) else {
+        let Some((limits, key)) = self.enforced(caller) else {
             return Ok(None);
         };
-        if caller.limits.is_empty() {
-            return Ok(None);
-        }
         match limits
             .store
             .admit(key, &caller.limits, self.clock.now())
@@ -435,12 +427,10 @@ impl ChatService {
 
     /// What settles an answer of `route` to `caller`.
     fn meter(&self, caller: &Caller, route: &Arc<Route>, tier: Option<ServiceTier>) -> Meter {
-        let store = match (&self.limits, caller.key_name.is_some()) {
-            (Some(limits), true) if !caller.limits.is_empty() => Some(Arc::clone(&limits.store)),
-            _ => None,
-        };
         Meter {
-            store,
+            store: self
+                .enforced(caller)
+                .map(|(limits, _)| Arc::clone(&limits.store)),
             observer: self.usage_observer.clone(),
             clock: self.clock.clone(),
             key_name: caller.key_name.clone(),
@@ -563,6 +553,24 @@ impl ChatFailure {
         self.limit_state = limit_state;
         self
     }
+}
+
+/// One call to a provider, as `first_to_answer` makes it.
+type ProviderCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
+
+fn call_complete<'a>(
+    provider: &'a dyn ChatProvider,
+    request: ProviderRequest<'a>,
+) -> ProviderCall<'a, ChatResponse> {
+    provider.complete(request)
+}
+
+/// A stream has started once its first event arrives: an error before that fails over.
+fn call_stream<'a>(
+    provider: &'a dyn ChatProvider,
+    request: ProviderRequest<'a>,
+) -> ProviderCall<'a, ChatEventStream> {
+    Box::pin(async move { first_event(provider.stream(request).await?).await })
 }
 
 /// Tells the breaker about a failed call; true when the next target may answer instead.

@@ -73,19 +73,18 @@ pub fn retry_after(
         return Duration::ZERO;
     }
     let window_secs = window.as_secs_f64();
-    let room = limit as f64 - cost as f64;
-    let strict = cost == 0;
+    // The count the estimate must come down to: room for `cost`, or, for cost 0 (tokens),
+    // strictly below the limit itself.
+    let target = limit as f64 - cost as f64;
     let fits = |value: f64| {
-        if strict {
-            value < limit as f64
+        if cost == 0 {
+            value < target
         } else {
-            value <= room
+            value <= target
         }
     };
     // Still in this window: previous * (1 - t) + current fits, for the smallest t in (elapsed, 1).
     if previous > 0 && fits(current as f64) {
-        // Solve previous * (1 - t) + current = room (or just below the limit for cost 0).
-        let target = if strict { limit as f64 } else { room };
         let t = 1.0 - (target - current as f64) / previous as f64;
         let t = t.max(elapsed);
         let wait = (t - elapsed) * window_secs;
@@ -96,7 +95,6 @@ pub fn retry_after(
     if current == 0 {
         return Duration::from_secs_f64(until_next);
     }
-    let target = if strict { limit as f64 } else { room };
     if target <= 0.0 {
         // Even an empty window would not fit `cost`: a whole window from the next one.
         return Duration::from_secs_f64(until_next + window_secs);
