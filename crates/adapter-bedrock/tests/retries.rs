@@ -13,32 +13,28 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use bedrock_sim::{BedrockSim, Operation, RecordedAuth, Script, SimHandle, StreamStep};
+use bedrock_sim::{Operation, RecordedAuth, Script, SimHandle, StreamStep};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway_adapter_bedrock::{
-    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+    BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides,
 };
 use gateway_core::clock::{Clock, SharedClock};
 use gateway_core::{
-    ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
-    ProviderRequest, Role, Route,
+    ChatEvent, ChatProvider, ChatRequest, ContentPart, Message, ProviderError, ProviderRequest,
+    Role, Route,
 };
 use serde_json::json;
 use tokio::time::Instant;
 
-const ACCOUNT: &str = "acct";
-const KEY_ID: &str = "AKIDEXAMPLE";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
-const NOW_UNIX: u64 = 1_705_320_000;
-const TOO_MANY_TOKENS: &str = "Too many tokens, please wait before trying again.";
+mod support;
+use support::{now, KEY_ID, SECRET};
 
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
-}
+const ACCOUNT: &str = "acct";
+const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const TOO_MANY_TOKENS: &str = "Too many tokens, please wait before trying again.";
 
 /// A wall clock one second later at every reading, so every signature carries its own date:
 /// an attempt that reused an earlier attempt's signature would show. The simulator accepts
@@ -52,10 +48,7 @@ impl Clock for Ticking {
 }
 
 async fn sim(script: Script) -> SimHandle {
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    BedrockSim::builder()
-        .access_key(KEY_ID, SECRET)
-        .clock_at(now())
+    support::sim_builder()
         .script(MODEL, script)
         .start()
         .await
@@ -86,11 +79,7 @@ async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
         name: ACCOUNT.into(),
         region: "us-east-1".try_into().unwrap(),
         endpoint: Some(sim.url().try_into().unwrap()),
-        auth: AuthConfig::AccessKey {
-            access_key_id: KEY_ID.try_into().unwrap(),
-            secret_access_key: SECRET.try_into().unwrap(),
-            session_token: None,
-        },
+        auth: support::access_key(SECRET),
         retry,
         timeouts: settings.account,
         model_timeouts: settings
@@ -101,28 +90,13 @@ async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
     BedrockProvider::new(vec![account], SharedClock::new(Ticking(AtomicU64::new(0))))
         .await
         .unwrap()
-        .with_timeouts(Timeouts {
-            connect: Duration::from_secs(2),
-            first_byte: Duration::from_secs(10),
-            idle_stream: Duration::from_secs(10),
-            total: None,
-        })
+        .with_timeouts(support::timeouts())
         .with_retry_jitter_seed(42)
 }
 
 /// The route of model `name` in the account, calling `model_id`.
 fn route_to(name: &str, model_id: &str) -> Route {
-    Route {
-        public_name: format!("{ACCOUNT}/{name}"),
-        account: ACCOUNT.into(),
-        model_id: model_id.into(),
-        region: "us-east-1".into(),
-        guardrail: Default::default(),
-        finish_reason_style: FinishReasonStyle::Bedrock,
-        drop_unsupported_params: false,
-        price: None,
-        family: None,
-    }
+    support::route(ACCOUNT, format!("{ACCOUNT}/{name}"), model_id, "us-east-1")
 }
 
 fn route() -> Route {
