@@ -215,13 +215,14 @@ async fn a_stream_is_retried_alike_before_any_event() {
     );
 }
 
-#[tokio::test]
-async fn a_region_without_profiles_gets_bedrocks_error() {
-    let sim = sim_refusing(MODEL).await;
+/// Calls `model_id` in `region`, which Bedrock refuses on demand, and checks that the
+/// refusal comes back after that one call: no profile is tried.
+async fn assert_refusal_passed_on(model_id: &str, region: &str) {
+    let sim = sim_refusing(model_id).await;
     let provider = provider(&sim).await;
     let error = provider
         .complete(ProviderRequest::new(
-            &route(MODEL, "sa-east-1"),
+            &route(model_id, region),
             &request(),
             None,
         ))
@@ -231,9 +232,19 @@ async fn a_region_without_profiles_gets_bedrocks_error() {
         error,
         ProviderError::InvalidRequest {
             message: ON_DEMAND_REFUSAL.into()
-        }
+        },
+        "{model_id}"
     );
-    assert_eq!(calls(&sim), [(Operation::Converse, MODEL.to_owned())]);
+    assert_eq!(
+        calls(&sim),
+        [(Operation::Converse, model_id.to_owned())],
+        "{model_id}"
+    );
+}
+
+#[tokio::test]
+async fn a_region_without_profiles_gets_bedrocks_error() {
+    assert_refusal_passed_on(MODEL, "sa-east-1").await;
 }
 
 #[tokio::test]
@@ -243,28 +254,7 @@ async fn arns_and_profile_ids_are_never_rewritten() {
         "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0",
         "eu.anthropic.claude-3-5-sonnet-20241022-v2:0",
     ] {
-        let sim = sim_refusing(model_id).await;
-        let provider = provider(&sim).await;
-        let error = provider
-            .complete(ProviderRequest::new(
-                &route(model_id, "us-east-1"),
-                &request(),
-                None,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error,
-            ProviderError::InvalidRequest {
-                message: ON_DEMAND_REFUSAL.into()
-            },
-            "{model_id}"
-        );
-        assert_eq!(
-            calls(&sim),
-            [(Operation::Converse, model_id.to_owned())],
-            "{model_id}"
-        );
+        assert_refusal_passed_on(model_id, "us-east-1").await;
     }
 }
 

@@ -68,6 +68,22 @@ fn limit(ms: u64) -> Option<gateway_adapter_bedrock::TimeLimit> {
     Some(ms.try_into().unwrap())
 }
 
+/// Limits that set the total and nothing else.
+fn total_limit(ms: u64) -> TimeoutOverrides {
+    TimeoutOverrides {
+        total_ms: limit(ms),
+        ..TimeoutOverrides::default()
+    }
+}
+
+/// Limits that set the wait for the first byte and nothing else.
+fn first_byte_limit(ms: u64) -> TimeoutOverrides {
+    TimeoutOverrides {
+        first_byte_ms: limit(ms),
+        ..TimeoutOverrides::default()
+    }
+}
+
 async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
     let retry = match settings.max_attempts {
         Some(attempts) => RetryConfig {
@@ -414,10 +430,7 @@ async fn a_timed_out_attempt_is_retried() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                first_byte_ms: limit(500),
-                ..TimeoutOverrides::default()
-            },
+            account: first_byte_limit(500),
             ..Settings::default()
         },
     )
@@ -450,10 +463,7 @@ async fn the_total_limit_bounds_a_stalled_call() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                total_ms: limit(2_000),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(2_000),
             ..Settings::default()
         },
     )
@@ -477,10 +487,7 @@ async fn the_total_limit_bounds_retries_and_their_waits() {
         &sim,
         Settings {
             max_attempts: Some(10),
-            account: TimeoutOverrides {
-                total_ms: limit(1_500),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(1_500),
             ..Settings::default()
         },
     )
@@ -502,10 +509,7 @@ async fn a_stream_waits_for_its_first_event_within_the_total_limit() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                total_ms: limit(1_000),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(1_000),
             ..Settings::default()
         },
     )
@@ -527,14 +531,8 @@ async fn a_model_s_limits_override_its_account_s() {
         &sim,
         Settings {
             max_attempts: Some(1),
-            account: TimeoutOverrides {
-                first_byte_ms: limit(5_000),
-                ..TimeoutOverrides::default()
-            },
-            model: Some(TimeoutOverrides {
-                first_byte_ms: limit(300),
-                ..TimeoutOverrides::default()
-            }),
+            account: first_byte_limit(5_000),
+            model: Some(first_byte_limit(300)),
         },
     )
     .await;
