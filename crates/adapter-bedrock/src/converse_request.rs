@@ -79,15 +79,21 @@ pub(crate) static OPEN_SCHEMA: LazyLock<Value> =
 /// model. Fails, before any call, when the conversation breaks Converse's turn rules
 /// ([`crate::converse_turns`]) or the model cannot honour a feature of the request
 /// (`ProviderError::Unsupported`).
-pub fn converse_request<'a>(
+///
+/// Also names the tool whose call the response side unwraps into text when the body forces
+/// one: decided once, here, for both sides.
+fn converse_request<'a>(
     call: ProviderRequest<'a>,
     operation: Operation,
-) -> Result<ConverseRequest<'a>, ProviderError> {
+) -> Result<(ConverseRequest<'a>, Option<&'static str>), ProviderError> {
     let request = call.chat;
     let model_id = call.route.model_id.as_str();
     let model = ModelCapabilities::of(call.route);
     let reasoning = reasoning_setting(request, &model, model_id)?;
     let structured_output = StructuredOutput::of(request, &model, model_id)?;
+    let forced_tool = structured_output
+        .as_ref()
+        .and_then(StructuredOutput::forced_tool);
     let mut blocks = Blocks {
         keep_reasoning: model.reasoning.is_some(),
         cache_points: CachePoints::new(&model),
@@ -103,7 +109,7 @@ pub fn converse_request<'a>(
     let max_tokens = request.inference.max_tokens.or(reasoning
         .as_ref()
         .and_then(|setting| setting.default_max_tokens));
-    Ok(ConverseRequest {
+    let body = ConverseRequest {
         messages,
         system,
         inference_config: (!request.inference.is_empty() || max_tokens.is_some()).then(|| {
@@ -144,7 +150,8 @@ pub fn converse_request<'a>(
             Some(output) => output.output_config()?,
             None => None,
         },
-    })
+    };
+    Ok((body, forced_tool))
 }
 
 /// The serialized body, ready to sign and send.
@@ -152,11 +159,20 @@ pub fn converse_body(
     call: ProviderRequest<'_>,
     operation: Operation,
 ) -> Result<Vec<u8>, ProviderError> {
-    serde_json::to_vec(&converse_request(call, operation)?).map_err(|error| {
-        ProviderError::InvalidRequest {
-            message: format!("the request cannot be written as Converse JSON: {error}"),
-        }
-    })
+    converse_body_and_forced_tool(call, operation).map(|(body, _)| body)
+}
+
+/// [`converse_body`], and the tool the response side unwraps into text (see
+/// [`crate::structured_output`]).
+pub(crate) fn converse_body_and_forced_tool(
+    call: ProviderRequest<'_>,
+    operation: Operation,
+) -> Result<(Vec<u8>, Option<&'static str>), ProviderError> {
+    let (request, forced_tool) = converse_request(call, operation)?;
+    let body = serde_json::to_vec(&request).map_err(|error| ProviderError::InvalidRequest {
+        message: format!("the request cannot be written as Converse JSON: {error}"),
+    })?;
+    Ok((body, forced_tool))
 }
 
 /// The client's `additionalModelRequestFields` with the generated reasoning member added.
@@ -407,10 +423,9 @@ mod tests {
         operation: Operation,
     ) -> Value {
         let route = route();
-        serde_json::to_value(
-            converse_request(ProviderRequest::new(&route, request, guardrail), operation).unwrap(),
-        )
-        .unwrap()
+        let (body, _) =
+            converse_request(ProviderRequest::new(&route, request, guardrail), operation).unwrap();
+        serde_json::to_value(body).unwrap()
     }
 
     fn with_tool_history(tools: Vec<ToolSpec>, choice: Option<DomainToolChoice>) -> ChatRequest {

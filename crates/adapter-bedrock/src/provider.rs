@@ -43,14 +43,13 @@ use tracing::Instrument;
 
 use crate::client::{build_client, HttpClient};
 use crate::config::{BedrockAccountConfig, Endpoint, TimeoutOverrides, Timeouts};
-use crate::converse_request::{converse_body, Operation};
+use crate::converse_request::{converse_body_and_forced_tool, Operation};
 use crate::converse_response::parse_converse_response;
 use crate::credentials::{AccountCredentials, CredentialsError, RequestAuth};
 use crate::errors::BedrockErrorResponse;
 use crate::inference_profile::{profile_geography, profile_id, RememberedProfiles};
 use crate::retry::{AccountRetries, Granted, Jitter, RetryReason, RetryStats};
 use crate::signing::Signer;
-use crate::structured_output::forced_tool;
 
 /// The largest Converse response read into memory; a hostile or broken upstream must not
 /// be able to exhaust it.
@@ -449,7 +448,7 @@ impl BedrockProvider {
         read: R,
     ) -> Result<T, ProviderError>
     where
-        R: FnMut(Arc<str>, Response<Incoming>, Timeouts) -> Fut,
+        R: FnMut(Arc<str>, Response<Incoming>, Timeouts, Option<&'static str>) -> Fut,
         Fut: Future<Output = Result<T, Failure<T>>>,
     {
         let account = self.account(&request.route.account)?;
@@ -494,11 +493,12 @@ impl BedrockProvider {
         mut read: R,
     ) -> Result<T, ProviderError>
     where
-        R: FnMut(Arc<str>, Response<Incoming>, Timeouts) -> Fut,
+        R: FnMut(Arc<str>, Response<Incoming>, Timeouts, Option<&'static str>) -> Fut,
         Fut: Future<Output = Result<T, Failure<T>>>,
     {
         let route = request.route;
-        let body = converse_body(request, operation).map(Bytes::from)?;
+        let (body, unwrap_tool) = converse_body_and_forced_tool(request, operation)?;
+        let body = Bytes::from(body);
         let regional;
         let endpoint = if account.endpoint.overridden || route.region == account.region {
             &account.endpoint
@@ -549,7 +549,14 @@ impl BedrockProvider {
                             );
                         }
                     }
-                    match read(Arc::clone(&account.name), response, settings.timeouts).await {
+                    match read(
+                        Arc::clone(&account.name),
+                        response,
+                        settings.timeouts,
+                        unwrap_tool,
+                    )
+                    .await
+                    {
                         Ok(answer) => {
                             account.retries.answered(last_retry);
                             return Ok(answer);
@@ -729,11 +736,10 @@ impl ChatProvider for BedrockProvider {
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
-        let unwrap_tool = forced_tool(request);
         self.call(
             request,
             Operation::Converse,
-            |_account, response, timeouts| async move {
+            |_account, response, timeouts, unwrap_tool| async move {
                 let (parts, incoming) = response.into_parts();
                 let body = read_body(
                     incoming,
@@ -754,11 +760,10 @@ impl ChatProvider for BedrockProvider {
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
-        let unwrap_tool = forced_tool(request);
         self.call(
             request,
             Operation::ConverseStream,
-            |account, response, timeouts| async move {
+            |account, response, timeouts, unwrap_tool| async move {
                 let mut events = crate::stream_events::chat_events(
                     account,
                     response.into_body(),

@@ -9,7 +9,7 @@
 //!   and `{"type": "object"}` is refused by models that require closed objects): one tool,
 //!   [`FORCED_TOOL_NAME`], whose input schema is the client's schema (`json_object`: any
 //!   object), and `toolChoice` naming it. The answer's tool input is the JSON the client
-//!   asked for; the response side unwraps it into text when [`forced_tool`] says so.
+//!   asked for; the response side unwraps it into text when [`StructuredOutput::forced_tool`] says so.
 //!
 //! Refused (`ProviderError::Unsupported`, `ResponseFormat`) where the forced tool cannot
 //! work: client tools beside it (the model could not call them), a model without tools,
@@ -17,9 +17,7 @@
 //! top-level `type` is not `object` (a tool's input is an object, and Bedrock refuses any
 //! other input schema).
 
-use gateway_core::{
-    ChatRequest, JsonSchemaFormat, ProviderError, ProviderRequest, RequestFeature, ResponseFormat,
-};
+use gateway_core::{ChatRequest, JsonSchemaFormat, ProviderError, RequestFeature, ResponseFormat};
 use serde_json::Value;
 
 use crate::converse_request::OPEN_SCHEMA;
@@ -127,13 +125,11 @@ impl<'a> StructuredOutput<'a> {
     }
 }
 
-/// The name of the tool whose call is really the answer's text, when `call` uses one: the
-/// response side turns that call into text and `tool_use` into `end_turn`.
-pub(crate) fn forced_tool(call: ProviderRequest<'_>) -> Option<&'static str> {
-    let model = ModelCapabilities::of(call.route);
-    match StructuredOutput::of(call.chat, &model, &call.route.model_id) {
-        Ok(Some(StructuredOutput::ForcedTool { .. })) => Some(FORCED_TOOL_NAME),
-        _ => None,
+impl StructuredOutput<'_> {
+    /// The name of the tool whose call is really the answer's text, when this output uses
+    /// one: the response side turns that call into text and `tool_use` into `end_turn`.
+    pub(crate) fn forced_tool(&self) -> Option<&'static str> {
+        matches!(self, Self::ForcedTool { .. }).then_some(FORCED_TOOL_NAME)
     }
 }
 
@@ -166,7 +162,14 @@ mod tests {
     }
 
     fn forced(model_id: &str, request: &ChatRequest) -> Option<&'static str> {
-        forced_tool(ProviderRequest::new(&route(model_id), request, None))
+        let route = route(model_id);
+        let call = gateway_core::ProviderRequest::new(&route, request, None);
+        crate::converse_request::converse_body_and_forced_tool(
+            call,
+            crate::converse_request::Operation::Converse,
+        )
+        .ok()
+        .and_then(|(_, forced_tool)| forced_tool)
     }
 
     #[test]

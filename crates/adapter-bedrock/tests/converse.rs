@@ -7,30 +7,25 @@
     reason = "helpers outside #[test] functions fail the test on bad input, like the tests themselves"
 )]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bedrock_sim::{BedrockSim, RecordedAuth, Reply, Script, SimHandle};
+use bedrock_sim::{RecordedAuth, Reply, Script, SimHandle};
 use futures_util::StreamExt;
 use gateway_adapter_bedrock::{
-    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+    BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
 };
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::{
-    ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
-    ProviderRequest, Role, Route, StopReason,
+    ChatEvent, ChatProvider, ChatRequest, ContentPart, Message, ProviderError, ProviderRequest,
+    Role, Route, StopReason,
 };
 
+mod support;
+use support::{now, KEY_ID, SECRET};
+
 const ACCOUNT: &str = "internal-bedrock";
-const KEY_ID: &str = "AKIDEXAMPLE";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const MODEL: &str = "anthropic.claude-3-sonnet-20240229-v1:0";
 const PROFILE_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
-/// Both sides read this instant, so signatures never depend on the wall clock.
-const NOW_UNIX: u64 = 1_705_320_000;
-
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
-}
 
 /// Never contact an instance-metadata endpoint, whatever a credential source does.
 fn no_instance_metadata() {
@@ -39,15 +34,7 @@ fn no_instance_metadata() {
 }
 
 async fn sim(script: impl FnOnce(bedrock_sim::SimBuilder) -> bedrock_sim::SimBuilder) -> SimHandle {
-    no_instance_metadata();
-    script(
-        BedrockSim::builder()
-            .access_key(KEY_ID, SECRET)
-            .clock_at(now()),
-    )
-    .start()
-    .await
-    .unwrap()
+    script(support::sim_builder()).start().await.unwrap()
 }
 
 fn account(endpoint: String, secret: &str) -> BedrockAccountConfig {
@@ -55,11 +42,7 @@ fn account(endpoint: String, secret: &str) -> BedrockAccountConfig {
         name: ACCOUNT.into(),
         region: "us-east-1".try_into().unwrap(),
         endpoint: Some(endpoint.try_into().unwrap()),
-        auth: AuthConfig::AccessKey {
-            access_key_id: KEY_ID.try_into().unwrap(),
-            secret_access_key: secret.try_into().unwrap(),
-            session_token: None,
-        },
+        auth: support::access_key(secret),
         // Retries have their own tests (retries.rs); here one call is one request.
         retry: RetryConfig::NO_RETRIES,
         timeouts: TimeoutOverrides::default(),
@@ -75,26 +58,16 @@ async fn provider_for(endpoint: String, secret: &str) -> BedrockProvider {
     )
     .await
     .unwrap()
-    .with_timeouts(Timeouts {
-        connect: Duration::from_secs(2),
-        first_byte: Duration::from_secs(10),
-        idle_stream: Duration::from_secs(10),
-        total: None,
-    })
+    .with_timeouts(support::timeouts())
 }
 
 fn route(model_id: &str) -> Route {
-    Route {
-        public_name: format!("{ACCOUNT}/claude-3"),
-        account: ACCOUNT.into(),
-        model_id: model_id.into(),
-        region: "us-east-1".into(),
-        guardrail: Default::default(),
-        finish_reason_style: FinishReasonStyle::Bedrock,
-        drop_unsupported_params: false,
-        price: None,
-        family: None,
-    }
+    support::route(
+        ACCOUNT,
+        format!("{ACCOUNT}/claude-3"),
+        model_id,
+        "us-east-1",
+    )
 }
 
 fn request(text: &str) -> ChatRequest {

@@ -8,31 +8,26 @@
 )]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bedrock_sim::{BedrockSim, Operation, Reply, Script, SimHandle};
+use bedrock_sim::{Operation, Reply, Script, SimHandle};
 use futures_util::StreamExt;
 use gateway_adapter_bedrock::{
-    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+    BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides,
 };
 use gateway_core::clock::{FixedClock, SharedClock};
 use gateway_core::{
-    ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
-    ProviderRequest, Role, Route,
+    ChatEvent, ChatProvider, ChatRequest, ContentPart, Message, ProviderError, ProviderRequest,
+    Role, Route,
 };
 
+mod support;
+use support::{now, SECRET};
+
 const ACCOUNT: &str = "acct";
-const KEY_ID: &str = "AKIDEXAMPLE";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const MODEL: &str = "anthropic.claude-3-5-sonnet-20241022-v2:0";
 const US_PROFILE: &str = "us.anthropic.claude-3-5-sonnet-20241022-v2:0";
 /// Bedrock's message, typographic apostrophe included.
 const ON_DEMAND_REFUSAL: &str = "Invocation of model ID anthropic.claude-3-5-sonnet-20241022-v2:0 with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.";
-const NOW_UNIX: u64 = 1_705_320_000;
-
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
-}
 
 fn refusal() -> Script {
     Script::error(400, "ValidationException", ON_DEMAND_REFUSAL)
@@ -40,10 +35,7 @@ fn refusal() -> Script {
 
 /// Scripts `model_id` to refuse on-demand calls and the US profile to answer.
 async fn sim_refusing(model_id: &str) -> SimHandle {
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    BedrockSim::builder()
-        .access_key(KEY_ID, SECRET)
-        .clock_at(now())
+    support::sim_builder()
         .script(model_id, refusal())
         .script(US_PROFILE, Script::Reply(Reply::text("via the profile")))
         .start()
@@ -57,11 +49,7 @@ async fn provider(sim: &SimHandle) -> BedrockProvider {
             name: ACCOUNT.into(),
             region: "us-east-1".try_into().unwrap(),
             endpoint: Some(sim.url().try_into().unwrap()),
-            auth: AuthConfig::AccessKey {
-                access_key_id: KEY_ID.try_into().unwrap(),
-                secret_access_key: SECRET.try_into().unwrap(),
-                session_token: None,
-            },
+            auth: support::access_key(SECRET),
             // One request per attempt, so the profile switch is all there is to count.
             retry: RetryConfig::NO_RETRIES,
             timeouts: TimeoutOverrides::default(),
@@ -71,26 +59,11 @@ async fn provider(sim: &SimHandle) -> BedrockProvider {
     )
     .await
     .unwrap()
-    .with_timeouts(Timeouts {
-        connect: Duration::from_secs(2),
-        first_byte: Duration::from_secs(10),
-        idle_stream: Duration::from_secs(10),
-        total: None,
-    })
+    .with_timeouts(support::timeouts())
 }
 
 fn route(model_id: &str, region: &str) -> Route {
-    Route {
-        public_name: format!("{ACCOUNT}/claude"),
-        account: ACCOUNT.into(),
-        model_id: model_id.into(),
-        region: region.into(),
-        guardrail: Default::default(),
-        finish_reason_style: FinishReasonStyle::Bedrock,
-        drop_unsupported_params: false,
-        price: None,
-        family: None,
-    }
+    support::route(ACCOUNT, format!("{ACCOUNT}/claude"), model_id, region)
 }
 
 fn request() -> ChatRequest {
@@ -242,13 +215,14 @@ async fn a_stream_is_retried_alike_before_any_event() {
     );
 }
 
-#[tokio::test]
-async fn a_region_without_profiles_gets_bedrocks_error() {
-    let sim = sim_refusing(MODEL).await;
+/// Calls `model_id` in `region`, which Bedrock refuses on demand, and checks that the
+/// refusal comes back after that one call: no profile is tried.
+async fn assert_refusal_passed_on(model_id: &str, region: &str) {
+    let sim = sim_refusing(model_id).await;
     let provider = provider(&sim).await;
     let error = provider
         .complete(ProviderRequest::new(
-            &route(MODEL, "sa-east-1"),
+            &route(model_id, region),
             &request(),
             None,
         ))
@@ -258,9 +232,19 @@ async fn a_region_without_profiles_gets_bedrocks_error() {
         error,
         ProviderError::InvalidRequest {
             message: ON_DEMAND_REFUSAL.into()
-        }
+        },
+        "{model_id}"
     );
-    assert_eq!(calls(&sim), [(Operation::Converse, MODEL.to_owned())]);
+    assert_eq!(
+        calls(&sim),
+        [(Operation::Converse, model_id.to_owned())],
+        "{model_id}"
+    );
+}
+
+#[tokio::test]
+async fn a_region_without_profiles_gets_bedrocks_error() {
+    assert_refusal_passed_on(MODEL, "sa-east-1").await;
 }
 
 #[tokio::test]
@@ -270,28 +254,7 @@ async fn arns_and_profile_ids_are_never_rewritten() {
         "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0",
         "eu.anthropic.claude-3-5-sonnet-20241022-v2:0",
     ] {
-        let sim = sim_refusing(model_id).await;
-        let provider = provider(&sim).await;
-        let error = provider
-            .complete(ProviderRequest::new(
-                &route(model_id, "us-east-1"),
-                &request(),
-                None,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error,
-            ProviderError::InvalidRequest {
-                message: ON_DEMAND_REFUSAL.into()
-            },
-            "{model_id}"
-        );
-        assert_eq!(
-            calls(&sim),
-            [(Operation::Converse, model_id.to_owned())],
-            "{model_id}"
-        );
+        assert_refusal_passed_on(model_id, "us-east-1").await;
     }
 }
 

@@ -13,32 +13,28 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use bedrock_sim::{BedrockSim, Operation, RecordedAuth, Script, SimHandle, StreamStep};
+use bedrock_sim::{Operation, RecordedAuth, Script, SimHandle, StreamStep};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway_adapter_bedrock::{
-    AuthConfig, BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides, Timeouts,
+    BedrockAccountConfig, BedrockProvider, RetryConfig, TimeoutOverrides,
 };
 use gateway_core::clock::{Clock, SharedClock};
 use gateway_core::{
-    ChatEvent, ChatProvider, ChatRequest, ContentPart, FinishReasonStyle, Message, ProviderError,
-    ProviderRequest, Role, Route,
+    ChatEvent, ChatProvider, ChatRequest, ContentPart, Message, ProviderError, ProviderRequest,
+    Role, Route,
 };
 use serde_json::json;
 use tokio::time::Instant;
 
-const ACCOUNT: &str = "acct";
-const KEY_ID: &str = "AKIDEXAMPLE";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
-const NOW_UNIX: u64 = 1_705_320_000;
-const TOO_MANY_TOKENS: &str = "Too many tokens, please wait before trying again.";
+mod support;
+use support::{now, KEY_ID, SECRET};
 
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
-}
+const ACCOUNT: &str = "acct";
+const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const TOO_MANY_TOKENS: &str = "Too many tokens, please wait before trying again.";
 
 /// A wall clock one second later at every reading, so every signature carries its own date:
 /// an attempt that reused an earlier attempt's signature would show. The simulator accepts
@@ -52,10 +48,7 @@ impl Clock for Ticking {
 }
 
 async fn sim(script: Script) -> SimHandle {
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    BedrockSim::builder()
-        .access_key(KEY_ID, SECRET)
-        .clock_at(now())
+    support::sim_builder()
         .script(MODEL, script)
         .start()
         .await
@@ -75,6 +68,22 @@ fn limit(ms: u64) -> Option<gateway_adapter_bedrock::TimeLimit> {
     Some(ms.try_into().unwrap())
 }
 
+/// Limits that set the total and nothing else.
+fn total_limit(ms: u64) -> TimeoutOverrides {
+    TimeoutOverrides {
+        total_ms: limit(ms),
+        ..TimeoutOverrides::default()
+    }
+}
+
+/// Limits that set the wait for the first byte and nothing else.
+fn first_byte_limit(ms: u64) -> TimeoutOverrides {
+    TimeoutOverrides {
+        first_byte_ms: limit(ms),
+        ..TimeoutOverrides::default()
+    }
+}
+
 async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
     let retry = match settings.max_attempts {
         Some(attempts) => RetryConfig {
@@ -86,11 +95,7 @@ async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
         name: ACCOUNT.into(),
         region: "us-east-1".try_into().unwrap(),
         endpoint: Some(sim.url().try_into().unwrap()),
-        auth: AuthConfig::AccessKey {
-            access_key_id: KEY_ID.try_into().unwrap(),
-            secret_access_key: SECRET.try_into().unwrap(),
-            session_token: None,
-        },
+        auth: support::access_key(SECRET),
         retry,
         timeouts: settings.account,
         model_timeouts: settings
@@ -101,28 +106,13 @@ async fn provider(sim: &SimHandle, settings: Settings) -> BedrockProvider {
     BedrockProvider::new(vec![account], SharedClock::new(Ticking(AtomicU64::new(0))))
         .await
         .unwrap()
-        .with_timeouts(Timeouts {
-            connect: Duration::from_secs(2),
-            first_byte: Duration::from_secs(10),
-            idle_stream: Duration::from_secs(10),
-            total: None,
-        })
+        .with_timeouts(support::timeouts())
         .with_retry_jitter_seed(42)
 }
 
 /// The route of model `name` in the account, calling `model_id`.
 fn route_to(name: &str, model_id: &str) -> Route {
-    Route {
-        public_name: format!("{ACCOUNT}/{name}"),
-        account: ACCOUNT.into(),
-        model_id: model_id.into(),
-        region: "us-east-1".into(),
-        guardrail: Default::default(),
-        finish_reason_style: FinishReasonStyle::Bedrock,
-        drop_unsupported_params: false,
-        price: None,
-        family: None,
-    }
+    support::route(ACCOUNT, format!("{ACCOUNT}/{name}"), model_id, "us-east-1")
 }
 
 fn route() -> Route {
@@ -440,10 +430,7 @@ async fn a_timed_out_attempt_is_retried() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                first_byte_ms: limit(500),
-                ..TimeoutOverrides::default()
-            },
+            account: first_byte_limit(500),
             ..Settings::default()
         },
     )
@@ -476,10 +463,7 @@ async fn the_total_limit_bounds_a_stalled_call() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                total_ms: limit(2_000),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(2_000),
             ..Settings::default()
         },
     )
@@ -503,10 +487,7 @@ async fn the_total_limit_bounds_retries_and_their_waits() {
         &sim,
         Settings {
             max_attempts: Some(10),
-            account: TimeoutOverrides {
-                total_ms: limit(1_500),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(1_500),
             ..Settings::default()
         },
     )
@@ -528,10 +509,7 @@ async fn a_stream_waits_for_its_first_event_within_the_total_limit() {
     let provider = provider(
         &sim,
         Settings {
-            account: TimeoutOverrides {
-                total_ms: limit(1_000),
-                ..TimeoutOverrides::default()
-            },
+            account: total_limit(1_000),
             ..Settings::default()
         },
     )
@@ -553,14 +531,8 @@ async fn a_model_s_limits_override_its_account_s() {
         &sim,
         Settings {
             max_attempts: Some(1),
-            account: TimeoutOverrides {
-                first_byte_ms: limit(5_000),
-                ..TimeoutOverrides::default()
-            },
-            model: Some(TimeoutOverrides {
-                first_byte_ms: limit(300),
-                ..TimeoutOverrides::default()
-            }),
+            account: first_byte_limit(5_000),
+            model: Some(first_byte_limit(300)),
         },
     )
     .await;
