@@ -247,7 +247,6 @@ pub fn model_path(model_id: &str, operation: Operation) -> String {
     )
 }
 
-/// The URL of `operation` on `model_id` at `endpoint`.
 /// The target of the spans the trace exporter takes (the same as adapter-http's).
 const GEN_AI_TARGET: &str = "gen_ai";
 
@@ -289,6 +288,7 @@ fn record_server(span: &tracing::Span, host: &str) {
     }
 }
 
+/// The URL of `operation` on `model_id` at `endpoint`.
 fn model_url(endpoint: &Target, model_id: &str, operation: Operation) -> String {
     format!("{}{}", endpoint.base, model_path(model_id, operation))
 }
@@ -770,10 +770,16 @@ impl ChatProvider for BedrockProvider {
                     timeouts.idle_stream,
                     unwrap_tool,
                 );
+                // The call's span (this runs inside it) lasts until the stream ends, so its
+                // duration is the whole answer's and a mid-stream failure is named on it.
+                let span = tracing::Span::current();
                 match events.next().await {
                     Some(Ok(first)) => {
                         let first = futures_util::stream::iter([Ok(first)]);
-                        Ok(Box::pin(first.chain(events)) as ChatEventStream)
+                        Ok(Box::pin(InSpan {
+                            events: Box::pin(first.chain(events)),
+                            span,
+                        }) as ChatEventStream)
                     }
                     Some(Err(error)) => {
                         let retry = events.retry_reason();
@@ -790,6 +796,29 @@ impl ChatProvider for BedrockProvider {
             },
         )
         .await
+    }
+}
+
+/// A stream that keeps the Bedrock call's span open until it ends (or is dropped), naming
+/// the first error it carries on the span.
+struct InSpan {
+    events: ChatEventStream,
+    span: tracing::Span,
+}
+
+impl futures_core::Stream for InSpan {
+    type Item = <ChatEventStream as futures_core::Stream>::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.events.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(Some(Err(error))) = &polled {
+            self.span.record("error.type", error.kind());
+            self.span.record("otel.status_code", "ERROR");
+        }
+        polled
     }
 }
 

@@ -36,3 +36,4 @@ pub use readiness::Readiness;
 pub use retry_metrics::RetryCounters;
 pub use server::HttpApp;
 pub use settings::{GatewayKey, HttpSettings};
+pub use trace::TraceExportFailures;

@@ -175,6 +175,9 @@ impl HttpApp {
         if let Some(errors) = settings.limit_backend_errors {
             metrics.register_collector(Box::new(LimitBackendCollector(errors)));
         }
+        if let Some(failures) = settings.trace_export_failures {
+            metrics.register_collector(Box::new(trace::TraceExportCollector(failures)));
+        }
         let key_labels = Arc::new(KeyLabels::new(
             settings.keys.iter().map(|key| key.name.as_str()),
         ));

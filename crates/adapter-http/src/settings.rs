@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
+use crate::trace::TraceExportFailures;
 use crate::{LimitBackendErrors, RetryCounters};
 
 /// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
@@ -153,6 +154,9 @@ pub struct HttpSettings {
     /// The limits backend's failures, for `/metrics`; `None` (a backend that cannot fail,
     /// such as memory) leaves the metric out.
     pub limit_backend_errors: Option<Arc<dyn LimitBackendErrors>>,
+    /// The trace exporter's failures, for `/metrics`; `None` (no exporter) leaves the
+    /// metric out.
+    pub trace_export_failures: Option<Arc<dyn TraceExportFailures>>,
     /// Send each chat's request id to Bedrock as the `requestMetadata` pair
     /// `gateway_request_id` (unless the client already sent Bedrock's 16 pairs).
     pub request_id_to_bedrock: bool,
@@ -182,6 +186,7 @@ impl Default for HttpSettings {
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             retry_counters: None,
             limit_backend_errors: None,
+            trace_export_failures: None,
             request_id_to_bedrock: false,
             capture_content: false,
         }

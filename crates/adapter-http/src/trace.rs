@@ -6,11 +6,18 @@
 //! costs. Its kind is SERVER: the gateway serves the client's call; the call to Bedrock is
 //! the CLIENT span below it (adapter-bedrock).
 
+use std::fmt;
+use std::sync::Arc;
+
 use gateway_core::ChatRequest;
 use http::HeaderMap;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Array, StringValue, Value};
 use opentelemetry_http::HeaderExtractor;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use tracing::field::Empty;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -118,4 +125,29 @@ pub(crate) fn record_error(span: &Span, kind: &str) {
 
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// How many trace exports failed (each failure drops its batch of spans), read when
+/// `/metrics` is scraped as `gateway_trace_export_failures_total`. A host with a trace
+/// exporter hands its count in [`crate::HttpSettings::trace_export_failures`].
+pub trait TraceExportFailures: fmt::Debug + Send + Sync + 'static {
+    /// Failed exports so far.
+    fn failed_exports(&self) -> u64;
+}
+
+/// Encodes a [`TraceExportFailures`] at each scrape.
+#[derive(Debug)]
+pub(crate) struct TraceExportCollector(pub(crate) Arc<dyn TraceExportFailures>);
+
+impl Collector for TraceExportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let counter = ConstCounter::new(self.0.failed_exports());
+        let metric = encoder.encode_descriptor(
+            "gateway_trace_export_failures",
+            "Span batches the trace collector refused or never got (their spans are dropped)",
+            None,
+            MetricType::Counter,
+        )?;
+        counter.encode(metric)
+    }
 }

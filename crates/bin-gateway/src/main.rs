@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gateway::config::GatewayConfig;
 use gateway::config::TelemetryConfig;
+use gateway::config::{ConfigError, GatewayConfig};
 use gateway::telemetry::{traces_endpoint, TelemetryError, Tracing};
 use gateway::wiring::{prepare, start_sharded, ShardedGateway};
 use gateway_adapter_http::trace::GEN_AI_TARGET;
@@ -170,7 +170,17 @@ async fn serve(path: &Path) -> ExitCode {
 /// Reads, validates and builds `path` as `serve` and `check` do, and swaps it in; anything
 /// wrong leaves the running configuration serving, with one line naming the setting.
 async fn reload(gateway: &mut ShardedGateway, path: &Path) {
-    let outcome = match GatewayConfig::load(path) {
+    // File reads block; they stay off the runtime that drives the shards' handle.
+    let owned = path.to_owned();
+    let loaded = tokio::task::spawn_blocking(move || GatewayConfig::load(&owned))
+        .await
+        .unwrap_or_else(|join| {
+            Err(ConfigError::Read {
+                path: path.display().to_string(),
+                source: std::io::Error::other(join),
+            })
+        });
+    let outcome = match loaded {
         Ok(config) => gateway
             .reload(&config)
             .await

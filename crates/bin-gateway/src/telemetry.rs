@@ -7,12 +7,14 @@
 //! its own, so an export never takes a thread from the gateway's runtimes.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use gateway_adapter_bedrock::{build_client, BedrockHttpClient};
+use gateway_adapter_http::TraceExportFailures;
 use http_body_util::{BodyExt, Full};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
@@ -30,6 +32,29 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `service.name` of the spans unless `OTEL_SERVICE_NAME` says otherwise.
 const SERVICE_NAME: &str = "ai-gateway";
+
+/// Failed exports of every exporter the process started. The exporter, like the `tracing`
+/// subscriber that feeds it, is the process's, so `/metrics` shows one count whichever app
+/// (and whichever reload of it) serves the scrape.
+static PROCESS_FAILED_EXPORTS: AtomicU64 = AtomicU64::new(0);
+/// Whether an exporter was started: without one there is no failure count to show.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// The process's failed trace exports for `/metrics`, once an exporter was started.
+pub fn export_failures() -> Option<Arc<dyn TraceExportFailures>> {
+    EXPORTING
+        .load(Ordering::Relaxed)
+        .then(|| Arc::new(ProcessExportFailures) as Arc<dyn TraceExportFailures>)
+}
+
+#[derive(Debug)]
+struct ProcessExportFailures;
+
+impl TraceExportFailures for ProcessExportFailures {
+    fn failed_exports(&self) -> u64 {
+        PROCESS_FAILED_EXPORTS.load(Ordering::Relaxed)
+    }
+}
 
 /// Where traces go: the standard environment variables win over the file, as in every
 /// OpenTelemetry SDK, so a deployment can point one image at its collector without editing
@@ -59,15 +84,15 @@ pub enum TelemetryError {
 #[derive(Debug, Clone)]
 pub struct Tracing {
     provider: SdkTracerProvider,
-    failures: std::sync::Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
 }
 
 impl Tracing {
     /// Exports to `endpoint` (a full OTLP/HTTP traces URL) and makes W3C trace context the
     /// propagator, so a client's `traceparent` continues its trace.
     pub fn start(endpoint: &str) -> Result<Self, TelemetryError> {
-        let failures = std::sync::Arc::new(AtomicU64::new(0));
-        let client = ExportClient::new(std::sync::Arc::clone(&failures))?;
+        let failures = Arc::new(AtomicU64::new(0));
+        let client = ExportClient::new(Arc::clone(&failures))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
@@ -84,6 +109,7 @@ impl Tracing {
             .with_resource(Resource::builder().with_service_name(service_name).build())
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        EXPORTING.store(true, Ordering::Relaxed);
         Ok(Self { provider, failures })
     }
 
@@ -118,7 +144,7 @@ impl Tracing {
 struct ExportClient {
     runtime: tokio::runtime::Runtime,
     client: BedrockHttpClient,
-    failures: std::sync::Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for ExportClient {
@@ -128,7 +154,7 @@ impl fmt::Debug for ExportClient {
 }
 
 impl ExportClient {
-    fn new(failures: std::sync::Arc<AtomicU64>) -> Result<Self, std::io::Error> {
+    fn new(failures: Arc<AtomicU64>) -> Result<Self, std::io::Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -162,6 +188,7 @@ impl ExportClient {
             Err(_) => true,
         };
         if failed {
+            PROCESS_FAILED_EXPORTS.fetch_add(1, Ordering::Relaxed);
             let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
             // One line per failed batch (every few seconds at most), never per request.
             match outcome {

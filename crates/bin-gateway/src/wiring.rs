@@ -219,6 +219,7 @@ async fn build_app(
     let retry_counters = Arc::new(BedrockRetryCounters::new(&built.provider));
     let settings = HttpSettings {
         retry_counters: Some(Arc::clone(&retry_counters) as Arc<dyn RetryCounters>),
+        trace_export_failures: crate::telemetry::export_failures(),
         ..std::mem::take(&mut built.settings)
     };
     let app = HttpApp::new(built.service.clone(), settings, clock);

@@ -396,7 +396,42 @@ async fn sighup_with_a_broken_file_names_the_bad_key_and_the_old_configuration_s
         "{refused}"
     );
     assert_eq!(gateway.chat_status(KEY).await, 200);
+
+    // Hostile files: binary garbage, a runaway file, and a FIFO nobody writes to (opening it
+    // would wait for a writer forever). Each is refused and the old configuration serves.
+    let refused = gateway
+        .reload(
+            "\u{0}\u{1}\u{fffd}[[[\u{7f}",
+            "configuration not reloaded, the running one stays",
+        )
+        .await;
+    assert!(message_of(&refused).contains("not valid TOML"), "{refused}");
+    let refused = gateway
+        .reload(
+            &"# padding\n".repeat(500_000),
+            "configuration not reloaded, the running one stays",
+        )
+        .await;
+    assert!(message_of(&refused).contains("larger than"), "{refused}");
+    std::fs::remove_file(&gateway.config).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(&gateway.config)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    gateway.signal("HUP");
+    let refused = gateway
+        .log("configuration not reloaded, the running one stays")
+        .await;
+    assert!(
+        message_of(&refused).contains("not a regular file"),
+        "{refused}"
+    );
+    assert_eq!(gateway.chat_status(KEY).await, 200);
+    std::fs::remove_file(&gateway.config).unwrap();
     assert!(!gateway.logged("configuration reloaded"));
+    // A good file again is taken: the FIFO left no reload stuck.
+    gateway.reload(&good, "configuration reloaded").await;
     gateway.signal("TERM");
     assert_eq!(gateway.exit_code().await, Some(0));
 }

@@ -13,7 +13,7 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use bedrock_sim::Script;
+use bedrock_sim::{stream, Script, StreamStep};
 use bytes::Bytes;
 use common::*;
 use gateway::telemetry::Tracing;
@@ -308,6 +308,37 @@ async fn a_streams_span_ends_with_the_stream_and_carries_its_usage() {
 }
 
 #[tokio::test]
+async fn the_bedrock_span_of_a_stream_lasts_to_its_end_and_names_a_mid_stream_failure() {
+    let (endpoint, mut received) = collector().await;
+    let (traces, _guard) = trace_to(&endpoint);
+    let mut steps = stream::text(&["first", " second"], "end_turn", (1, 2));
+    // After the first delta, well past the first event the provider reads before answering.
+    steps.truncate(3);
+    steps.push(StreamStep::Exception {
+        exception_type: "modelStreamErrorException".into(),
+        message: "the model broke off".into(),
+    });
+    let gw = TestGateway::start(sim().script(CLAUDE, Script::Stream(steps))).await;
+    let response = gw
+        .stream(&json!({"model": "sim/claude-3", "stream": true, "messages": user("hi")}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let events = SseReader::new(response).rest().await;
+    assert!(
+        events.iter().any(|event| event.contains("first")),
+        "{events:?}"
+    );
+    flush(&traces).await;
+    let spans = spans_until(&mut received, &format!("chat {CLAUDE}")).await;
+    let bedrock = spans
+        .iter()
+        .find(|span| span.name == format!("chat {CLAUDE}"))
+        .unwrap();
+    assert_eq!(string(bedrock, "error.type"), "model_error");
+    traces.shutdown();
+}
+
+#[tokio::test]
 async fn a_dead_collector_neither_slows_nor_fails_requests() {
     // A port nobody listens on: every export is refused.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -359,6 +390,16 @@ async fn a_refused_export_is_counted() {
     assert_eq!(traces.failed_exports(), 0);
     flush(&traces).await;
     assert_eq!(traces.failed_exports(), 1);
+    // The process's count (every exporter of this test binary adds to it) is on /metrics.
+    let (status, metrics) = gw.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    let shown: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway_trace_export_failures_total "))
+        .expect("the failure count is on /metrics")
+        .parse()
+        .unwrap();
+    assert!(shown >= 1, "{shown}");
 }
 
 #[tokio::test]

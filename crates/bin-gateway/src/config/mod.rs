@@ -118,8 +118,12 @@ impl LimitsBackend {
 impl GatewayConfig {
     /// Reads and validates a file, taking `${VAR}` (and a missing api key) from the process
     /// environment.
+    ///
+    /// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read, so a path swapped for a
+    /// FIFO, a device or a runaway file fails the load (and a reload keeps the running
+    /// configuration) instead of hanging or exhausting memory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_config_file(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
@@ -160,4 +164,30 @@ fn deserialize_error(path: &str, message: &str) -> ConfigError {
         }
     }
     invalid(path, message)
+}
+
+/// The largest configuration file read: far above any real one (thousands of keys and
+/// models), far below what would strain memory.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let not_regular = || Error::new(ErrorKind::InvalidInput, "not a regular file");
+    // Checked before opening too: opening a FIFO waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok(text)
 }
