@@ -1,27 +1,29 @@
 //! Development tasks: `cargo xtask ci` does exactly what CI does; `cargo xtask manifests`
-//! validates the Kubernetes manifests (one of its steps); `cargo xtask bench` measures the
-//! gateway against the simulator.
+//! validates the Kubernetes manifests and `cargo xtask supply-chain` checks the dependencies
+//! (two of its steps); `cargo xtask advisory-snapshot --from <dir>` refreshes the committed
+//! RustSec snapshot; `cargo xtask bench` measures the gateway against the simulator.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod bench_services;
 mod manifests;
+mod supply_chain;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: cargo xtask <ci | manifests | bench [--quick]>";
+const USAGE: &str = "usage: cargo xtask <ci | manifests | supply-chain | advisory-snapshot --from <dir> | bench [--quick]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("manifests") => match manifests::check() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("==> manifests failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Some("manifests") => exit_with("manifests", manifests::check()),
+        Some("supply-chain") => exit_with("supply-chain", supply_chain::check()),
+        Some("advisory-snapshot") if args.len() == 3 && args[1] == "--from" => exit_with(
+            "advisory-snapshot",
+            supply_chain::refresh_snapshot(Path::new(&args[2])),
+        ),
         Some("bench") => bench::run(&args[1..]),
         Some("bench-sim") => bench_services::sim(),
         Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
@@ -30,6 +32,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn exit_with(step: &str, outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("==> {step} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub(crate) fn workspace_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
 const FORMAT: &[&str] = &["fmt", "--all", "--", "--check"];
@@ -50,7 +68,7 @@ type Check = fn() -> Result<(), String>;
 fn ci() -> ExitCode {
     // The quick checks first: a formatting slip or a bad manifest fails before clippy compiles
     // the workspace.
-    let steps: [(&str, String, Check); 3] = [
+    let steps: [(&str, String, Check); 4] = [
         ("format", format!("cargo {}", FORMAT.join(" ")), || {
             run_cargo(FORMAT)
         }),
@@ -58,6 +76,11 @@ fn ci() -> ExitCode {
             "manifests",
             "kubernetes-validate over deploy/kubernetes/".into(),
             manifests::check,
+        ),
+        (
+            "supply-chain",
+            "cargo-deny (advisories, licenses, bans, sources) with deny.toml".into(),
+            supply_chain::check,
         ),
         ("lint", format!("cargo {}", LINT.join(" ")), || {
             run_cargo(LINT)

@@ -2,7 +2,9 @@
 //! `deploy/kubernetes/` validated against the Kubernetes API's schemas by the
 //! `kubernetes-validate` Python package, which `.ci/run` installs at a pinned version.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::workspace_root;
 use std::process::Command;
 
 /// Where the manifests are, from the workspace root.
@@ -89,9 +91,4 @@ fn manifest_files(dir: &Path) -> Result<Vec<String>, String> {
     }
     names.sort();
     Ok(names)
-}
-
-fn workspace_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
 }
