@@ -15,17 +15,7 @@ use bedrock_sim::SimRole;
 use common::*;
 
 fn gateway_cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
-    command
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config-for-tests")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials-for-tests",
-        )
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET);
-    command
+    common::process::gateway_command()
 }
 
 fn fixture(path: &str) -> String {

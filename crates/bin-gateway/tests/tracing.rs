@@ -10,23 +10,16 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use bedrock_sim::{stream, Script, StreamStep};
-use bytes::Bytes;
 use common::*;
 use gateway::telemetry::Tracing;
 use gateway_core::clock::SharedClock;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -38,41 +31,6 @@ const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN_ID: &str = "b7ad6b7169203331";
 /// How long the collector may take to get a flushed span: a bound, not a pause.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An OTLP/HTTP collector on loopback: every export request it receives, decoded.
-async fn collector() -> (String, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let (sender, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: hyper::Request<Incoming>| {
-                    let sender = sender.clone();
-                    async move {
-                        assert_eq!(request.uri().path(), "/v1/traces");
-                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let export = ExportTraceServiceRequest::decode(body).unwrap();
-                        let _ = sender.send(export);
-                        let mut response = hyper::Response::new(Full::new(Bytes::new()));
-                        response.headers_mut().insert(
-                            "content-type",
-                            http::HeaderValue::from_static("application/x-protobuf"),
-                        );
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, receiver)
-}
 
 /// Exports to `endpoint` the spans of this thread (the test's current-thread runtime, where
 /// the gateway serves too) until the guard goes.
@@ -172,7 +130,7 @@ fn retried_config() -> String {
 
 #[tokio::test]
 async fn a_chat_exports_a_genai_span_in_the_clients_trace_with_bedrock_below_it() {
-    let (endpoint, mut received) = collector().await;
+    let (endpoint, mut received) = otlp_collector().await;
     let (traces, _guard) = trace_to(&endpoint);
     // Throttled once: the retry shows on the Bedrock call's span.
     let sim = sim().script(
@@ -275,7 +233,7 @@ async fn a_chat_exports_a_genai_span_in_the_clients_trace_with_bedrock_below_it(
 
 #[tokio::test]
 async fn a_streams_span_ends_with_the_stream_and_carries_its_usage() {
-    let (endpoint, mut received) = collector().await;
+    let (endpoint, mut received) = otlp_collector().await;
     let (traces, _guard) = trace_to(&endpoint);
     let gw = TestGateway::start(sim().script(CLAUDE, Script::Echo)).await;
     let response = gw
@@ -309,7 +267,7 @@ async fn a_streams_span_ends_with_the_stream_and_carries_its_usage() {
 
 #[tokio::test]
 async fn the_bedrock_span_of_a_stream_lasts_to_its_end_and_names_a_mid_stream_failure() {
-    let (endpoint, mut received) = collector().await;
+    let (endpoint, mut received) = otlp_collector().await;
     let (traces, _guard) = trace_to(&endpoint);
     let mut steps = stream::text(&["first", " second"], "end_turn", (1, 2));
     // After the first delta, well past the first event the provider reads before answering.
@@ -404,7 +362,7 @@ async fn a_refused_export_is_counted() {
 
 #[tokio::test]
 async fn content_is_on_the_span_only_when_the_operator_turns_it_on() {
-    let (endpoint, mut received) = collector().await;
+    let (endpoint, mut received) = otlp_collector().await;
     let (traces, _guard) = trace_to(&endpoint);
     let config = format!("{BASE_CONFIG}\n[telemetry]\ncapture_content = true\n");
     let gw = TestGateway::start_with_config(sim().script(CLAUDE, Script::Echo), &config, &[]).await;
@@ -428,7 +386,7 @@ async fn content_is_on_the_span_only_when_the_operator_turns_it_on() {
 
 #[tokio::test]
 async fn a_failed_chat_names_its_error_on_both_spans() {
-    let (endpoint, mut received) = collector().await;
+    let (endpoint, mut received) = otlp_collector().await;
     let (traces, _guard) = trace_to(&endpoint);
     let gw = TestGateway::start(sim().script(CLAUDE, Script::throttling())).await;
     let (status, body) = gw

@@ -5,6 +5,20 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod otlp;
+pub mod process;
+
+#[allow(
+    unused_imports,
+    reason = "not every test binary runs a process or a collector"
+)]
+pub use otlp::otlp_collector;
+#[allow(
+    unused_imports,
+    reason = "not every test binary runs a process or a collector"
+)]
+pub use process::{message_of, GatewayProcess};
+
 use std::time::Duration;
 
 use bedrock_sim::{SimBuilder, SimHandle};
