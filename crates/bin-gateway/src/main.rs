@@ -104,7 +104,11 @@ fn trace_export(command: &Command) -> Result<Option<Tracing>, TelemetryError> {
 /// the logs: a span may carry content, and the logs already have their own lines.
 fn init_logging(format: &str, traces: Option<&Tracing>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: escape codes would litter a log file or a
+    // collector's lines.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let logs = if format == "json" {
         logs.json().boxed()
     } else {
