@@ -151,13 +151,19 @@ mod tests {
     #[tokio::test]
     async fn frames_are_joined_in_order() {
         let body = chunked(&[b"ab", b"cd", b"e"]);
-        assert_eq!(read_limited(body, None, 5, TIME).await.unwrap(), &b"abcde"[..]);
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await.unwrap(),
+            &b"abcde"[..]
+        );
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_while_reading() {
         let body = chunked(&[b"abc", b"def"]);
-        assert_eq!(read_limited(body, None, 5, TIME).await, Err(ReadError::TooLarge));
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await,
+            Err(ReadError::TooLarge)
+        );
     }
 
     #[tokio::test]
@@ -173,6 +179,9 @@ mod tests {
     #[tokio::test]
     async fn an_empty_body_is_empty() {
         let body = chunked(&[]);
-        assert_eq!(read_limited(body, None, 5, TIME).await.unwrap(), Bytes::new());
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await.unwrap(),
+            Bytes::new()
+        );
     }
 }

@@ -119,7 +119,10 @@ mod tests {
         assert_eq!((limit.open(), limit.refused()), (2, 2));
         drop(first);
         assert_eq!(shard.open(), 1);
-        assert!(shard.try_open().is_some(), "a closed connection frees its place");
+        assert!(
+            shard.try_open().is_some(),
+            "a closed connection frees its place"
+        );
     }
 
     #[test]

@@ -242,7 +242,12 @@ fn connection_error(peer: SocketAddr, error: &(dyn std::error::Error + Send + Sy
 
 /// The one line for a request refused before a handler could see it. `status`: what hyper
 /// answered, `None` when it closed without an answer.
-fn refused_before_handler(peer: SocketAddr, reason: &'static str, status: Option<u16>, detail: &str) {
+fn refused_before_handler(
+    peer: SocketAddr,
+    reason: &'static str,
+    status: Option<u16>,
+    detail: &str,
+) {
     tracing::info!(
         target: request_log::TARGET,
         request_id = %RequestId::generate(),

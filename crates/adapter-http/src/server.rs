@@ -355,15 +355,13 @@ impl HttpApp {
                     model = info;
                     response
                 }
-                Endpoint::Models => {
-                    match self.keys.authenticate(&parts.headers) {
-                        Some(caller) => {
-                            log.key(self.key_labels.get(caller.key_name.as_deref()));
-                            json_response(StatusCode::OK, self.models.list_json.clone())
-                        }
-                        None => error_response(&ApiError::unauthorized()),
+                Endpoint::Models => match self.keys.authenticate(&parts.headers) {
+                    Some(caller) => {
+                        log.key(self.key_labels.get(caller.key_name.as_deref()));
+                        json_response(StatusCode::OK, self.models.list_json.clone())
                     }
-                }
+                    None => error_response(&ApiError::unauthorized()),
+                },
                 Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
                 Endpoint::Ready => {
                     let report = self.readiness.current();
@@ -468,8 +466,11 @@ impl HttpApp {
                     other,
                 )
             }
+            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
+            // on the connection that can be trusted to start the next request.
             Err(ReadError::Unreadable) => {
-                return (error_response(&ApiError::body_unreadable()), other)
+                let error = error_response(&ApiError::body_unreadable());
+                return (closing(error, parts.version), other);
             }
         };
         let request = parse_chat_request(&bytes);
@@ -720,7 +721,10 @@ fn ambiguous_framing(headers: &HeaderMap) -> bool {
 }
 
 /// The value of `name`, if any; `Err` when the head carries it twice or more.
-fn at_most_one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
+fn at_most_one<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, ()> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (one, None) => Ok(one),

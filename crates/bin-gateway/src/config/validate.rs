@@ -105,7 +105,10 @@ impl RawConfig {
         let max_streams_per_connection = match self.server.max_streams_per_connection {
             None => HttpSettings::DEFAULT_MAX_STREAMS_PER_CONNECTION,
             Some(n) => NonZeroU32::new(n).ok_or_else(|| {
-                invalid("server.max_streams_per_connection", "must be greater than 0")
+                invalid(
+                    "server.max_streams_per_connection",
+                    "must be greater than 0",
+                )
             })?,
         };
         let worker_threads = match self.server.worker_threads {
