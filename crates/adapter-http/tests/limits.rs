@@ -686,3 +686,30 @@ async fn past_max_connections_a_connection_is_closed_at_once_and_counted() {
         .await;
     assert_eq!(served.status(), Some(200), "{}", served.text);
 }
+
+#[tokio::test]
+async fn an_http2_head_over_max_header_bytes_never_reaches_the_handler() {
+    let gateway = Gateway::start_with(HttpSettings {
+        max_header_bytes: 16 * 1024,
+        ..HttpSettings::default()
+    })
+    .await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("http://{}/v1/chat/completions", gateway.addr))
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-big", "a".repeat(20_000))
+        .body(Full::new(Bytes::from_static(CHAT.as_bytes())))
+        .unwrap();
+    let response = tokio::time::timeout(DEADLINE, client.request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert!(
+        !response.headers().contains_key("x-request-id"),
+        "the h2 crate's answer"
+    );
+    assert_eq!(gateway.calls(), 0);
+}
