@@ -18,6 +18,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,7 +161,12 @@ pub async fn serve_live(
                 // A connection that has not sent a request yet has nothing to finish.
                 () = draining(&mut phase) => return,
             }
+            // hyper's header timeout also closes a keep-alive connection idle after its last
+            // answer; only one that never got a whole head was refused.
+            let served = Arc::new(AtomicBool::new(false));
+            let served_by = Arc::clone(&served);
             let service = service_fn(move |request| {
+                served_by.store(true, Ordering::Relaxed);
                 let app = live.current();
                 async move { Ok::<_, Infallible>(app.handle(request).await) }
             });
@@ -168,7 +174,7 @@ pub async fn serve_live(
             tokio::select! {
                 result = watcher.watch(connection) => {
                     if let Err(error) = result {
-                        connection_error(peer, &*error);
+                        connection_error(peer, &*error, served.load(Ordering::Relaxed));
                     }
                 }
                 // Dropping the connection closes its socket and whatever stream it carried.
@@ -220,8 +226,13 @@ async fn first_bytes(stream: &TcpStream, timeout: Duration) -> FirstBytes {
 }
 
 /// Logs what hyper refused on its own, before any handler ran; other connection errors
-/// (clients going away, HTTP/2 resets) are the clients' business and stay at `debug`.
-fn connection_error(peer: SocketAddr, error: &(dyn std::error::Error + Send + Sync + 'static)) {
+/// (clients going away, HTTP/2 resets, a keep-alive connection left idle past the header
+/// timeout after `served` a request) are the clients' business and stay at `debug`.
+fn connection_error(
+    peer: SocketAddr,
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    served: bool,
+) {
     let Some(hyper_error) = error.downcast_ref::<hyper::Error>() else {
         tracing::debug!(%peer, %error, "connection ended with an error");
         return;
@@ -233,7 +244,7 @@ fn connection_error(peer: SocketAddr, error: &(dyn std::error::Error + Send + Sy
         refused_before_handler(peer, "head_too_large", Some(431), &detail);
     } else if hyper_error.is_parse() {
         refused_before_handler(peer, "malformed_head", Some(400), &detail);
-    } else if hyper_error.is_timeout() {
+    } else if hyper_error.is_timeout() && !served {
         refused_before_handler(peer, "header_read_timeout", None, &detail);
     } else {
         tracing::debug!(%peer, error = %hyper_error, "connection ended with an error");

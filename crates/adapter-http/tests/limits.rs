@@ -386,6 +386,28 @@ async fn a_head_slower_than_header_read_timeout_is_closed_and_logged() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_left_idle_is_closed_without_a_refusal_line() {
+    let logs = CapturedLogs::process();
+    let gateway = Gateway::start_with(HttpSettings {
+        header_read_timeout: Duration::from_millis(100),
+        ..HttpSettings::default()
+    })
+    .await;
+    let mut idle = gateway.connect().await;
+    let idle_peer = idle.local_addr().unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut idle).await.starts_with("HTTP/1.1 200 "));
+    assert_eq!(read_to_close(&mut idle).await, "", "closed once idle");
+    // A stalled head on a new connection times out after the idle one closed, so its line
+    // comes after anything the idle one would have logged.
+    let stalled = gateway.exchange(b"GET /health HTTP/1.1\r\nhost:").await;
+    logs.refusal_line(stalled.peer).await;
+    assert_eq!(logs.refusal_of(idle_peer), None);
+}
+
+#[tokio::test]
 async fn a_malformed_head_is_400_before_the_handler_and_logged() {
     let logs = CapturedLogs::process();
     let gateway = Gateway::start().await;
