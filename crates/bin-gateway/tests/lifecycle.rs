@@ -14,170 +14,24 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use bedrock_sim::{stream, Gate, Script, SimHandle, SimRole, StreamStep};
 use bytes::Bytes;
+use common::process::{message_of, GatewayProcess};
 use common::*;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use serde_json::json;
 
-/// Long enough for a loaded CI machine; the tests never wait it out unless something is wrong.
-const DEADLINE: Duration = Duration::from_secs(30);
 const NEW_KEY: &str = "test-new-gateway-key";
 const ROLE: &str = "arn:aws:iam::111122223333:role/bedrock-invoke";
 const DENIED_ROLE: &str = "arn:aws:iam::111122223333:role/not-for-you";
 
-/// `gateway serve` on a file of its own, with its log lines as JSON values.
-struct GatewayProcess {
-    /// Taken by [`GatewayProcess::exit_code`]; killed on drop otherwise.
-    child: Option<Child>,
-    config: PathBuf,
-    logs: mpsc::UnboundedReceiver<Value>,
-    /// Every line read so far, for failure messages.
-    seen: Vec<Value>,
-    addr: SocketAddr,
-}
-
+/// What these tests ask of a running gateway.
 impl GatewayProcess {
-    async fn start(name: &str, config: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "gateway-lifecycle-{name}-{}.toml",
-            std::process::id()
-        ));
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(["--log-format", "json", "serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config-for-tests")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials-for-tests",
-            )
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut process = Self {
-            child: Some(child),
-            config: path,
-            logs,
-            seen: Vec::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let listening = process.log("gateway listening").await;
-        process.addr = listening["fields"]["addr"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        process
-    }
-
-    /// The next log line whose message starts with `message`, after those already read.
-    async fn log(&mut self, message: &str) -> Value {
-        loop {
-            let line = tokio::time::timeout(DEADLINE, self.logs.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no `{message}` in the log: {:#?}", self.seen))
-                .unwrap_or_else(|| panic!("the log ended before `{message}`: {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if message_of(&line).starts_with(message) {
-                return line;
-            }
-        }
-    }
-
-    /// Whether a line read so far has a message starting with `message`.
-    fn logged(&self, message: &str) -> bool {
-        self.seen
-            .iter()
-            .any(|line| message_of(line).starts_with(message))
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id();
-        let status = Command::new("kill")
-            .args(["-s", signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -s {signal}");
-    }
-
-    fn rewrite(&self, config: &str) {
-        std::fs::write(&self.config, config).unwrap();
-    }
-
-    /// SIGHUP after writing `config`, then the log line that says what became of it.
-    async fn reload(&mut self, config: &str, outcome: &str) -> Value {
-        self.rewrite(config);
-        self.signal("HUP");
-        self.log(outcome).await
-    }
-
-    async fn exit_code(mut self) -> Option<i32> {
-        let mut child = self.child.take().unwrap();
-        let status =
-            tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || child.wait()))
-                .await
-                .unwrap_or_else(|_| panic!("the process exits: {:#?}", self.seen))
-                .unwrap()
-                .unwrap();
-        status.code()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn send(
-        &self,
-        request: http::Request<Full<Bytes>>,
-    ) -> http::Response<hyper::body::Incoming> {
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        tokio::time::timeout(DEADLINE, client.request(request))
-            .await
-            .expect("the gateway answers in time")
-            .unwrap()
-    }
-
     async fn chat_status(&self, key: &str) -> u16 {
         let response = self.send(chat(&self.url(""), key, "sim/echo", false)).await;
         let status = response.status().as_u16();
         response.into_body().collect().await.unwrap();
         status
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let request = http::Request::get(self.url(path))
-            .body(Full::default())
-            .unwrap();
-        let (status, body) = json_of(self.send(request).await).await;
-        (status.as_u16(), body)
     }
 
     /// Opens a stream of `sim/claude-3` and reads its first two events (the role and the
@@ -192,24 +46,6 @@ impl GatewayProcess {
         assert!(reader.next().await.is_some(), "the first text chunk");
         reader
     }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        // A test that failed half-way must not leave a gateway running.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(&self.config);
-    }
-}
-
-fn message_of(line: &Value) -> &str {
-    line["fields"]["message"]
-        .as_str()
-        .or_else(|| line.as_str())
-        .unwrap_or_default()
 }
 
 fn chat(url: &str, key: &str, model: &str, stream: bool) -> http::Request<Full<Bytes>> {

@@ -17,15 +17,13 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bedrock_sim::{stream, Gate, Script, SimHandle, StreamStep};
+use common::process::GatewayProcess;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -47,83 +45,6 @@ const REFUSAL_P99: Duration = Duration::from_millis(500);
 const RSS_GROWTH_BYTES: u64 = 4 * 1024 * 1024;
 /// Long enough for a loaded CI machine; never waited out unless something is wrong.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// `gateway serve` on a configuration file of its own.
-struct GatewayProcess {
-    child: Child,
-    config: PathBuf,
-    addr: SocketAddr,
-}
-
-impl GatewayProcess {
-    async fn start(config: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("gateway-overload-{}.toml", std::process::id()));
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(["--log-format", "json", "serve", "--config"])
-            .arg(&path)
-            // Only what this test reads; a chat refused with 503 writes an info line.
-            .env("RUST_LOG", "warn,gateway=info")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config-for-tests")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials-for-tests",
-            )
-            .env_remove("AWS_PROFILE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (listening, addr) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut listening = Some(listening);
-            // Read to the end, so the process never blocks on a full pipe.
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if value["fields"]["message"] == "gateway listening" {
-                    if let Some(tx) = listening.take() {
-                        let _ = tx.send(value["fields"]["addr"].as_str().unwrap().to_owned());
-                    }
-                }
-            }
-        });
-        let addr = tokio::time::timeout(DEADLINE, addr)
-            .await
-            .expect("the gateway listens")
-            .expect("the gateway logged its address");
-        Self {
-            child,
-            config: path,
-            addr: addr.parse().unwrap(),
-        }
-    }
-
-    /// The process's resident memory now, from `/proc/<pid>/status`.
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .and_then(|kib| kib.trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status");
-        kib * 1024
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.config);
-    }
-}
 
 /// A keep-alive connection that asks the gateway things between the rounds and during them.
 struct Observer(TcpStream);
@@ -288,7 +209,7 @@ async fn ten_times_the_limits_are_refused_fast_while_health_answers_and_memory_s
         .start()
         .await
         .unwrap();
-    let gateway = GatewayProcess::start(&config(&sim)).await;
+    let gateway = GatewayProcess::start("overload", &config(&sim)).await;
     let mut observer = Observer(TcpStream::connect(gateway.addr).await.unwrap());
     assert_eq!(observer.get("/health").await.0, 200);
 

@@ -5,6 +5,9 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+#[cfg(unix)]
+pub mod process;
+
 use std::time::Duration;
 
 use bedrock_sim::{SimBuilder, SimHandle};
