@@ -3,7 +3,7 @@
 use std::fmt;
 
 use gateway_core::Caller;
-use http::HeaderValue;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use subtle::{Choice, ConstantTimeEq};
 
@@ -19,12 +19,24 @@ impl KeyStore {
         Self { keys }
     }
 
-    /// The caller a valid `Authorization: Bearer <key>` header identifies, or `None`.
+    /// The caller a valid `Authorization: Bearer <key>` header identifies, or `None`; also
+    /// `None` when the request carries two or more `Authorization` headers, whatever the
+    /// first says: a proxy or framework in front may read another one than this gateway did.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Option<Caller> {
+        let mut authorizations = headers.get_all(AUTHORIZATION).iter();
+        let only = authorizations.next();
+        if authorizations.next().is_some() {
+            return None;
+        }
+        self.authenticate_value(only)
+    }
+
+    /// The caller one `Authorization` value identifies, or `None`.
     ///
     /// Every key is compared in full whatever matched before, and each comparison runs over
     /// the configured key's bytes, so timing reveals neither which key nor how much of a
     /// prefix matched.
-    pub(crate) fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<Caller> {
+    fn authenticate_value(&self, authorization: Option<&HeaderValue>) -> Option<Caller> {
         let token = bearer_token(authorization?)?;
         let mut matched: Option<&GatewayKey> = None;
         for key in &self.keys {
@@ -88,7 +100,9 @@ mod tests {
     }
 
     fn auth(value: &str) -> Option<Caller> {
-        store().authenticate(Some(&HeaderValue::from_str(value).unwrap()))
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        store().authenticate(&headers)
     }
 
     #[test]
@@ -125,15 +139,26 @@ mod tests {
         ] {
             assert_eq!(auth(bad), None, "{bad:?}");
         }
-        assert_eq!(store().authenticate(None), None);
+        assert_eq!(store().authenticate(&HeaderMap::new()), None);
     }
 
     #[test]
     fn no_keys_means_nobody_gets_in() {
         let empty = KeyStore::new(vec![]);
         assert_eq!(
-            empty.authenticate(Some(&HeaderValue::from_static("Bearer "))),
+            empty.authenticate_value(Some(&HeaderValue::from_static("Bearer "))),
             None
         );
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_whatever_the_first_says() {
+        let valid = HeaderValue::from_static("Bearer sk-a");
+        for second in ["Bearer sk-a", "Bearer wrong", ""] {
+            let mut headers = HeaderMap::new();
+            headers.append(AUTHORIZATION, valid.clone());
+            headers.append(AUTHORIZATION, HeaderValue::from_static(second));
+            assert_eq!(store().authenticate(&headers), None, "{second:?}");
+        }
     }
 }

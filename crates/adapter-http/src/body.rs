@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -13,19 +14,33 @@ use crate::sse::SseBody;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
     TooLarge,
+    /// The whole body did not arrive within the time allowed.
+    TimedOut,
     /// The client broke off or sent a malformed body.
     Unreadable,
 }
 
-/// Reads a whole request body, refusing it as soon as it passes `limit` bytes.
+/// Reads a whole request body within `time`, refusing it as soon as it passes `limit` bytes.
 ///
 /// `declared` is the `Content-Length`, already checked against the limit; it sizes the buffer
 /// once. A body arriving in one frame is returned without copying.
 pub(crate) async fn read_limited<B>(
-    mut body: B,
+    body: B,
     declared: Option<u64>,
     limit: usize,
+    time: Duration,
 ) -> Result<Bytes, ReadError>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    // One deadline for the whole body, not per frame: a client trickling a byte at a time
+    // must not hold its slot for longer than this.
+    tokio::time::timeout(time, read_all(body, declared, limit))
+        .await
+        .unwrap_or(Err(ReadError::TimedOut))
+}
+
+async fn read_all<B>(mut body: B, declared: Option<u64>, limit: usize) -> Result<Bytes, ReadError>
 where
     B: Body<Data = Bytes> + Unpin,
 {
@@ -107,8 +122,11 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::stream;
+    use futures_util::{stream, StreamExt};
     use http_body_util::{Full, StreamBody};
+
+    /// Long enough never to matter unless a test waits on purpose.
+    const TIME: Duration = Duration::from_secs(60);
 
     fn chunked(
         parts: &[&'static [u8]],
@@ -125,7 +143,7 @@ mod tests {
     async fn one_frame_is_returned_as_is() {
         let body = Full::new(Bytes::from_static(b"{\"a\":1}"));
         assert_eq!(
-            read_limited(body, Some(7), 7).await.unwrap(),
+            read_limited(body, Some(7), 7, TIME).await.unwrap(),
             &b"{\"a\":1}"[..]
         );
     }
@@ -133,18 +151,37 @@ mod tests {
     #[tokio::test]
     async fn frames_are_joined_in_order() {
         let body = chunked(&[b"ab", b"cd", b"e"]);
-        assert_eq!(read_limited(body, None, 5).await.unwrap(), &b"abcde"[..]);
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await.unwrap(),
+            &b"abcde"[..]
+        );
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_while_reading() {
         let body = chunked(&[b"abc", b"def"]);
-        assert_eq!(read_limited(body, None, 5).await, Err(ReadError::TooLarge));
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await,
+            Err(ReadError::TooLarge)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_end_in_time_is_refused() {
+        let frames = stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"ab")))]);
+        let endless = StreamBody::new(frames.chain(stream::pending()));
+        assert_eq!(
+            read_limited(endless, None, 5, Duration::from_millis(1)).await,
+            Err(ReadError::TimedOut)
+        );
     }
 
     #[tokio::test]
     async fn an_empty_body_is_empty() {
         let body = chunked(&[]);
-        assert_eq!(read_limited(body, None, 5).await.unwrap(), Bytes::new());
+        assert_eq!(
+            read_limited(body, None, 5, TIME).await.unwrap(),
+            Bytes::new()
+        );
     }
 }

@@ -13,6 +13,9 @@
 //! | unknown path | 404 | `invalid_request_error` | `unknown_url` |
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
+//! | more header lines than `max_headers` (HTTP/2; hyper answers HTTP/1 itself) | 431 | `invalid_request_error` | `request_header_fields_too_large` |
+//! | the body did not arrive within `body_read_timeout_ms` | 408 + `connection: close` | `invalid_request_error` | `request_timeout` |
+//! | ambiguous `Content-Length` / `Transfer-Encoding` (smuggling shapes hyper lets through) | 400 + `connection: close` | `invalid_request_error` | `invalid_framing` |
 //! | too many chat requests in flight (load shedding) | 503 + `retry-after` | `server_error` | `overloaded` |
 //! | the gateway key is over its `rpm` / `tpm` | 429 + `retry-after` (when the limit frees up) | `requests` / `tokens` | `rate_limit_exceeded` |
 //! | the gateway key spent its `budget_usd` | 429 (+ `retry-after` when the period ends, if it has one) | `insufficient_quota` | `insufficient_quota` |
@@ -139,6 +142,43 @@ impl ApiError {
             INVALID_REQUEST,
             "invalid_body",
             "the request body could not be read".into(),
+        )
+    }
+
+    /// More header lines than `max_headers` (hyper refuses most before the handler; HTTP/2
+    /// heads are counted here).
+    pub(crate) fn too_many_headers(limit: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            INVALID_REQUEST,
+            "request_header_fields_too_large",
+            format!("the request has more than the gateway's limit of {limit} header lines"),
+        )
+    }
+
+    /// The body did not arrive within `body_read_timeout_ms`.
+    pub(crate) fn body_timeout(timeout: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            INVALID_REQUEST,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        )
+    }
+
+    /// `Content-Length` / `Transfer-Encoding` that two servers could read differently (the
+    /// shapes of request smuggling).
+    pub(crate) fn ambiguous_framing() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "invalid_framing",
+            "the request's Content-Length or Transfer-Encoding is ambiguous: send one \
+             Content-Length of digits, or `Transfer-Encoding: chunked` alone"
+                .into(),
         )
     }
 
@@ -532,6 +572,9 @@ mod tests {
             ApiError::unauthorized(),
             ApiError::body_too_large(1024),
             ApiError::body_unreadable(),
+            ApiError::too_many_headers(100),
+            ApiError::body_timeout(Duration::from_secs(30)),
+            ApiError::ambiguous_framing(),
             ApiError::overloaded(),
             ApiError::unknown_url(&http::Method::GET, "/v2/nothing"),
             ApiError::method_not_allowed(&http::Method::DELETE, "/v1/chat/completions"),

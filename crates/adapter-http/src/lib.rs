@@ -14,6 +14,7 @@
 
 mod auth;
 mod body;
+mod connections;
 mod error;
 mod governance;
 mod ids;

@@ -7,9 +7,18 @@
 //! - [`Phase`]: what the host tells a server loop. `Draining` closes the listener at once
 //!   (new connections are refused), closes idle keep-alive connections and lets requests and
 //!   streams in flight finish; `Cut` closes whatever is still open.
+//!
+//! Limits before work: a connection past `max_connections` is closed as soon as it is
+//! accepted; hyper refuses heads over `max_header_bytes` or `max_headers` (431), malformed
+//! heads (400) and heads slower than `header_read_timeout` (closed) before any handler
+//! runs. Those refusals never reach [`HttpApp`], so each is logged here: one line with a
+//! generated request id, the peer and the reason (the answer hyper writes cannot carry the
+//! id; docs/hardening.md).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +30,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::request_id::RequestId;
+use crate::request_log;
 use crate::server::HttpApp;
 
 /// The app answering new requests; [`LiveApp::replace`] swaps in another. Clones share it.
@@ -94,26 +105,40 @@ pub async fn serve_live(
     stopped_accepting: impl FnOnce(),
 ) -> std::io::Result<()> {
     // The connection settings are the process's; a reload does not change them.
-    let header_read_timeout = live.current().header_read_timeout();
+    let connections = live.current().connection_settings().clone();
+    let header_read_timeout = connections.header_read_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
+        .max_buf_size(connections.max_header_bytes)
+        .max_headers(connections.max_headers)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(connections.max_header_list_size())
+        .max_concurrent_streams(connections.max_streams_per_connection.get());
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = draining(&mut phase) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     accept_error(error).await;
                     continue;
                 }
             },
+        };
+        // Closed before a byte is read: under a flood this must cost as little as possible,
+        // so it is counted (`gateway_connections_refused_total`), not logged line by line.
+        let Some(open) = connections.limit.try_open() else {
+            drop(stream);
+            tracing::debug!(%peer, "max_connections open: connection closed");
+            continue;
         };
         // Small SSE chunks must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
@@ -122,16 +147,26 @@ pub async fn serve_live(
         let live = live.clone();
         let mut phase = phase.clone();
         tokio::spawn(async move {
+            // Counted open until the task ends, however it ends.
+            let _open = open;
             tokio::select! {
-                arrived = first_bytes_arrive(&stream, header_read_timeout) => {
-                    if !arrived {
+                first = first_bytes(&stream, header_read_timeout) => match first {
+                    FirstBytes::Arrived => {}
+                    FirstBytes::Closed => return,
+                    FirstBytes::TimedOut => {
+                        refused_before_handler(peer, "header_read_timeout", None, "no bytes");
                         return;
                     }
-                }
+                },
                 // A connection that has not sent a request yet has nothing to finish.
                 () = draining(&mut phase) => return,
             }
+            // hyper's header timeout also closes a keep-alive connection idle after its last
+            // answer; only one that never got a whole head was refused.
+            let served = Arc::new(AtomicBool::new(false));
+            let served_by = Arc::clone(&served);
             let service = service_fn(move |request| {
+                served_by.store(true, Ordering::Relaxed);
                 let app = live.current();
                 async move { Ok::<_, Infallible>(app.handle(request).await) }
             });
@@ -139,7 +174,7 @@ pub async fn serve_live(
             tokio::select! {
                 result = watcher.watch(connection) => {
                     if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended with an error");
+                        connection_error(peer, &*error, served.load(Ordering::Relaxed));
                     }
                 }
                 // Dropping the connection closes its socket and whatever stream it carried.
@@ -172,14 +207,67 @@ async fn cut(phase: &mut watch::Receiver<Phase>) {
     }
 }
 
+enum FirstBytes {
+    Arrived,
+    /// Closed (or failed) before sending anything: a port probe, nothing to log.
+    Closed,
+    TimedOut,
+}
+
 /// hyper's header timeout starts only once it knows the protocol, which takes the first
 /// bytes; a client that connects and sends nothing would hold the socket forever.
-async fn first_bytes_arrive(stream: &TcpStream, timeout: Duration) -> bool {
+async fn first_bytes(stream: &TcpStream, timeout: Duration) -> FirstBytes {
     let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
+    match tokio::time::timeout(timeout, stream.peek(&mut byte)).await {
+        Ok(Ok(n)) if n > 0 => FirstBytes::Arrived,
+        Ok(_) => FirstBytes::Closed,
+        Err(_) => FirstBytes::TimedOut,
+    }
+}
+
+/// Logs what hyper refused on its own, before any handler ran; other connection errors
+/// (clients going away, HTTP/2 resets, a keep-alive connection left idle past the header
+/// timeout after `served` a request) are the clients' business and stay at `debug`.
+fn connection_error(
+    peer: SocketAddr,
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    served: bool,
+) {
+    let Some(hyper_error) = error.downcast_ref::<hyper::Error>() else {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+        return;
+    };
+    // hyper's texts are fixed strings: nothing the client sent is repeated.
+    let detail = hyper_error.to_string();
+    if hyper_error.is_parse_too_large() {
+        // 431 for the head (414 for a request line alone over the limit).
+        refused_before_handler(peer, "head_too_large", Some(431), &detail);
+    } else if hyper_error.is_parse() {
+        refused_before_handler(peer, "malformed_head", Some(400), &detail);
+    } else if hyper_error.is_timeout() && !served {
+        refused_before_handler(peer, "header_read_timeout", None, &detail);
+    } else {
+        tracing::debug!(%peer, error = %hyper_error, "connection ended with an error");
+    }
+}
+
+/// The one line for a request refused before a handler could see it. `status`: what hyper
+/// answered, `None` when it closed without an answer.
+fn refused_before_handler(
+    peer: SocketAddr,
+    reason: &'static str,
+    status: Option<u16>,
+    detail: &str,
+) {
+    tracing::info!(
+        target: request_log::TARGET,
+        request_id = %RequestId::generate(),
+        %peer,
+        reason,
+        status,
+        detail,
+        "refused before the handler"
+    );
 }
 
 async fn accept_error(error: std::io::Error) {

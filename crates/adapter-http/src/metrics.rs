@@ -38,12 +38,14 @@ use gateway_core::{CircuitState, Cost, LimitKind, ProviderError, Usage};
 use http::StatusCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::connections::ConnectionLimit;
 use crate::shed::ConcurrencyLimit;
 
 /// A model label: a configured public name, or `other`. Shared, so recording costs no copy.
@@ -429,6 +431,12 @@ impl Metrics {
             .register_collector(Box::new(InFlightCollector(limit)));
     }
 
+    /// Exports the connections `limit` counts open and refused on every scrape.
+    pub(crate) fn track_connections(&mut self, limit: ConnectionLimit) {
+        self.registry
+            .register_collector(Box::new(ConnectionCollector(limit)));
+    }
+
     /// Counts one chat refused by load shedding.
     pub(crate) fn shed_request(&self) {
         self.shed_requests.inc();
@@ -544,6 +552,31 @@ impl Collector for InFlightCollector {
             gauge.metric_type(),
         )?;
         gauge.encode(metric)
+    }
+}
+
+/// Reads the connection counts at scrape time from the limit's own atomics.
+#[derive(Debug)]
+struct ConnectionCollector(ConnectionLimit);
+
+impl Collector for ConnectionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let open = ConstGauge::new(i64::try_from(self.0.open()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "gateway_open_connections",
+            "Client connections open in the process; at most max_connections",
+            None,
+            open.metric_type(),
+        )?;
+        open.encode(metric)?;
+        let refused = ConstCounter::new(self.0.refused());
+        let metric = encoder.encode_descriptor(
+            "gateway_connections_refused",
+            "Client connections closed as soon as accepted because max_connections were open",
+            None,
+            refused.metric_type(),
+        )?;
+        refused.encode(metric)
     }
 }
 

@@ -33,7 +33,7 @@ impl RequestId {
     }
 
     /// 128 random bits as 32 hex digits.
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let text = format!("{:032x}", fastrand::u128(..));
         // Hex digits are always a valid header value.
         Self(HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("-")))

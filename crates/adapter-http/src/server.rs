@@ -26,16 +26,17 @@ use gateway_core::{
     ProviderError, Route,
 };
 use http::header::{
-    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
-    RETRY_AFTER,
+    HeaderMap, HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
+    CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING,
 };
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::{Instrument, Span};
 
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
+use crate::connections::ConnectionSettings;
 use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
     insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
@@ -67,7 +68,10 @@ pub struct HttpApp {
     service: ChatService,
     keys: Arc<KeyStore>,
     max_body_bytes: usize,
-    header_read_timeout: Duration,
+    /// How long a chat's body may take to arrive.
+    body_read_timeout: Duration,
+    /// The process's: shared by every app made from this one, never changed by a reload.
+    connections: ConnectionSettings,
     /// Spans carry prompts and answers ([`HttpSettings::capture_content`]).
     capture_content: bool,
     clock: SharedClock,
@@ -88,7 +92,8 @@ impl fmt::Debug for HttpApp {
         f.debug_struct("HttpApp")
             .field("keys", &self.keys)
             .field("max_body_bytes", &self.max_body_bytes)
-            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("connections", &self.connections)
             .field("concurrency", &self.concurrency)
             .field("readiness", &self.readiness)
             .finish_non_exhaustive()
@@ -167,8 +172,10 @@ impl HttpApp {
     pub fn new(service: ChatService, settings: HttpSettings, clock: SharedClock) -> Self {
         let models = Arc::new(ModelIndex::new(&service));
         let concurrency = ConcurrencyLimit::new(settings.max_concurrent_requests);
+        let connections = ConnectionSettings::new(&settings);
         let mut metrics = Metrics::new();
         metrics.track_in_flight(concurrency.clone());
+        metrics.track_connections(connections.limit.clone());
         if let Some(counters) = settings.retry_counters {
             metrics.register_collector(Box::new(RetryCollector(counters)));
         }
@@ -185,7 +192,8 @@ impl HttpApp {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
-            header_read_timeout: settings.header_read_timeout,
+            body_read_timeout: settings.body_read_timeout,
+            connections,
             capture_content: settings.capture_content,
             clock,
             metrics: Arc::new(metrics),
@@ -203,8 +211,9 @@ impl HttpApp {
     /// process-wide state: the metrics, with the collectors registered at start
     /// (`settings.retry_counters` is not read: the host keeps the collector's source current),
     /// the count of chats in flight (under the new limit), readiness and the connection
-    /// settings (`settings.header_read_timeout` is not read). Requests in flight keep the app
-    /// they started with.
+    /// settings and count (`max_header_bytes`, `max_headers`, `header_read_timeout`,
+    /// `max_connections` and `max_streams_per_connection` are not read; `body_read_timeout`
+    /// is). Requests in flight keep the app they started with.
     pub fn reconfigured(&self, service: ChatService, settings: HttpSettings) -> Self {
         let mut app = Self {
             models: Arc::new(ModelIndex::new(&service)),
@@ -214,7 +223,8 @@ impl HttpApp {
             service,
             keys: Arc::new(KeyStore::new(settings.keys)),
             max_body_bytes: settings.max_body_bytes,
-            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: settings.body_read_timeout,
+            connections: self.connections.clone(),
             capture_content: settings.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
@@ -241,8 +251,8 @@ impl HttpApp {
         self.metrics.open_streams()
     }
 
-    pub(crate) fn header_read_timeout(&self) -> Duration {
-        self.header_read_timeout
+    pub(crate) fn connection_settings(&self) -> &ConnectionSettings {
+        &self.connections
     }
 
     /// An app that sends chats through `service` but shares keys, settings and metrics with
@@ -254,7 +264,8 @@ impl HttpApp {
             service: self.observed(service),
             keys: Arc::clone(&self.keys),
             max_body_bytes: self.max_body_bytes,
-            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            connections: self.connections.clone(),
             capture_content: self.capture_content,
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
@@ -314,7 +325,9 @@ impl HttpApp {
             &self.models.other.label,
         );
         let mut model = &self.models.other;
-        let mut response = if !allowed {
+        let mut response = if let Some(refusal) = self.refuse_head(&parts) {
+            refusal
+        } else if !allowed {
             let mut response = error_response(&ApiError::method_not_allowed(
                 &parts.method,
                 parts.uri.path(),
@@ -345,15 +358,13 @@ impl HttpApp {
                     model = info;
                     response
                 }
-                Endpoint::Models => {
-                    match self.keys.authenticate(parts.headers.get(AUTHORIZATION)) {
-                        Some(caller) => {
-                            log.key(self.key_labels.get(caller.key_name.as_deref()));
-                            json_response(StatusCode::OK, self.models.list_json.clone())
-                        }
-                        None => error_response(&ApiError::unauthorized()),
+                Endpoint::Models => match self.keys.authenticate(&parts.headers) {
+                    Some(caller) => {
+                        log.key(self.key_labels.get(caller.key_name.as_deref()));
+                        json_response(StatusCode::OK, self.models.list_json.clone())
                     }
-                }
+                    None => error_response(&ApiError::unauthorized()),
+                },
                 Endpoint::Health => json_response(StatusCode::OK, Bytes::from_static(HEALTH_BODY)),
                 Endpoint::Ready => {
                     let report = self.readiness.current();
@@ -398,6 +409,23 @@ impl HttpApp {
         response
     }
 
+    /// The answer to a request head the gateway refuses whatever its route, before anything
+    /// else is looked at: more header lines than `max_headers` (431; hyper counts HTTP/1
+    /// heads itself, HTTP/2 ones are counted here), or framing two servers could read
+    /// differently (400, and the connection closes: whatever follows on it cannot be trusted
+    /// to start a request).
+    fn refuse_head(&self, parts: &Parts) -> Option<Response<ResponseBody>> {
+        let limit = self.connections.max_headers;
+        if parts.headers.len() > limit {
+            return Some(error_response(&ApiError::too_many_headers(limit)));
+        }
+        if ambiguous_framing(&parts.headers) {
+            let refusal = error_response(&ApiError::ambiguous_framing());
+            return Some(closing(refusal, parts.version));
+        }
+        None
+    }
+
     /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
     async fn chat(
         &self,
@@ -414,7 +442,7 @@ impl HttpApp {
             return (error_response(&ApiError::overloaded()), other);
         };
         // Before reading the body: a caller without a key costs no more than the headers.
-        let Some(caller) = self.keys.authenticate(parts.headers.get(AUTHORIZATION)) else {
+        let Some(caller) = self.keys.authenticate(&parts.headers) else {
             return (error_response(&ApiError::unauthorized()), other);
         };
         log.key(self.key_labels.get(caller.key_name.as_deref()));
@@ -428,16 +456,24 @@ impl HttpApp {
                 other,
             );
         }
-        let bytes = match read_limited(body, declared, self.max_body_bytes).await {
+        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
+        let bytes = match read.await {
             Ok(bytes) => bytes,
+            Err(ReadError::TimedOut) => {
+                let error = ApiError::body_timeout(self.body_read_timeout);
+                return (closing(error_response(&error), parts.version), other);
+            }
             Err(ReadError::TooLarge) => {
                 return (
                     error_response(&ApiError::body_too_large(self.max_body_bytes)),
                     other,
                 )
             }
+            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
+            // on the connection that can be trusted to start the next request.
             Err(ReadError::Unreadable) => {
-                return (error_response(&ApiError::body_unreadable()), other)
+                let error = error_response(&ApiError::body_unreadable());
+                return (closing(error, parts.version), other);
             }
         };
         let request = parse_chat_request(&bytes);
@@ -663,8 +699,54 @@ impl HttpApp {
     }
 }
 
-/// The declared body length; a malformed header is the client's error (hyper rejects most
-/// before we see them).
+/// Framing hyper lets through that another server on the path could read otherwise. hyper
+/// itself refuses conflicting or non-numeric `Content-Length`s and a `Transfer-Encoding`
+/// whose last coding is not `chunked`, and with both headers it drops `Content-Length` and
+/// closes the connection after the answer (tests/limits.rs shows each). What is left is
+/// refused here: a `Content-Length` that is not plain digits (hyper accepts the list
+/// `5, 5`), and any `Transfer-Encoding` but one `chunked` (hyper accepts `gzip, chunked`
+/// and `chunked, chunked`, and leaves the other codings undecoded).
+fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    let (Ok(length), Ok(encoding)) = (
+        at_most_one(headers, &CONTENT_LENGTH),
+        at_most_one(headers, &TRANSFER_ENCODING),
+    ) else {
+        return true;
+    };
+    match (length, encoding) {
+        (Some(_), Some(_)) => true,
+        (Some(length), None) => {
+            length.is_empty() || !length.as_bytes().iter().all(u8::is_ascii_digit)
+        }
+        (None, Some(encoding)) => !encoding.as_bytes().eq_ignore_ascii_case(b"chunked"),
+        (None, None) => false,
+    }
+}
+
+/// The value of `name`, if any; `Err` when the head carries it twice or more.
+fn at_most_one<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (one, None) => Ok(one),
+        _ => Err(()),
+    }
+}
+
+/// `response`, asking an HTTP/1 client to close the connection after it (which hyper then
+/// does). HTTP/2 has no such header, and needs none: its frames cannot be misread.
+fn closing(mut response: Response<ResponseBody>, version: Version) -> Response<ResponseBody> {
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The declared body length, plain digits already (see [`ambiguous_framing`]).
 fn content_length(parts: &Parts) -> Result<Option<u64>, ApiError> {
     parts
         .headers

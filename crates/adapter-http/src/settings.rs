@@ -1,6 +1,6 @@
 //! What the operator configures about the HTTP side: gateway keys and limits.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,8 +144,23 @@ pub struct HttpSettings {
     /// Largest request body accepted; larger ones get 413. Images are inline base64, so
     /// this is generous.
     pub max_body_bytes: usize,
+    /// The largest request head (request line and headers) a connection reads; a larger
+    /// one is refused with 431 by hyper before any handler runs (HTTP/1: its read buffer,
+    /// HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`). Between [`Self::MIN_MAX_HEADER_BYTES`] and
+    /// [`Self::MAX_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// The most header lines a request may carry; more is 431.
+    pub max_headers: usize,
     /// How long a client may take to send the request head (slowloris protection).
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a whole chat body once its head arrived; past it
+    /// the request gets 408 and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Connections open at once in the whole process (every runtime); a connection past it
+    /// is closed as soon as it is accepted.
+    pub max_connections: NonZeroUsize,
+    /// Requests one HTTP/2 connection may run at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_streams_per_connection: NonZeroU32,
     /// Chat requests served at once, across every runtime of the process (a stream until
     /// its body ends or the client leaves); past it a chat gets 503 at once.
     pub max_concurrent_requests: NonZeroUsize,
@@ -168,6 +183,29 @@ pub struct HttpSettings {
 impl HttpSettings {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Four times what browsers and SDKs send with large cookies and tracing headers, and
+    /// far below hyper's own default (about 400 KiB), which let a 70 KB header through.
+    pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+    /// hyper's smallest read buffer: it refuses (panics on) anything less.
+    pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+    /// Beyond this a "head" is a way to make the gateway hold memory per connection.
+    pub const MAX_MAX_HEADER_BYTES: usize = 1024 * 1024;
+    /// hyper's own default, and Envoy's: no legitimate client comes near it.
+    pub const DEFAULT_MAX_HEADERS: usize = 100;
+    /// Long enough for a 32 MiB body over a slow link (about 9 Mbit/s), short enough that a
+    /// client trickling a body cannot hold a slot for minutes.
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Well under a default `ulimit -n` of 65536 with room for the upstream pools, and far
+    /// above `max_concurrent_requests`, so idle keep-alive clients do not run into it first.
+    pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = match NonZeroUsize::new(4096) {
+        Some(n) => n,
+        None => NonZeroUsize::MIN,
+    };
+    /// What Envoy and most HTTP/2 servers advertise.
+    pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: NonZeroU32 = match NonZeroU32::new(100) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    };
     /// Above what Bedrock's default quotas let one instance run at once, so it bites only
     /// when the gateway itself is flooded, and low enough to refuse a flood long before the
     /// process runs out of sockets or memory (each request may hold `max_body_bytes`).
@@ -182,7 +220,12 @@ impl Default for HttpSettings {
         Self {
             keys: Vec::new(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_header_bytes: Self::DEFAULT_MAX_HEADER_BYTES,
+            max_headers: Self::DEFAULT_MAX_HEADERS,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_streams_per_connection: Self::DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             retry_counters: None,
             limit_backend_errors: None,

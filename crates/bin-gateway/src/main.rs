@@ -129,7 +129,8 @@ fn init_logging(format: &str, traces: Option<&Tracing>) {
 async fn run(command: Command) -> ExitCode {
     match command {
         Command::Check { config, probe } => check(&config, probe).await,
-        Command::Serve { config } => serve(&config).await,
+        // Boxed: it holds the configuration and the running gateway for the process's life.
+        Command::Serve { config } => Box::pin(serve(&config)).await,
         Command::Demo { listen } => demo(listen).await,
     }
 }

@@ -195,6 +195,12 @@ async fn build(
         keys: config.keys.clone(),
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        max_connections: config.max_connections,
+        max_streams_per_connection: config.max_streams_per_connection,
         limit_backend_errors: limits.errors.clone(),
         request_id_to_bedrock: config.request_id_to_bedrock,
         capture_content: config.telemetry.capture_content,
@@ -353,6 +359,7 @@ struct Running {
     /// As started: only a restart changes them.
     listen: SocketAddr,
     worker_threads: Option<NonZeroUsize>,
+    connection_limits: ConnectionLimits,
     /// From the last configuration loaded.
     shutdown_grace: Duration,
     retry_counters: Arc<BedrockRetryCounters>,
@@ -428,6 +435,14 @@ impl ShardedGateway {
                 running = %self.running.listen,
                 configured = %config.listen,
                 "server.listen changed: it applies at the next restart"
+            );
+        }
+        let configured = ConnectionLimits::of(config);
+        for (key, running, configured) in self.running.connection_limits.changed(&configured) {
+            tracing::warn!(
+                running,
+                configured,
+                "server.{key} changed: it applies at the next restart"
             );
         }
         if config.worker_threads != self.running.worker_threads {
@@ -526,6 +541,38 @@ impl ShardedGateway {
     }
 }
 
+/// The `[server]` keys every connection is served under: hyper's settings and the count of
+/// open connections are made once at start, so only a restart changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnectionLimits([(&'static str, u128); 5]);
+
+impl ConnectionLimits {
+    fn of(config: &GatewayConfig) -> Self {
+        Self([
+            ("max_header_bytes", config.max_header_bytes as u128),
+            ("max_headers", config.max_headers as u128),
+            (
+                "header_read_timeout_ms",
+                config.header_read_timeout.as_millis(),
+            ),
+            ("max_connections", config.max_connections.get() as u128),
+            (
+                "max_streams_per_connection",
+                u128::from(config.max_streams_per_connection.get()),
+            ),
+        ])
+    }
+
+    /// The keys whose value differs in `other`: name, this value, the other.
+    fn changed(&self, other: &Self) -> impl Iterator<Item = (&'static str, u128, u128)> + '_ {
+        self.0
+            .iter()
+            .zip(other.0)
+            .filter(|((_, running), (_, configured))| running != configured)
+            .map(|((key, running), (_, configured))| (*key, *running, configured))
+    }
+}
+
 /// The number of shards `config` asks for: `worker_threads`, or one per available core.
 pub fn shard_count(config: &GatewayConfig) -> usize {
     config
@@ -603,6 +650,7 @@ pub async fn start_sharded(
             clock,
             listen: config.listen,
             worker_threads: config.worker_threads,
+            connection_limits: ConnectionLimits::of(config),
             shutdown_grace: config.shutdown_grace,
             retry_counters,
             limits,

@@ -166,17 +166,27 @@ async fn sighup_adds_a_key_keeps_the_old_ones_and_an_open_stream() {
     let mut stream = gateway.open_stream().await;
     assert_eq!(gateway.chat_status(NEW_KEY).await, 401);
 
-    // worker_threads only changes at a restart: the reload says so and goes on.
+    // worker_threads and the connection limits only change at a restart: the reload says so
+    // and goes on.
     let reloaded = gateway
         .reload(
-            &config(&sim, "worker_threads = 1", &[KEY, NEW_KEY])
-                .replace("worker_threads = 2\n", ""),
+            &config(
+                &sim,
+                "worker_threads = 1\nmax_connections = 99",
+                &[KEY, NEW_KEY],
+            )
+            .replace("worker_threads = 2\n", ""),
             "configuration reloaded",
         )
         .await;
     assert_eq!(reloaded["fields"]["keys"], 2, "{reloaded}");
     assert!(
         gateway.logged("server.worker_threads changed: it applies at the next restart"),
+        "{:#?}",
+        gateway.seen
+    );
+    assert!(
+        gateway.logged("server.max_connections changed: it applies at the next restart"),
         "{:#?}",
         gateway.seen
     );

@@ -11,7 +11,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
@@ -53,6 +53,14 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Chat requests in flight before the gateway sheds load (503).
     pub max_concurrent_requests: NonZeroUsize,
+    /// What a connection may cost before any handler runs; the `HttpSettings` fields of the
+    /// same names (docs/configuration.md, docs/hardening.md).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: NonZeroUsize,
+    pub max_streams_per_connection: NonZeroU32,
     /// How many single-threaded runtimes `serve` runs, one per OS thread; `None`: one per
     /// available core.
     pub worker_threads: Option<NonZeroUsize>,

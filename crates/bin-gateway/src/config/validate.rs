@@ -3,7 +3,7 @@
 //! models against the configured models, prices, the limits backend).
 
 use std::collections::{BTreeMap, HashSet};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
@@ -32,6 +32,13 @@ const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 30_000;
 /// An hour: longer than any answer streams, so a larger value is a typo (seconds taken for
 /// milliseconds would be far smaller; an extra digit or two is not).
 const MAX_SHUTDOWN_GRACE_MS: u64 = 3_600_000;
+/// A request head needs a handful of lines (host, authorization, content-type, length);
+/// fewer than this would refuse ordinary clients.
+const MIN_MAX_HEADERS: usize = 8;
+/// hyper keeps the parsed lines of a head at once; more than this is a way to spend memory.
+const MAX_MAX_HEADERS: usize = 1024;
+/// Ten minutes: a client that needs longer to send a head or a body is not one to wait for.
+const MAX_READ_TIMEOUT_MS: u64 = 600_000;
 
 impl RawConfig {
     pub(super) fn validate(self) -> Result<GatewayConfig, ConfigError> {
@@ -53,6 +60,55 @@ impl RawConfig {
             None => HttpSettings::DEFAULT_MAX_CONCURRENT_REQUESTS,
             Some(n) => NonZeroUsize::new(n).ok_or_else(|| {
                 invalid("server.max_concurrent_requests", "must be greater than 0")
+            })?,
+        };
+        let max_header_bytes = self
+            .server
+            .max_header_bytes
+            .unwrap_or(HttpSettings::DEFAULT_MAX_HEADER_BYTES);
+        let header_bytes = HttpSettings::MIN_MAX_HEADER_BYTES..=HttpSettings::MAX_MAX_HEADER_BYTES;
+        if !header_bytes.contains(&max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes",
+                format!(
+                    "must be from {} to {}",
+                    header_bytes.start(),
+                    header_bytes.end()
+                ),
+            ));
+        }
+        let max_headers = self
+            .server
+            .max_headers
+            .unwrap_or(HttpSettings::DEFAULT_MAX_HEADERS);
+        if !(MIN_MAX_HEADERS..=MAX_MAX_HEADERS).contains(&max_headers) {
+            return Err(invalid(
+                "server.max_headers",
+                format!("must be from {MIN_MAX_HEADERS} to {MAX_MAX_HEADERS}"),
+            ));
+        }
+        let header_read_timeout = read_timeout(
+            "server.header_read_timeout_ms",
+            self.server.header_read_timeout_ms,
+            HttpSettings::DEFAULT_HEADER_READ_TIMEOUT,
+        )?;
+        let body_read_timeout = read_timeout(
+            "server.body_read_timeout_ms",
+            self.server.body_read_timeout_ms,
+            HttpSettings::DEFAULT_BODY_READ_TIMEOUT,
+        )?;
+        let max_connections = match self.server.max_connections {
+            None => HttpSettings::DEFAULT_MAX_CONNECTIONS,
+            Some(n) => NonZeroUsize::new(n)
+                .ok_or_else(|| invalid("server.max_connections", "must be greater than 0"))?,
+        };
+        let max_streams_per_connection = match self.server.max_streams_per_connection {
+            None => HttpSettings::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            Some(n) => NonZeroU32::new(n).ok_or_else(|| {
+                invalid(
+                    "server.max_streams_per_connection",
+                    "must be greater than 0",
+                )
             })?,
         };
         let worker_threads = match self.server.worker_threads {
@@ -181,6 +237,12 @@ impl RawConfig {
             listen,
             max_body_bytes,
             max_concurrent_requests,
+            max_header_bytes,
+            max_headers,
+            header_read_timeout,
+            body_read_timeout,
+            max_connections,
+            max_streams_per_connection,
             worker_threads,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             request_id_to_bedrock: self.server.request_id_to_bedrock.unwrap_or(false),
@@ -193,6 +255,18 @@ impl RawConfig {
             limits,
             telemetry,
         })
+    }
+}
+
+/// A read timeout in milliseconds: above 0, at most [`MAX_READ_TIMEOUT_MS`].
+fn read_timeout(key: &str, ms: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
+    match ms {
+        None => Ok(default),
+        Some(ms) if (1..=MAX_READ_TIMEOUT_MS).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(_) => Err(invalid(
+            key,
+            format!("must be from 1 to {MAX_READ_TIMEOUT_MS} (ten minutes)"),
+        )),
     }
 }
 

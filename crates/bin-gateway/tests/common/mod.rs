@@ -6,6 +6,7 @@
 )]
 
 pub mod otlp;
+#[cfg(unix)]
 pub mod process;
 
 #[allow(
@@ -17,6 +18,7 @@ pub use otlp::otlp_collector;
     unused_imports,
     reason = "not every test binary runs a process or a collector"
 )]
+#[cfg(unix)]
 pub use process::{message_of, GatewayProcess};
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! `GatewayProcess`: the real `gateway serve` binary on a config file of its own, its JSON log
-//! lines read as they come, signals sent with `kill`.
+//! lines read as they come, signals sent with `kill`, its memory.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -56,7 +56,7 @@ impl GatewayProcess {
     /// [`Self::start`] with more environment variables for the process.
     pub async fn start_with_env(name: &str, config: &str, env: &[(&str, &str)]) -> Self {
         let path = std::env::temp_dir().join(format!(
-            "gateway-lifecycle-{name}-{}.toml",
+            "gateway-test-{name}-{}.toml",
             std::process::id()
         ));
         std::fs::write(&path, config).unwrap();
@@ -154,6 +154,19 @@ impl GatewayProcess {
                 .unwrap()
                 .unwrap();
         status.code()
+    }
+
+    /// The process's resident memory now, from `/proc/<pid>/status` (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
     }
 
     pub fn url(&self, path: &str) -> String {
