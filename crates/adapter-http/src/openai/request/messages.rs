@@ -78,58 +78,57 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
         };
         let content_at = at.key("content");
         let content = message.remove("content").filter(|v| !v.is_null());
-        let (role, mut parts) =
-            match role.as_str() {
-                "system" | "developer" => {
-                    let content = content.ok_or_else(|| missing(&content_at))?;
-                    content_parts(content, &content_at, Holder::System, &mut media, |part| {
-                        match part {
-                            ContentPart::Text(text) => system.push(SystemPart::Text(text)),
-                            ContentPart::GuardedText(text) => {
-                                system.push(SystemPart::GuardedText(text))
-                            }
-                            ContentPart::CachePoint(point) => push_cache_point(&mut system, point),
-                            // `Holder::System` lets no other part through.
-                            _ => {}
+        let (role, mut parts) = match role.as_str() {
+            "system" | "developer" => {
+                let content = content.ok_or_else(|| missing(&content_at))?;
+                content_parts(content, &content_at, Holder::System, &mut media, |part| {
+                    match part {
+                        ContentPart::Text(text) => system.push(SystemPart::Text(text)),
+                        ContentPart::GuardedText(text) => {
+                            system.push(SystemPart::GuardedText(text))
                         }
-                    })?;
-                    if let Some(point) = cache_control(&mut message, &at)? {
-                        push_cache_point(&mut system, point);
+                        ContentPart::CachePoint(point) => push_cache_point(&mut system, point),
+                        // `Holder::System` lets no other part through.
+                        _ => {}
                     }
-                    system_positions.push(i);
-                    continue;
+                })?;
+                if let Some(point) = cache_control(&mut message, &at)? {
+                    push_cache_point(&mut system, point);
                 }
-                "user" => {
-                    let content = content.ok_or_else(|| missing(&content_at))?;
-                    let mut parts = Vec::new();
-                    content_parts(content, &content_at, Holder::User, &mut media, |part| {
-                        push_part(&mut parts, part)
-                    })?;
-                    (Role::User, parts)
-                }
-                "assistant" => (
-                    Role::Assistant,
-                    assistant_content(content, &mut message, &at, &mut media)?,
-                ),
-                "tool" => (
-                    Role::User,
-                    tool_result(content, &mut message, &at, &mut media)?,
-                ),
-                "function" => {
-                    return Err(unsupported(
-                        &role_at,
-                        "the deprecated `function` role is not supported: use `tool`",
-                    ))
-                }
-                other => {
-                    return Err(invalid_value(
-                        &role_at,
-                        format!(
+                system_positions.push(i);
+                continue;
+            }
+            "user" => {
+                let content = content.ok_or_else(|| missing(&content_at))?;
+                let mut parts = Vec::new();
+                content_parts(content, &content_at, Holder::User, &mut media, |part| {
+                    push_part(&mut parts, part)
+                })?;
+                (Role::User, parts)
+            }
+            "assistant" => (
+                Role::Assistant,
+                assistant_content(content, &mut message, &at, &mut media)?,
+            ),
+            "tool" => (
+                Role::User,
+                tool_result(content, &mut message, &at, &mut media)?,
+            ),
+            "function" => {
+                return Err(unsupported(
+                    &role_at,
+                    "the deprecated `function` role is not supported: use `tool`",
+                ))
+            }
+            other => {
+                return Err(invalid_value(
+                    &role_at,
+                    format!(
                     "unknown role {other:?}: expected system, developer, user, assistant or tool"
                 ),
-                    ))
-                }
-            };
+                ))
+            }
+        };
         if let Some(point) = cache_control(&mut message, &at)? {
             push_cache_point(&mut parts, point);
         }
