@@ -155,7 +155,9 @@ fn converse_request<'a>(
     Ok((body, forced_tool))
 }
 
-/// The serialized body, ready to sign and send.
+/// The serialized body, ready to sign and send (the tests' entry; the provider also needs
+/// the forced tool).
+#[cfg(any(test, feature = "test-util"))]
 pub fn converse_body(
     call: ProviderRequest<'_>,
     operation: Operation,
