@@ -31,6 +31,8 @@ pub const MAX_IMAGES: usize = 20;
 pub const MAX_DOCUMENTS: usize = 5;
 /// Tool names: botocore's `ToolName`, `[a-zA-Z0-9_-]{1,64}`.
 pub const MAX_TOOL_NAME_BYTES: usize = 64;
+/// Tool call ids: botocore's `ToolUseId`, `[a-zA-Z0-9_.:-]{1,64}`.
+pub const MAX_TOOL_USE_ID_BYTES: usize = 64;
 /// Public model names (`<account>/<model>` or a virtual model): a name longer than this
 /// cannot be configured, so it is refused before it is looked up or echoed in an error.
 pub const MAX_MODEL_NAME_BYTES: usize = 256;
@@ -63,21 +65,34 @@ pub fn check_count(count: usize, max: usize, what: &str) -> Result<(), String> {
 
 /// Bedrock's tool name rule: 1 to 64 ASCII letters, digits, `_` or `-`.
 pub fn check_tool_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
+    check_identifier(name, MAX_TOOL_NAME_BYTES, "_-", "tool names")
+}
+
+/// Bedrock's tool call id rule (a tool call's `id`, a tool result's `tool_call_id`): 1 to 64
+/// ASCII letters, digits, `_`, `.`, `:` or `-`.
+pub fn check_tool_use_id(id: &str) -> Result<(), String> {
+    check_identifier(id, MAX_TOOL_USE_ID_BYTES, "_.:-", "tool call ids")
+}
+
+/// 1 to `max` ASCII letters, digits or one of `punctuation`.
+fn check_identifier(value: &str, max: usize, punctuation: &str, what: &str) -> Result<(), String> {
+    if value.is_empty() {
         return Err("must not be empty".to_owned());
     }
-    if name.len() > MAX_TOOL_NAME_BYTES {
+    if value.len() > max {
         return Err(format!(
-            "is {} bytes long: tool names have at most {MAX_TOOL_NAME_BYTES} characters",
-            name.len()
+            "is {} bytes long: {what} have at most {max} characters",
+            value.len()
         ));
     }
-    if let Some(c) = name
+    if let Some(c) = value
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+        .find(|&c| !(c.is_ascii_alphanumeric() || punctuation.contains(c)))
     {
+        let allowed: Vec<String> = punctuation.chars().map(|p| format!("`{p}`")).collect();
         return Err(format!(
-            "contains {c:?}: tool names may only hold letters, digits, `_` and `-`"
+            "contains {c:?}: {what} may only hold letters, digits and {}",
+            allowed.join(", ")
         ));
     }
     Ok(())
@@ -152,8 +167,11 @@ pub fn check_request(request: &ChatRequest) -> Result<(), RequestLimitError> {
                 ContentPart::Image(image) => media.image(image).map_err(at(path()))?,
                 ContentPart::Document(document) => media.document(document).map_err(at(path()))?,
                 ContentPart::ToolUse(call) => {
+                    check_tool_use_id(&call.id).map_err(at(format!("{}.id", path())))?;
                     check_tool_name(&call.name).map_err(at(format!("{}.name", path())))?
                 }
+                ContentPart::ToolResult(result) => check_tool_use_id(&result.tool_use_id)
+                    .map_err(at(format!("{}.tool_use_id", path())))?,
                 _ => {}
             }
         }
@@ -199,8 +217,14 @@ mod tests {
         for name in ["a", "get_weather", "A-1_b", &"x".repeat(64)] {
             assert_eq!(check_tool_name(name), Ok(()), "{name}");
         }
-        for name in ["", "has space", "a/b", "nul\0", "é", &"x".repeat(65)] {
+        for name in ["", "has space", "a/b", "nul\0", "é", "a.b", &"x".repeat(65)] {
             assert!(check_tool_name(name).is_err(), "{name:?}");
+        }
+        for id in ["call_1", "toolu_01A.b:c-d", &"x".repeat(64)] {
+            assert_eq!(check_tool_use_id(id), Ok(()), "{id}");
+        }
+        for id in ["", "call 1", "call/1", &"x".repeat(65)] {
+            assert!(check_tool_use_id(id).is_err(), "{id:?}");
         }
     }
 

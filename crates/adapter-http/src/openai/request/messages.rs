@@ -4,7 +4,7 @@
 //! message puts a cache point after its last part.
 
 use gateway_core::request_limits::{
-    check_count, check_tool_name, MediaBudget, MAX_CONTENT_BLOCKS, MAX_MESSAGES,
+    check_count, check_tool_name, check_tool_use_id, MediaBudget, MAX_CONTENT_BLOCKS, MAX_MESSAGES,
 };
 use gateway_core::{ContentPart, Message, Role, SystemPart, ToolCall, ToolResult};
 use serde_json::{Map, Value};
@@ -222,6 +222,7 @@ fn tool_call(call: Value, at: &At<'_>) -> Result<ToolCall, RequestError> {
         return Err(invalid_type(at, "a tool call object"));
     };
     let id = required_string(&mut call, "id", at)?;
+    check_tool_use_id(&id).map_err(|message| invalid_value(&at.key("id"), message))?;
     check_function_type(&mut call, at)?;
     let function_at = at.key("function");
     let mut function = required_object(&mut call, "function", at, "an object")?;
@@ -250,6 +251,8 @@ fn tool_result(
     media: &mut MediaBudget,
 ) -> Result<Vec<ContentPart>, RequestError> {
     let tool_use_id = required_string(message, "tool_call_id", at)?;
+    check_tool_use_id(&tool_use_id)
+        .map_err(|message| invalid_value(&at.key("tool_call_id"), message))?;
     let content_at = at.key("content");
     let content = content.ok_or_else(|| missing(&content_at))?;
     let mut text = String::new();
