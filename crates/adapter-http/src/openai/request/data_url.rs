@@ -73,3 +73,48 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
         .get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use gateway_core::Base64;
+
+    /// Core's strict base64 (hand-written, since core has no base64 dependency) accepts
+    /// exactly what the base64 crate's strict standard engine decodes, and the same bytes.
+    #[test]
+    fn cores_base64_agrees_with_the_base64_crate() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n";
+        for round in 0..20_000 {
+            let text: String = if round % 2 == 0 {
+                // Valid encodings, some with one character changed.
+                let bytes: Vec<u8> = (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect();
+                let mut text = STANDARD.encode(&bytes).into_bytes();
+                if !text.is_empty() && rng.bool() {
+                    let at = rng.usize(..text.len());
+                    text[at] = alphabet[rng.usize(..alphabet.len())];
+                }
+                String::from_utf8(text).unwrap()
+            } else {
+                (0..rng.usize(0..12))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())] as char)
+                    .collect()
+            };
+            let reference = STANDARD
+                .decode(&text)
+                .ok()
+                .filter(|bytes| !bytes.is_empty());
+            let core = Base64::parse(&text).ok().map(|data| {
+                let mut decoded = Vec::new();
+                data.for_each_block(|block| {
+                    decoded.extend_from_slice(block);
+                    true
+                });
+                assert_eq!(decoded.len(), data.decoded_len(), "{text:?}");
+                decoded
+            });
+            assert_eq!(core, reference, "{text:?}");
+        }
+    }
+}
