@@ -89,6 +89,7 @@ fn converse_request<'a>(
     let request = call.chat;
     let model_id = call.route.model_id.as_str();
     let model = ModelCapabilities::of(call.route);
+    check_inference_ranges(request, &model, model_id)?;
     let reasoning = reasoning_setting(request, &model, model_id)?;
     let structured_output = StructuredOutput::of(request, &model, model_id)?;
     let forced_tool = structured_output
@@ -195,6 +196,35 @@ fn additional_model_request_fields(
     };
     fields.entry(key).or_insert(value);
     Some(Cow::Owned(Value::Object(fields)))
+}
+
+/// Converse's ranges (botocore: `temperature` and `topP` 0 to 1) and the model's output
+/// limit, checked before any call: Bedrock would refuse them after a round trip.
+fn check_inference_ranges(
+    request: &ChatRequest,
+    model: &ModelCapabilities,
+    model_id: &str,
+) -> Result<(), ProviderError> {
+    let inference = &request.inference;
+    let out_of_range = |field: &str, value: f32| ProviderError::InvalidRequest {
+        message: format!("{field}: Bedrock takes 0 to 1, not {value}"),
+    };
+    if let Some(temperature) = inference.temperature.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(out_of_range("temperature", temperature));
+    }
+    if let Some(top_p) = inference.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(out_of_range("top_p", top_p));
+    }
+    if let (Some(asked), Some(cap)) = (inference.max_tokens, model.max_output_tokens) {
+        if asked > cap {
+            return Err(ProviderError::InvalidRequest {
+                message: format!(
+                    "max_tokens: {model_id} writes at most {cap} tokens, {asked} were asked for"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A request kind this adapter was not written for (the domain's enums are non-exhaustive):

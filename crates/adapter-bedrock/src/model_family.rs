@@ -203,6 +203,10 @@ pub(crate) struct ModelCapabilities {
     pub prompt_caching: bool,
     /// Takes `toolConfig`.
     pub tools: bool,
+    /// The most `maxTokens` the model takes (AWS's and Anthropic's published output limits;
+    /// for Claude 3.7 Sonnet the 128K that its beta header unlocks). `None` where this build
+    /// does not know the model's limit: Bedrock then decides.
+    pub max_output_tokens: Option<u32>,
 }
 
 impl ModelCapabilities {
@@ -233,6 +237,7 @@ impl ModelCapabilities {
             native_structured_output: false,
             prompt_caching: false,
             tools,
+            max_output_tokens: None,
         };
         match family {
             ModelFamily::AnthropicClaude => claude(model),
@@ -243,6 +248,14 @@ impl ModelCapabilities {
                     _ => Some(ReasoningControl::NovaReasoningConfig),
                 },
                 prompt_caching: true,
+                // Nova Micro, Lite and Pro write at most 10K tokens.
+                max_output_tokens: model
+                    .filter(|name| {
+                        ["nova-micro", "nova-lite", "nova-pro"]
+                            .iter()
+                            .any(|m| name.starts_with(m))
+                    })
+                    .map(|_| 10_000),
                 ..plain(true)
             },
             ModelFamily::AmazonTitan => plain(false),
@@ -304,6 +317,7 @@ fn claude(model: Option<&str>) -> ModelCapabilities {
                 native_structured_output: false,
                 prompt_caching: false,
                 tools: false,
+                max_output_tokens: Some(4096),
             };
         }
         Some(name) => claude_version(name),
@@ -316,6 +330,7 @@ fn claude(model: Option<&str>) -> ModelCapabilities {
             native_structured_output: false,
             prompt_caching: true,
             tools: true,
+            max_output_tokens: None,
         };
     };
     ModelCapabilities {
@@ -324,6 +339,20 @@ fn claude(model: Option<&str>) -> ModelCapabilities {
         native_structured_output: version >= (4, 5),
         prompt_caching: version >= (3, 7) || (version == (3, 5) && tier == Some("haiku")),
         tools: version >= (3, 0),
+        max_output_tokens: claude_max_output_tokens(version, tier),
+    }
+}
+
+/// Anthropic's published output limits per Claude model; `None` for a version this build
+/// does not know (a newer model is not refused for a limit it may have raised).
+fn claude_max_output_tokens(version: (u32, u32), tier: Option<&str>) -> Option<u32> {
+    match (version, tier) {
+        ((3, 0), _) => Some(4_096),
+        ((3, 5), _) => Some(8_192),
+        ((3, 7), _) => Some(128_000),
+        ((4, 0) | (4, 1), Some("opus")) => Some(32_000),
+        ((4, 0), _) | ((4, 5), _) => Some(64_000),
+        _ => None,
     }
 }
 
@@ -515,6 +544,32 @@ mod tests {
         ];
         for (model_id, expected) in cases {
             assert_eq!(row(of(model_id)), *expected, "{model_id}");
+        }
+    }
+
+    #[test]
+    fn known_models_cap_their_output_tokens() {
+        let cases = [
+            ("anthropic.claude-3-haiku-20240307-v1:0", Some(4_096)),
+            ("anthropic.claude-3-5-sonnet-20241022-v2:0", Some(8_192)),
+            (
+                "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+                Some(128_000),
+            ),
+            ("anthropic.claude-opus-4-1-20250805-v1:0", Some(32_000)),
+            ("anthropic.claude-sonnet-4-20250514-v1:0", Some(64_000)),
+            (
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                Some(64_000),
+            ),
+            ("anthropic.claude-v2:1", Some(4_096)),
+            ("amazon.nova-lite-v1:0", Some(10_000)),
+            ("amazon.nova-premier-v1:0", None),
+            ("meta.llama3-1-70b-instruct-v1:0", None),
+            ("anthropic.claude-opus-9-9-v1", None),
+        ];
+        for (model_id, cap) in cases {
+            assert_eq!(of(model_id).max_output_tokens, cap, "{model_id}");
         }
     }
 

@@ -122,6 +122,25 @@ fn requests_the_model_cannot_honour_are_refused_before_any_call() {
 }
 
 #[test]
+fn requests_outside_bedrocks_ranges_are_refused_before_any_call() {
+    insta::glob!(
+        "../../../fixtures/domain/request_out_of_range",
+        "*.json",
+        |path| {
+            let Fixture { request, route } = fixture(path);
+            let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
+            let error = converse_body(call, operation(&request)).unwrap_err();
+            assert!(
+                matches!(error, ProviderError::InvalidRequest { .. }),
+                "{}: {error:?}",
+                path.display()
+            );
+            insta::assert_debug_snapshot!(error);
+        }
+    );
+}
+
+#[test]
 fn converse_responses_become_chat_responses() {
     insta::glob!("../../../fixtures/bedrock/converse", "*.json", |path| {
         let (body, unwrap_tool) = response_fixture(path);

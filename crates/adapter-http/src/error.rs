@@ -276,6 +276,18 @@ impl ApiError {
                 message,
             }) => Self::turn_order(positions.openai_index(*message_index), message),
             GatewayError::Provider(provider) => Self::from_provider(provider),
+            // Core's backstop behind this door's own checks (which name the client's path):
+            // its paths are the domain's, with message indices made the client's.
+            GatewayError::InvalidRequest(limit) => {
+                let param = client_path(&limit.path, positions);
+                Self::new(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    FieldErrorCode::InvalidValue.as_str(),
+                    format!("{param}: {}", limit.message),
+                )
+                .with_param(param)
+            }
             GatewayError::UnsupportedParameter { param } => Self::new(
                 StatusCode::BAD_REQUEST,
                 INVALID_REQUEST,
@@ -453,6 +465,18 @@ fn feature_param(feature: RequestFeature) -> Option<&'static str> {
     })
 }
 
+/// A domain path (`messages[2].content[0]`) with the message index the client sent.
+fn client_path(path: &str, positions: &MessagePositions) -> String {
+    let index = path
+        .strip_prefix("messages[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, rest)| Some((index.parse::<usize>().ok()?, rest)));
+    match index {
+        Some((index, rest)) => format!("messages[{}]{rest}", positions.openai_index(index)),
+        None => path.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +587,10 @@ mod tests {
                 state: limit_state(),
             },
             GatewayError::LimitsUnavailable,
+            GatewayError::InvalidRequest(gateway_core::RequestLimitError::new(
+                "messages[2].content[0].name",
+                "contains ' ': tool names may only hold letters, digits, `_` and `-`",
+            )),
         ];
         for error in &domain {
             let api = ApiError::from_gateway(error, &MessagePositions::default());

@@ -87,6 +87,12 @@ impl DocumentFormat {
         }
     }
 
+    /// Text formats (CSV, HTML, plain text, Markdown): any UTF-8 text without NUL, so every
+    /// byte must be read to accept one; the others are told by their first bytes.
+    pub fn is_text(self) -> bool {
+        matches!(self, Self::Csv | Self::Html | Self::Txt | Self::Md)
+    }
+
     /// Whether `bytes` (decoded) can be a document of this format: binary formats by their
     /// signature (PDF `%PDF-`, OOXML a ZIP archive, legacy Office an OLE2 compound file),
     /// text formats by being UTF-8 without NUL bytes. A cheap check that catches a wrong

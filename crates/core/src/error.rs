@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::governance::{LimitKind, LimitState};
 use crate::guardrail::GuardrailPolicyError;
+use crate::request_limits::RequestLimitError;
 use crate::router::RouteError;
 
 /// What can go wrong at a provider, independent of its protocol. The HTTP adapter maps each
@@ -141,6 +142,10 @@ pub enum GatewayError {
     Guardrail(#[from] GuardrailPolicyError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The request is over one of the caps or breaks a name rule of
+    /// [`request_limits`](crate::request_limits); nothing reached a provider.
+    #[error(transparent)]
+    InvalidRequest(#[from] RequestLimitError),
     /// The client set a parameter the gateway cannot honour
     /// ([`ChatRequest::unsupported_parameters`](crate::ChatRequest::unsupported_parameters))
     /// and neither its key nor the account lets the gateway drop it.

@@ -120,9 +120,11 @@ pub mod error;
 pub mod finish_reason;
 pub mod governance;
 pub mod guardrail;
+pub mod media;
 pub mod options;
 pub mod ports;
 mod random;
+pub mod request_limits;
 pub mod router;
 pub mod service;
 
@@ -140,10 +142,12 @@ pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,
     StreamProcessingMode,
 };
+pub use media::{Base64, Base64Error, MediaError};
 pub use options::{
     JsonSchemaFormat, Latency, Reasoning, ReasoningEffort, ResponseFormat, ServiceTier,
 };
 pub use ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
+pub use request_limits::RequestLimitError;
 pub use router::{
     ModelCatalog, ModelEntry, Resolution, Route, RouteError, Strategy, VirtualModel,
     VirtualModelEntry, VirtualModelError,

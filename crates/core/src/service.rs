@@ -267,13 +267,15 @@ impl ChatService {
     }
 
     /// Every target of the requested model, in the order to try them, each with what policy
-    /// decided for it; nothing reaches a provider when one of them refuses the request. The
-    /// request itself is left as the client sent it.
+    /// decided for it; nothing reaches a provider when one of them refuses the request, or
+    /// when the request breaks a cap of [`request_limits`](crate::request_limits) (checked
+    /// first, whatever door built it). The request itself is left as the client sent it.
     fn prepare(
         &self,
         caller: &Caller,
         request: &ChatRequest,
     ) -> Result<Vec<Prepared>, GatewayError> {
+        crate::request_limits::check_request(request)?;
         let resolution = self.router.resolve(&request.model)?;
         resolution
             .target_order(|| self.random.next_u64())

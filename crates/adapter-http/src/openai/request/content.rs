@@ -2,6 +2,7 @@
 //! may hold depends on who sent it ([`Holder`]); each part may carry a `cache_control`, which
 //! becomes a cache point right after it.
 
+use gateway_core::request_limits::{check_count, MediaBudget, MAX_CONTENT_BLOCKS};
 use gateway_core::{ContentPart, Image, ImageFormat};
 use serde_json::{Map, Value};
 
@@ -9,7 +10,7 @@ use super::cache_control::cache_control;
 use super::data_url::{data_url, IMAGE};
 use super::document::file_part;
 use super::fields::{
-    invalid_type, required_object, required_string, unsupported, At, RequestError,
+    invalid_type, invalid_value, required_object, required_string, unsupported, At, RequestError,
 };
 
 /// The kind of message whose content is read.
@@ -47,11 +48,13 @@ impl Holder {
 
 /// Hands each part of `content` to `push`, in order, each followed by its cache point if it
 /// has one (`ContentPart::CachePoint`). Text parts are passed on even when blank: whether a
-/// provider can take them is its adapter's business.
+/// provider can take them is its adapter's business. Images and documents are counted in
+/// `media` and checked by their bytes there (core's rules).
 pub(super) fn content_parts(
     content: Value,
     at: &At<'_>,
     holder: Holder,
+    media: &mut MediaBudget,
     mut push: impl FnMut(ContentPart),
 ) -> Result<(), RequestError> {
     let parts = match content {
@@ -70,6 +73,8 @@ pub(super) fn content_parts(
             ))
         }
     };
+    check_count(parts.len(), MAX_CONTENT_BLOCKS, "content parts")
+        .map_err(|message| invalid_value(at, message))?;
     for (j, part) in parts.into_iter().enumerate() {
         let at = at.index(j);
         let Value::Object(mut part) = part else {
@@ -84,8 +89,20 @@ pub(super) fn content_parts(
             ("guarded_text", Holder::System | Holder::User) => {
                 ContentPart::GuardedText(required_string(&mut part, "text", &at)?)
             }
-            ("image_url", Holder::User) => ContentPart::Image(image(&mut part, &at)?),
-            ("file", Holder::User) => ContentPart::Document(file_part(&mut part, &at)?),
+            ("image_url", Holder::User) => {
+                let image = image(&mut part, &at)?;
+                media
+                    .image(&image)
+                    .map_err(|message| invalid_value(&at.key("image_url"), message))?;
+                ContentPart::Image(image)
+            }
+            ("file", Holder::User) => {
+                let document = file_part(&mut part, &at)?;
+                media
+                    .document(&document)
+                    .map_err(|message| invalid_value(&at.key("file").key("file_data"), message))?;
+                ContentPart::Document(document)
+            }
             (other, holder) => {
                 return Err(unsupported(
                     &at.key("type"),

@@ -1,16 +1,15 @@
 //! `file` content parts: `{"type": "file", "file": {"filename"?, "file_data": "data:...;base64,..."}}`
 //! become [`Document`]s. The format comes from the media type, else from the file name's
-//! extension; the bytes must look like that format ([`DocumentFormat::accepts`]), so a wrong
-//! or lying media type is the client's 400 rather than a model error later.
+//! extension; the bytes must look like that format, which the caller checks with core's
+//! [`MediaBudget`](gateway_core::request_limits::MediaBudget), so a wrong or lying media type
+//! is the client's 400 rather than a model error later.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use gateway_core::{Document, DocumentFormat};
 use serde_json::{Map, Value};
 
 use super::data_url::{data_url, FILE};
 use super::fields::{
-    invalid_value, optional_string, required_object, required_string, unsupported, At, RequestError,
+    optional_string, required_object, required_string, unsupported, At, RequestError,
 };
 
 pub(super) fn file_part(
@@ -44,16 +43,6 @@ pub(super) fn file_part(
                 )
             })
     })?;
-    match bytes_look_like(format, &base64_data) {
-        Some(true) => {}
-        Some(false) => {
-            return Err(invalid_value(
-                &data_at,
-                format!("the file's bytes are not a {} document", format.as_str()),
-            ))
-        }
-        None => return Err(invalid_value(&data_at, "the file data is not valid base64")),
-    }
     Ok(Document {
         format,
         name,
@@ -61,80 +50,14 @@ pub(super) fn file_part(
     })
 }
 
-/// Whether the decoded `base64` can be a `format` document, without holding a decoded copy
-/// longer than the check: text formats need every byte (UTF-8, no NUL), binary formats only
-/// their first bytes, so those are decoded a block at a time into one stack buffer (which
-/// still checks the whole encoding). `None` when `base64` is not valid base64.
-fn bytes_look_like(format: DocumentFormat, base64: &str) -> Option<bool> {
-    use DocumentFormat::{Doc, Docx, Pdf, Xls, Xlsx};
-    if !matches!(format, Pdf | Doc | Docx | Xls | Xlsx) {
-        let bytes = STANDARD.decode(base64).ok()?;
-        return Some(format.accepts(&bytes));
-    }
-    /// Base64 characters per block: a multiple of 4, so blocks decode on their own.
-    const BLOCK: usize = 4096;
-    let mut buffer = [0u8; BLOCK / 4 * 3];
-    let mut accepted = None;
-    let mut blocks = base64.as_bytes().chunks(BLOCK).peekable();
-    while let Some(block) = blocks.next() {
-        // Padding may only end the data, not a block in the middle.
-        if blocks.peek().is_some() && block.ends_with(b"=") {
-            return None;
-        }
-        let decoded = STANDARD.decode_slice(block, &mut buffer).ok()?;
-        accepted.get_or_insert_with(|| format.accepts(&buffer[..decoded]));
-    }
-    Some(accepted.unwrap_or(false))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
 
     fn encode(bytes: &[u8]) -> String {
         STANDARD.encode(bytes)
-    }
-
-    #[test]
-    fn binary_formats_are_told_by_their_first_bytes_across_blocks() {
-        let mut pdf = b"%PDF-1.7\n".to_vec();
-        pdf.resize(10_000, b'x');
-        assert_eq!(
-            bytes_look_like(DocumentFormat::Pdf, &encode(&pdf)),
-            Some(true)
-        );
-        assert_eq!(
-            bytes_look_like(DocumentFormat::Docx, &encode(&pdf)),
-            Some(false)
-        );
-    }
-
-    #[test]
-    fn the_whole_encoding_is_checked_not_only_the_first_block() {
-        let mut pdf = encode(&[b'%'; 6000]);
-        pdf.replace_range(5000..5001, "*");
-        assert!(bytes_look_like(DocumentFormat::Pdf, &pdf).is_none());
-        // Padding that ends a block in the middle.
-        let padded_middle = format!("{}{}", "A".repeat(4094), "==AAAA");
-        assert!(bytes_look_like(DocumentFormat::Pdf, &padded_middle).is_none());
-        assert!(
-            bytes_look_like(DocumentFormat::Pdf, "JVBERi0").is_none(),
-            "unpadded"
-        );
-    }
-
-    #[test]
-    fn text_formats_need_every_byte() {
-        let mut text = "a,b\n".repeat(2000).into_bytes();
-        assert_eq!(
-            bytes_look_like(DocumentFormat::Csv, &encode(&text)),
-            Some(true)
-        );
-        text.push(0);
-        assert_eq!(
-            bytes_look_like(DocumentFormat::Csv, &encode(&text)),
-            Some(false)
-        );
     }
 
     #[test]

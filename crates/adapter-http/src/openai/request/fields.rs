@@ -32,6 +32,7 @@ pub(crate) enum FieldErrorCode {
     InvalidValue,
     Unsupported,
     UnknownParameter,
+    DuplicateKey,
 }
 
 impl FieldErrorCode {
@@ -42,6 +43,7 @@ impl FieldErrorCode {
             Self::InvalidValue => "invalid_value",
             Self::Unsupported => "unsupported_value",
             Self::UnknownParameter => "unknown_parameter",
+            Self::DuplicateKey => "duplicate_key",
         }
     }
 }
@@ -148,6 +150,15 @@ pub(super) fn invalid_type(at: &At<'_>, expected: &str) -> RequestError {
 
 pub(super) fn invalid_value(at: &At<'_>, message: impl Into<String>) -> RequestError {
     field_error(at, FieldErrorCode::InvalidValue, message)
+}
+
+/// A key given twice in one object; `path` is where the second one sits.
+pub(super) fn duplicate_key(path: String) -> RequestError {
+    RequestError::Field {
+        param: path,
+        code: FieldErrorCode::DuplicateKey,
+        message: "is given more than once: each key may appear once per object".to_owned(),
+    }
 }
 
 pub(super) fn unsupported(at: &At<'_>, message: impl Into<String>) -> RequestError {

@@ -3,6 +3,9 @@
 //! `content` may hold is [`content`](super::content)'s concern; a `cache_control` on a whole
 //! message puts a cache point after its last part.
 
+use gateway_core::request_limits::{
+    check_count, check_tool_name, check_tool_use_id, MediaBudget, MAX_CONTENT_BLOCKS, MAX_MESSAGES,
+};
 use gateway_core::{ContentPart, Message, Role, SystemPart, ToolCall, ToolResult};
 use serde_json::{Map, Value};
 
@@ -56,6 +59,9 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
     if items.is_empty() {
         return Err(invalid_value(&at, "must contain at least one message"));
     }
+    check_count(items.len(), MAX_MESSAGES, "messages")
+        .map_err(|message| invalid_value(&at, message))?;
+    let mut media = MediaBudget::default();
     let mut system = Vec::new();
     let mut system_positions = Vec::new();
     let mut turns: Vec<Message> = Vec::with_capacity(items.len());
@@ -75,12 +81,16 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
         let (role, mut parts) = match role.as_str() {
             "system" | "developer" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
-                content_parts(content, &content_at, Holder::System, |part| match part {
-                    ContentPart::Text(text) => system.push(SystemPart::Text(text)),
-                    ContentPart::GuardedText(text) => system.push(SystemPart::GuardedText(text)),
-                    ContentPart::CachePoint(point) => push_cache_point(&mut system, point),
-                    // `Holder::System` lets no other part through.
-                    _ => {}
+                content_parts(content, &content_at, Holder::System, &mut media, |part| {
+                    match part {
+                        ContentPart::Text(text) => system.push(SystemPart::Text(text)),
+                        ContentPart::GuardedText(text) => {
+                            system.push(SystemPart::GuardedText(text))
+                        }
+                        ContentPart::CachePoint(point) => push_cache_point(&mut system, point),
+                        // `Holder::System` lets no other part through.
+                        _ => {}
+                    }
                 })?;
                 if let Some(point) = cache_control(&mut message, &at)? {
                     push_cache_point(&mut system, point);
@@ -91,16 +101,19 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
             "user" => {
                 let content = content.ok_or_else(|| missing(&content_at))?;
                 let mut parts = Vec::new();
-                content_parts(content, &content_at, Holder::User, |part| {
+                content_parts(content, &content_at, Holder::User, &mut media, |part| {
                     push_part(&mut parts, part)
                 })?;
                 (Role::User, parts)
             }
             "assistant" => (
                 Role::Assistant,
-                assistant_content(content, &mut message, &at)?,
+                assistant_content(content, &mut message, &at, &mut media)?,
             ),
-            "tool" => (Role::User, tool_result(content, &mut message, &at)?),
+            "tool" => (
+                Role::User,
+                tool_result(content, &mut message, &at, &mut media)?,
+            ),
             "function" => {
                 return Err(unsupported(
                     &role_at,
@@ -155,6 +168,7 @@ fn assistant_content(
     content: Option<Value>,
     message: &mut Map<String, Value>,
     at: &At<'_>,
+    media: &mut MediaBudget,
 ) -> Result<Vec<ContentPart>, RequestError> {
     let mut parts = Vec::new();
     message.remove("reasoning_content");
@@ -167,9 +181,13 @@ fn assistant_content(
         ),
     }
     if let Some(content) = content {
-        content_parts(content, &at.key("content"), Holder::Assistant, |part| {
-            push_part(&mut parts, part)
-        })?;
+        content_parts(
+            content,
+            &at.key("content"),
+            Holder::Assistant,
+            media,
+            |part| push_part(&mut parts, part),
+        )?;
     }
     let has_text = parts
         .iter()
@@ -180,6 +198,8 @@ fn assistant_content(
     match message.remove("tool_calls") {
         None | Some(Value::Null) => {}
         Some(Value::Array(calls)) => {
+            check_count(calls.len(), MAX_CONTENT_BLOCKS, "tool calls")
+                .map_err(|message| invalid_value(&calls_at, message))?;
             has_calls = !calls.is_empty();
             parts.reserve(calls.len());
             for (k, call) in calls.into_iter().enumerate() {
@@ -202,10 +222,12 @@ fn tool_call(call: Value, at: &At<'_>) -> Result<ToolCall, RequestError> {
         return Err(invalid_type(at, "a tool call object"));
     };
     let id = required_string(&mut call, "id", at)?;
+    check_tool_use_id(&id).map_err(|message| invalid_value(&at.key("id"), message))?;
     check_function_type(&mut call, at)?;
     let function_at = at.key("function");
     let mut function = required_object(&mut call, "function", at, "an object")?;
     let name = required_string(&mut function, "name", &function_at)?;
+    check_tool_name(&name).map_err(|message| invalid_value(&function_at.key("name"), message))?;
     let arguments_at = function_at.key("arguments");
     let input = match function.remove("arguments") {
         None | Some(Value::Null) => return Err(missing(&arguments_at)),
@@ -226,22 +248,31 @@ fn tool_result(
     content: Option<Value>,
     message: &mut Map<String, Value>,
     at: &At<'_>,
+    media: &mut MediaBudget,
 ) -> Result<Vec<ContentPart>, RequestError> {
     let tool_use_id = required_string(message, "tool_call_id", at)?;
+    check_tool_use_id(&tool_use_id)
+        .map_err(|message| invalid_value(&at.key("tool_call_id"), message))?;
     let content_at = at.key("content");
     let content = content.ok_or_else(|| missing(&content_at))?;
     let mut text = String::new();
     let mut cache_points: Vec<ContentPart> = Vec::new();
-    content_parts(content, &content_at, Holder::Tool, |part| match part {
-        ContentPart::Text(part) if text.is_empty() => text = part,
-        ContentPart::Text(part) => {
-            text.push('\n');
-            text.push_str(&part);
-        }
-        ContentPart::CachePoint(point) => push_cache_point(&mut cache_points, point),
-        // `Holder::Tool` lets no other part through.
-        _ => {}
-    })?;
+    content_parts(
+        content,
+        &content_at,
+        Holder::Tool,
+        media,
+        |part| match part {
+            ContentPart::Text(part) if text.is_empty() => text = part,
+            ContentPart::Text(part) => {
+                text.push('\n');
+                text.push_str(&part);
+            }
+            ContentPart::CachePoint(point) => push_cache_point(&mut cache_points, point),
+            // `Holder::Tool` lets no other part through.
+            _ => {}
+        },
+    )?;
     let mut parts = Vec::with_capacity(1 + cache_points.len());
     parts.push(ContentPart::ToolResult(ToolResult {
         tool_use_id,

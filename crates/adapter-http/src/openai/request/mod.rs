@@ -27,13 +27,14 @@ mod raw;
 mod thinking_blocks;
 mod tools;
 
+use gateway_core::request_limits::check_model_name;
 use gateway_core::ChatRequest;
 
 pub(crate) use fields::{FieldErrorCode, RequestError};
 pub(crate) use messages::MessagePositions;
 pub(crate) use openai_only::unsupported_parameter_name;
 
-use fields::{invalid_type, invalid_value, missing, optional, At};
+use fields::{duplicate_key, invalid_type, invalid_value, missing, optional, At};
 use guardrail::guardrail_config;
 use messages::conversation;
 use params::{boolean, number_in, positive_u32, stop_sequences, stream_options};
@@ -66,7 +67,10 @@ fn convert(mut raw: RawRequest) -> Result<ParsedRequest, RequestError> {
         return Err(RequestError::UnknownParameter { param });
     }
     if let Some(param) = raw.duplicate {
-        return Err(invalid_value(&At::Root(param), "is given more than once"));
+        return Err(duplicate_key(param.to_owned()));
+    }
+    if let Some(path) = raw.nested_duplicate.take() {
+        return Err(duplicate_key(path));
     }
     openai_only::refuse_deprecated(&raw)?;
     openai_only::check_ignored(&mut raw)?;
@@ -78,10 +82,10 @@ fn convert(mut raw: RawRequest) -> Result<ParsedRequest, RequestError> {
     let model = At::Root("model");
     request.model = match raw.model {
         None => return Err(missing(&model)),
-        Some(Value::String(name)) if name.is_empty() => {
-            return Err(invalid_value(&model, "must not be empty"))
+        Some(Value::String(name)) => {
+            check_model_name(&name).map_err(|message| invalid_value(&model, message))?;
+            name
         }
-        Some(Value::String(name)) => name,
         Some(_) => return Err(invalid_type(&model, "a string")),
     };
 

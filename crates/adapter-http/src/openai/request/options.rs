@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::fields::{
-    invalid_type, invalid_value, optional, optional_string, required_object, required_string, At,
-    RequestError,
+    duplicate_key, invalid_type, invalid_value, optional, optional_string, required_object,
+    required_string, At, RequestError,
 };
 use super::params::boolean;
 
@@ -177,7 +177,7 @@ pub(super) fn request_metadata(
     };
     let mut keys = HashSet::with_capacity(pairs.len());
     if let Some((key, _)) = pairs.iter().find(|(key, _)| !keys.insert(key.as_str())) {
-        return Err(invalid_value(&at.key_owned(key), "is given more than once"));
+        return Err(duplicate_key(at.key_owned(key).to_string()));
     }
     drop(keys);
     pairs

@@ -1,5 +1,6 @@
 //! Scalar parameters: token limits, sampling, stop sequences and stream options.
 
+use gateway_core::request_limits::{check_count, MAX_STOP_SEQUENCES};
 use serde_json::Value;
 
 use super::fields::{invalid_type, invalid_value, At, RequestError};
@@ -48,17 +49,21 @@ pub(super) fn stop_sequences(value: Value, at: &At<'_>) -> Result<Vec<String>, R
     };
     match value {
         Value::String(text) => Ok(vec![non_empty(text, at)?]),
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let at = at.index(i);
-                match item {
-                    Value::String(text) => non_empty(text, &at),
-                    _ => Err(invalid_type(&at, "a string")),
-                }
-            })
-            .collect(),
+        Value::Array(items) => {
+            check_count(items.len(), MAX_STOP_SEQUENCES, "stop sequences")
+                .map_err(|message| invalid_value(at, message))?;
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let at = at.index(i);
+                    match item {
+                        Value::String(text) => non_empty(text, &at),
+                        _ => Err(invalid_type(&at, "a string")),
+                    }
+                })
+                .collect()
+        }
         _ => Err(invalid_type(at, "a string or an array of strings")),
     }
 }

@@ -6,12 +6,22 @@
 //! so the request can be refused with `unknown_parameter`: a misspelt `guardrail_config`
 //! must not quietly pass as "no guardrail". Nothing is buffered twice: unlike
 //! `#[serde(flatten)]`, the visitor never collects the unknown rest into a map.
+//!
+//! A key given twice, at the top level or in any object below it, is remembered too (the
+//! first one, with its path): the request is refused, so what the gateway reads (the model
+//! it authorizes and routes, a tool's name) is never what another parser, keeping the other
+//! value, would read. The values are built by [`StrictValue`], serde_json's own `Value`
+//! building with that one check added, in the same single pass.
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use super::fields::At;
 
 /// Declares the known top-level fields: `field: Type = "wire name"`.
 macro_rules! top_level {
@@ -24,6 +34,9 @@ macro_rules! top_level {
             pub(super) unknown: Option<String>,
             /// The first known key given twice.
             pub(super) duplicate: Option<&'static str>,
+            /// The path of the first key given twice inside a value, e.g.
+            /// `messages[0].content[1].type`.
+            pub(super) nested_duplicate: Option<String>,
         }
 
         /// Every known wire name; a key's position is its bit in the visitor's `seen` mask.
@@ -37,7 +50,10 @@ macro_rules! top_level {
                 map: &mut A,
             ) -> Result<(), A::Error> {
                 match name {
-                    $($name => self.$field = map.next_value()?,)*
+                    $($name => {
+                        self.$field =
+                            <$ty as ReadField>::read(map, $name, &mut self.nested_duplicate)?
+                    })*
                     // `name` comes from `NAMES`, so this arm is never taken.
                     _ => {
                         map.next_value::<IgnoredAny>()?;
@@ -95,6 +111,123 @@ top_level! {
 }
 
 const _: () = assert!(NAMES.len() <= u64::BITS as usize, "`seen` is a u64 mask");
+
+/// How a top-level field's value is read: `null` is absent.
+trait ReadField: Sized {
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        name: &'static str,
+        duplicate: &mut Option<String>,
+    ) -> Result<Option<Self>, A::Error>;
+}
+
+impl ReadField for Value {
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        name: &'static str,
+        duplicate: &mut Option<String>,
+    ) -> Result<Option<Self>, A::Error> {
+        let value = map.next_value_seed(StrictValue {
+            at: At::Root(name),
+            duplicate,
+        })?;
+        Ok((!value.is_null()).then_some(value))
+    }
+}
+
+/// Raw fields keep their text; their parsers check their keys themselves.
+impl ReadField for Box<RawValue> {
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        _name: &'static str,
+        _duplicate: &mut Option<String>,
+    ) -> Result<Option<Self>, A::Error> {
+        map.next_value()
+    }
+}
+
+/// Builds a `serde_json::Value` as serde_json does, remembering the path of the first key
+/// an object holds twice (the later value would silently replace the earlier).
+struct StrictValue<'a, 'p> {
+    at: At<'p>,
+    duplicate: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity, so this is always a number.
+        Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element_seed(StrictValue {
+            at: self.at.index(items.len()),
+            duplicate: &mut *self.duplicate,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = self.at.key_owned(&key);
+            let value = map.next_value_seed(StrictValue {
+                at,
+                duplicate: &mut *self.duplicate,
+            })?;
+            if self.duplicate.is_none() && object.contains_key(&key) {
+                *self.duplicate = Some(at.to_string());
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
 
 impl<'de> Deserialize<'de> for RawRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -206,6 +339,37 @@ mod tests {
         let raw = read(r#"{"model": "a", "seed": 1, "model": "b"}"#);
         assert_eq!(raw.duplicate, Some("model"));
         assert_eq!(raw.model, Some(Value::String("a".into())));
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_remembered_with_its_path() {
+        let raw = read(
+            r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "a",
+                "type": "image_url"}]}], "tools": {"a": {"b": 1, "b": 2}}}"#,
+        );
+        assert_eq!(
+            raw.nested_duplicate.as_deref(),
+            Some("messages[0].content[0].type")
+        );
+        let raw = read(r#"{"tools": [{"function": {"name": "a", "n\u0061me": "b"}}]}"#);
+        assert_eq!(
+            raw.nested_duplicate.as_deref(),
+            Some("tools[0].function.name")
+        );
+        let raw = read(r#"{"tools": [{"a": 1}, {"a": 2}], "stop": ["x", "x"]}"#);
+        assert!(
+            raw.nested_duplicate.is_none(),
+            "siblings and equal items are fine"
+        );
+    }
+
+    #[test]
+    fn strict_values_are_the_values_serde_json_builds() {
+        let text = r#"{"a": [1, -2, 3.5, 1e400, true, null, "s\n", {"b": {}}], "c": 18446744073709551615}"#;
+        let text = text.replace("1e400, ", "");
+        let raw = read(&format!(r#"{{"thinking": {text}}}"#));
+        let expected: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(raw.thinking, Some(expected));
     }
 
     #[test]

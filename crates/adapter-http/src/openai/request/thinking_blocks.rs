@@ -2,6 +2,7 @@
 //! with (`message.thinking_blocks`), given back so the provider can verify it. Signatures and
 //! redacted data are kept verbatim; a thinking model's tool loop breaks without them.
 
+use gateway_core::request_limits::{check_count, MAX_CONTENT_BLOCKS};
 use gateway_core::ReasoningBlock;
 use serde_json::Value;
 
@@ -17,6 +18,8 @@ pub(super) fn thinking_blocks(
     let Value::Array(blocks) = value else {
         return Err(invalid_type(at, "an array of thinking blocks"));
     };
+    check_count(blocks.len(), MAX_CONTENT_BLOCKS, "thinking blocks")
+        .map_err(|message| invalid_value(at, message))?;
     blocks
         .into_iter()
         .enumerate()

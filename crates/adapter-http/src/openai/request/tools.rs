@@ -1,6 +1,7 @@
 //! `tools` and `tool_choice`: function declarations (each may carry a `cache_control`, a
 //! cache point after it), and which tool the model must call.
 
+use gateway_core::request_limits::{check_count, check_tool_name, MAX_TOOLS};
 use gateway_core::{ChatRequest, ToolChoice, ToolSpec};
 use serde_json::{Map, Value};
 
@@ -14,6 +15,7 @@ pub(super) fn tools(value: Value, at: &At<'_>) -> Result<Vec<ToolSpec>, RequestE
     let Value::Array(items) = value else {
         return Err(invalid_type(at, "an array of tools"));
     };
+    check_count(items.len(), MAX_TOOLS, "tools").map_err(|message| invalid_value(at, message))?;
     items
         .into_iter()
         .enumerate()
@@ -29,9 +31,7 @@ fn tool(value: Value, at: &At<'_>) -> Result<ToolSpec, RequestError> {
     let function_at = at.key("function");
     let mut function = required_object(&mut tool, "function", at, "an object")?;
     let name = required_string(&mut function, "name", &function_at)?;
-    if name.is_empty() {
-        return Err(invalid_value(&function_at.key("name"), "must not be empty"));
-    }
+    check_tool_name(&name).map_err(|message| invalid_value(&function_at.key("name"), message))?;
     let description = optional_string(&mut function, "description", &function_at)?;
     let parameters = match function.remove("parameters") {
         // OpenAI allows omitting them; Bedrock requires a schema.
@@ -83,11 +83,10 @@ pub(super) fn tool_choice(value: Value, at: &At<'_>) -> Result<ToolChoice, Reque
             check_function_type(&mut choice, at)?;
             let function_at = at.key("function");
             let mut function = required_object(&mut choice, "function", at, "an object")?;
-            Ok(ToolChoice::Tool(required_string(
-                &mut function,
-                "name",
-                &function_at,
-            )?))
+            let name = required_string(&mut function, "name", &function_at)?;
+            check_tool_name(&name)
+                .map_err(|message| invalid_value(&function_at.key("name"), message))?;
+            Ok(ToolChoice::Tool(name))
         }
         _ => Err(invalid_type(
             at,
