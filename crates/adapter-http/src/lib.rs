@@ -15,6 +15,7 @@
 mod auth;
 mod body;
 mod connections;
+mod door;
 mod error;
 mod governance;
 mod ids;

@@ -37,18 +37,14 @@ use tracing::{Instrument, Span};
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
 use crate::connections::ConnectionSettings;
+use crate::door::ChatDoor;
 use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
     insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
 };
-use crate::ids::completion_id;
 use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
-use crate::openai::chunk::ChunkEncoder;
 use crate::openai::models::model_list_json;
-use crate::openai::request::{
-    parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
-};
-use crate::openai::response::completion_json;
+use crate::openai::OpenAiChat;
 use crate::readiness::Readiness;
 use crate::request_id::{RequestId, REQUEST_ID};
 use crate::request_log::{ErrorType, RequestLog};
@@ -349,7 +345,14 @@ impl HttpApp {
                     let request_span = Span::current();
                     let span = trace::chat_span(&parts.headers);
                     let (response, info) = self
-                        .chat(&parts, body, request_id, &mut log, (&span, &request_span))
+                        .chat(
+                            &OpenAiChat,
+                            &parts,
+                            body,
+                            request_id,
+                            &mut log,
+                            (&span, &request_span),
+                        )
                         .instrument(span.clone())
                         .await;
                     if response.status().is_client_error() || response.status().is_server_error() {
@@ -426,9 +429,11 @@ impl HttpApp {
         None
     }
 
-    /// `POST /v1/chat/completions`; also returns the model for metrics and logs.
-    async fn chat(
+    /// A chat through `door` (`POST /v1/chat/completions` and the other chat APIs): the one
+    /// path every door shares. Also returns the model for metrics and logs.
+    async fn chat<D: ChatDoor>(
         &self,
+        door: &D,
         parts: &Parts,
         body: Incoming,
         request_id: &RequestId,
@@ -439,20 +444,20 @@ impl HttpApp {
         // First of all: a shed request costs no more than its headers, whoever sends it.
         let Some(slot) = self.concurrency.try_acquire() else {
             self.metrics.shed_request();
-            return (error_response(&ApiError::overloaded()), other);
+            return (door_error(door, &ApiError::overloaded()), other);
         };
         // Before reading the body: a caller without a key costs no more than the headers.
         let Some(caller) = self.keys.authenticate(&parts.headers) else {
-            return (error_response(&ApiError::unauthorized()), other);
+            return (door_error(door, &ApiError::unauthorized()), other);
         };
         log.key(self.key_labels.get(caller.key_name.as_deref()));
         let declared = match content_length(parts) {
             Ok(declared) => declared,
-            Err(error) => return (error_response(&error), other),
+            Err(error) => return (door_error(door, &error), other),
         };
         if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
             return (
-                error_response(&ApiError::body_too_large(self.max_body_bytes)),
+                door_error(door, &ApiError::body_too_large(self.max_body_bytes)),
                 other,
             );
         }
@@ -461,34 +466,31 @@ impl HttpApp {
             Ok(bytes) => bytes,
             Err(ReadError::TimedOut) => {
                 let error = ApiError::body_timeout(self.body_read_timeout);
-                return (closing(error_response(&error), parts.version), other);
+                return (closing(door_error(door, &error), parts.version), other);
             }
             Err(ReadError::TooLarge) => {
                 return (
-                    error_response(&ApiError::body_too_large(self.max_body_bytes)),
+                    door_error(door, &ApiError::body_too_large(self.max_body_bytes)),
                     other,
                 )
             }
             // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
             // on the connection that can be trusted to start the next request.
             Err(ReadError::Unreadable) => {
-                let error = error_response(&ApiError::body_unreadable());
+                let error = door_error(door, &ApiError::body_unreadable());
                 return (closing(error, parts.version), other);
             }
         };
-        let request = parse_chat_request(&bytes);
-        if let Ok(parsed) = &request {
+        let parsed = door.parse(&bytes);
+        if let Ok((request, _)) = &parsed {
             let content = self.capture_content.then_some(bytes.as_ref());
-            trace::record_request(span, &parsed.chat, content);
+            trace::record_request(span, request, content);
         }
         // The request owns what it needs; large inline images should not be held twice.
         drop(bytes);
-        let ParsedRequest {
-            chat: mut request,
-            positions,
-        } = match request {
+        let (mut request, context) = match parsed {
             Ok(parsed) => parsed,
-            Err(error) => return (error_response(&ApiError::from_request(error)), other),
+            Err(error) => return (door_error(door, &error), other),
         };
         if self.request_id_to_bedrock {
             request_id.add_to_metadata(&mut request);
@@ -499,32 +501,47 @@ impl HttpApp {
         // for them or drops them.
         let unsupported = request.unsupported_parameters.clone();
         let result = if request.stream {
-            self.stream(&caller, request, slot, log, (span, request_span))
-                .await
+            self.stream(
+                door,
+                &caller,
+                (request, context),
+                slot,
+                log,
+                (span, request_span),
+            )
+            .await
         } else {
-            let result = self.complete(&caller, request, log, span).await;
+            let result = self
+                .complete(door, &caller, (request, context), log, span)
+                .await;
             // The answer is in memory: the request no longer weighs on the gateway.
             drop(slot);
             result
         };
         let response = match result {
             Ok(response) => {
-                self.count_dropped(&unsupported);
+                self.count_dropped(door, &unsupported);
                 response
             }
-            Err(failure) => self.failure(&caller, &failure, &positions, log),
+            Err((failure, context)) => self.failure(door, &caller, &failure, &context, log),
         };
         (response, model)
     }
 
-    async fn complete(
+    /// A complete answer; a failure comes back with the request's context, to be written
+    /// in the door's terms.
+    async fn complete<D: ChatDoor>(
         &self,
+        door: &D,
         caller: &Caller,
-        request: ChatRequest,
+        (request, context): (ChatRequest, D::Context),
         log: &mut RequestLog,
         span: &Span,
-    ) -> Result<Response<ResponseBody>, ChatFailure> {
-        let completion = self.service.complete(caller, request).await?;
+    ) -> Result<Response<ResponseBody>, (ChatFailure, D::Context)> {
+        let completion = match self.service.complete(caller, request).await {
+            Ok(completion) => completion,
+            Err(failure) => return Err((failure, context)),
+        };
         let answer = &completion.response;
         trace::record_response(
             span,
@@ -539,7 +556,7 @@ impl HttpApp {
         self.count_attempts(&completion.attempts, true);
         log.target(&self.models.get(&completion.route.public_name).label);
         log.answered(completion.response.usage, &completion.response.stop_reason);
-        let body = completion_json(&completion, &completion_id(), self.clock.unix_seconds());
+        let body = door.completion_body(&completion, &context, self.clock.unix_seconds());
         let mut response = json_response(StatusCode::OK, body.into());
         self.name_target(&mut response, &completion.route);
         let headers = response.headers_mut();
@@ -552,25 +569,23 @@ impl HttpApp {
         Ok(response)
     }
 
-    async fn stream(
+    /// A streamed answer; a failure before its first event comes back with the request's
+    /// context, to be written in the door's terms.
+    async fn stream<D: ChatDoor>(
         &self,
+        door: &D,
         caller: &Caller,
-        request: ChatRequest,
+        (request, context): (ChatRequest, D::Context),
         slot: InFlight,
         log: &mut RequestLog,
         (span, request_span): (&Span, &Span),
-    ) -> Result<Response<ResponseBody>, ChatFailure> {
-        let include_usage = request.include_usage;
-        let stream = self.service.stream(caller, request).await?;
+    ) -> Result<Response<ResponseBody>, (ChatFailure, D::Context)> {
+        let stream = match self.service.stream(caller, request).await {
+            Ok(stream) => stream,
+            Err(failure) => return Err((failure, context)),
+        };
         self.count_attempts(&stream.attempts, true);
-        let encoder = ChunkEncoder::new(
-            &completion_id(),
-            self.clock.unix_seconds(),
-            &stream.model,
-            stream.finish_reason_style,
-            include_usage,
-        )
-        .priced_by(Arc::clone(&stream.route), stream.service_tier);
+        let encoder = door.stream_encoder(&stream, context, self.clock.unix_seconds());
         let target = self.models.get(&stream.route.public_name);
         log.target(&target.label);
         let body = SseBody::new(
@@ -643,11 +658,12 @@ impl HttpApp {
 
     /// The answer to a request the service could not serve, naming the target called last
     /// and, for a limited key, where it stands.
-    fn failure(
+    fn failure<D: ChatDoor>(
         &self,
+        door: &D,
         caller: &Caller,
         failure: &ChatFailure,
-        positions: &MessagePositions,
+        context: &D::Context,
         log: &mut RequestLog,
     ) -> Response<ResponseBody> {
         self.count_attempts(&failure.attempts, false);
@@ -658,7 +674,7 @@ impl HttpApp {
         }
         let last_tried = failure.last_tried();
         let account = last_tried.map_or("-", |route| route.account.as_str());
-        let mut response = self.gateway_error(&failure.error, positions, account);
+        let mut response = self.gateway_error(door, &failure.error, context, account);
         if let Some(route) = last_tried {
             log.target(&self.models.get(&route.public_name).label);
             self.name_target(&mut response, route);
@@ -670,18 +686,19 @@ impl HttpApp {
     }
 
     /// The service served a request with these unsupported parameters: it dropped them.
-    fn count_dropped(&self, parameters: &[String]) {
+    fn count_dropped<D: ChatDoor>(&self, door: &D, parameters: &[String]) {
         for parameter in parameters {
-            if let Some(name) = unsupported_parameter_name(parameter) {
+            if let Some(name) = door.dropped_parameter_label(parameter) {
                 self.metrics.dropped_parameter(name);
             }
         }
     }
 
-    fn gateway_error(
+    fn gateway_error<D: ChatDoor>(
         &self,
+        door: &D,
         error: &GatewayError,
-        positions: &MessagePositions,
+        context: &D::Context,
         account: &str,
     ) -> Response<ResponseBody> {
         match error {
@@ -695,7 +712,7 @@ impl HttpApp {
             }
             _ => {}
         }
-        error_response(&ApiError::from_gateway(error, positions))
+        door_error(door, &door.gateway_error(error, context))
     }
 }
 
@@ -768,8 +785,18 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
     response
 }
 
+/// `error` in OpenAI's shape, for the endpoints outside the chat doors.
 fn error_response(error: &ApiError) -> Response<ResponseBody> {
-    let mut response = json_response(error.status, error.to_json().into());
+    shaped_error(error, error.to_json())
+}
+
+/// `error` in `door`'s shape.
+fn door_error<D: ChatDoor>(door: &D, error: &ApiError) -> Response<ResponseBody> {
+    shaped_error(error, door.error_body(error))
+}
+
+fn shaped_error(error: &ApiError, body: Vec<u8>) -> Response<ResponseBody> {
+    let mut response = json_response(error.status, body.into());
     // For the request's log line and metrics.
     response.extensions_mut().insert(ErrorType(error.code));
     if let Some(seconds) = error.retry_after {

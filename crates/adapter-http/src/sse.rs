@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use gateway_core::{ChatEvent, ChatEventStream};
 use http_body::{Body, Frame};
 
+use crate::door::StreamEncoder;
 use crate::metrics::OpenStream;
-use crate::openai::chunk::ChunkEncoder;
 use crate::request_log::RequestLog;
 use crate::shed::InFlight;
 use crate::trace;
@@ -28,7 +28,8 @@ pub(crate) struct SseBody {
     slot: Option<InFlight>,
     /// `None` once the stream has ended or failed, so upstream resources go at once.
     events: Option<ChatEventStream>,
-    encoder: ChunkEncoder,
+    /// The door's encoder: one call per event, a vtable away.
+    encoder: Box<dyn StreamEncoder>,
     /// The account, for warnings about errors in the middle of the stream.
     account: Arc<String>,
     open: OpenStream,
@@ -53,7 +54,7 @@ struct StreamTrace {
 impl SseBody {
     pub(crate) fn new(
         events: ChatEventStream,
-        encoder: ChunkEncoder,
+        encoder: Box<dyn StreamEncoder>,
         account: Arc<String>,
         open: OpenStream,
         span: tracing::Span,
@@ -212,6 +213,7 @@ impl Drop for SseBody {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
+    use crate::openai::chunk::ChunkEncoder;
     use crate::openai::test_support::{route, CREATED, ID};
     use crate::shed::ConcurrencyLimit;
     use futures_util::FutureExt;
@@ -275,7 +277,7 @@ mod tests {
             .priced_by(route, None);
             let body = SseBody::new(
                 events,
-                encoder,
+                Box::new(encoder),
                 Arc::new("acct".into()),
                 metrics.open_stream(),
                 tracing::Span::none(),
@@ -309,7 +311,7 @@ mod tests {
             let slot = limit.try_acquire().unwrap();
             let mut body = SseBody::new(
                 events,
-                encoder,
+                Box::new(encoder),
                 Arc::new("acct".into()),
                 Metrics::new().open_stream(),
                 tracing::Span::none(),

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::response::{ThinkingBlockJson, UsageJson};
 use super::PROVIDER;
+use crate::door::StreamEncoder;
 use crate::error::ApiError;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -81,6 +82,20 @@ struct DeltaChoice<'a> {
     finish_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bedrock_stop_reason: Option<&'a str>,
+}
+
+impl StreamEncoder for ChunkEncoder {
+    fn event(&mut self, event: ChatEvent) -> Option<Bytes> {
+        ChunkEncoder::event(self, event)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        ChunkEncoder::finish(self)
+    }
+
+    fn error(&mut self, error: &ProviderError) -> Bytes {
+        ChunkEncoder::error(self, error)
+    }
 }
 
 impl ChunkEncoder {

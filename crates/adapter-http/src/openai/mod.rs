@@ -4,9 +4,12 @@
 //! arguments), so every conversion has snapshot tests over `fixtures/openai/`.
 
 pub(crate) mod chunk;
+mod door;
 pub(crate) mod models;
 pub(crate) mod request;
 pub(crate) mod response;
+
+pub(crate) use door::OpenAiChat;
 
 /// `"provider"` in every answer, as the seed shows.
 pub(crate) const PROVIDER: &str = "aws";
