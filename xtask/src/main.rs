@@ -1,15 +1,18 @@
 //! Development tasks: `cargo xtask ci` does exactly what CI does; `cargo xtask manifests`
 //! validates the Kubernetes manifests (one of its steps); `cargo xtask bench` measures the
-//! gateway against the simulator.
+//! gateway against the simulator; `cargo xtask fuzz` runs the fuzz targets for a bounded
+//! time (their short property-test run is part of `ci`'s `cargo test`).
 #![forbid(unsafe_code)]
 
 mod bench;
 mod bench_services;
+mod fuzz;
 mod manifests;
 
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: cargo xtask <ci | manifests | bench [--quick]>";
+const USAGE: &str =
+    "usage: cargo xtask <ci | manifests | bench [--quick] | fuzz [--time SECS] [TARGET]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
             }
         },
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench-sim") => bench_services::sim(),
         Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
         _ => {

@@ -15,6 +15,8 @@
 mod auth;
 mod body;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod governance;
 mod ids;
 mod lifecycle;
