@@ -93,6 +93,11 @@ impl ServiceModel {
         check.violations
     }
 
+    /// The definition of shape `name` (its JSON in the service model).
+    pub fn shape(&self, name: &str) -> Option<&Value> {
+        self.shapes.get(name)
+    }
+
     /// The violations of `value` against `shape`.
     pub fn check(&self, shape: &str, value: &Value) -> Vec<Violation> {
         let mut check = Check {

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Once};
 
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use gateway_test_support::shapes::bedrock_runtime;
 use gateway_test_support::targets::{self, target, Target, TARGETS};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -295,7 +296,144 @@ fn the_accepted_request_fixtures_convert_to_valid_bodies() {
 #[test]
 fn converse_response() {
     let target = named("converse_response");
-    run(target, mutated_seeds(target));
+    run(
+        target,
+        prop_oneof![mutated_seeds(target), converse_response_json()],
+    );
+}
+
+/// A value of botocore shape `name`, within its rules; `depth` bounds nesting (past it,
+/// structures get their required members only and lists their minimum).
+fn value_of(name: &str, depth: u32) -> BoxedStrategy<Value> {
+    let model = bedrock_runtime();
+    let shape = model.shape(name).unwrap();
+    let bound = |key: &str| shape.get(key).and_then(Value::as_f64);
+    match shape["type"].as_str().unwrap() {
+        "structure" if shape.get("document") == Some(&Value::Bool(true)) => {
+            prop_oneof![Just(json!({})), Just(json!({"a": [1, "b", null]}))].boxed()
+        }
+        "structure" => {
+            let members: Vec<(String, String, bool)> = shape["members"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, member)| member.get("location").is_none())
+                .filter(|(_, member)| {
+                    // Event-stream members belong to ConverseStream's output.
+                    let target = model.shape(member["shape"].as_str().unwrap()).unwrap();
+                    target.get("eventstream").is_none()
+                })
+                .map(|(member, spec)| {
+                    let required = shape
+                        .get("required")
+                        .and_then(Value::as_array)
+                        .is_some_and(|required| required.iter().any(|r| r == member.as_str()));
+                    (
+                        member.clone(),
+                        spec["shape"].as_str().unwrap().to_owned(),
+                        required,
+                    )
+                })
+                .collect();
+            if shape.get("union") == Some(&Value::Bool(true)) {
+                let choices: Vec<BoxedStrategy<Value>> = members
+                    .into_iter()
+                    .map(|(member, target, _)| {
+                        value_of(&target, depth + 1)
+                            .prop_map(move |value| json!({ member.clone(): value }))
+                            .boxed()
+                    })
+                    .collect();
+                return proptest::strategy::Union::new(choices).boxed();
+            }
+            let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = members
+                .into_iter()
+                .filter(|(_, _, required)| *required || depth < 4)
+                .map(|(member, target, required)| {
+                    let value =
+                        value_of(&target, depth + 1).prop_map(move |value| (member.clone(), value));
+                    if required {
+                        value.prop_map(Some).boxed()
+                    } else {
+                        proptest::option::of(value).boxed()
+                    }
+                })
+                .collect();
+            fields
+                .prop_map(|fields| Value::Object(fields.into_iter().flatten().collect()))
+                .boxed()
+        }
+        "list" => {
+            let member = shape["member"]["shape"].as_str().unwrap().to_owned();
+            let min = bound("min").unwrap_or(0.0) as usize;
+            let max = if depth < 4 { min + 3 } else { min };
+            let max = bound("max").map_or(max, |limit| max.min(limit as usize));
+            proptest::collection::vec(value_of(&member, depth + 1), min..=max)
+                .prop_map(Value::from)
+                .boxed()
+        }
+        "map" => {
+            let value = shape["value"]["shape"].as_str().unwrap().to_owned();
+            proptest::collection::btree_map("[a-z]{1,8}", value_of(&value, depth + 1), 0..3)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect()))
+                .boxed()
+        }
+        "string" => match shape.get("enum").and_then(Value::as_array) {
+            Some(values) => proptest::sample::select(values.clone()).boxed(),
+            None => {
+                let min = bound("min").unwrap_or(0.0) as usize;
+                let max = bound("max").map_or(min + 20, |max| (max as usize).min(min + 20));
+                proptest::string::string_regex(&format!("[a-zA-Z0-9_-]{{{min},{max}}}"))
+                    .unwrap()
+                    .prop_map(Value::from)
+                    .boxed()
+            }
+        },
+        "integer" | "long" => {
+            let min = bound("min").unwrap_or(0.0) as i64;
+            let max = bound("max").map_or(min + 100_000, |max| max as i64);
+            (min..=max).prop_map(Value::from).boxed()
+        }
+        "float" | "double" => {
+            let min = bound("min").unwrap_or(0.0);
+            let max = bound("max").unwrap_or(min + 1000.0);
+            (min..=max).prop_map(Value::from).boxed()
+        }
+        "boolean" => any::<bool>().prop_map(Value::from).boxed(),
+        "blob" => proptest::collection::vec(any::<u8>(), 1..12)
+            .prop_map(|bytes| {
+                use base64::Engine as _;
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            })
+            .boxed(),
+        "timestamp" => (0u32..2_000_000_000).prop_map(Value::from).boxed(),
+        other => panic!("{name}: no generator for shape type {other}"),
+    }
+}
+
+/// Converse responses as botocore's model allows them, serialized.
+fn converse_response_json() -> impl Strategy<Value = Vec<u8>> {
+    value_of("ConverseResponse", 0).prop_map(|value| serde_json::to_vec(&value).unwrap())
+}
+
+/// Every response botocore's model allows is one the adapter reads: Bedrock cannot answer
+/// the gateway a valid response it then calls a protocol error.
+#[test]
+fn every_response_botocore_allows_parses() {
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&value_of("ConverseResponse", 0), |response| {
+        let body = serde_json::to_vec(&response).unwrap();
+        let parsed = gateway_adapter_bedrock::testing::parse_converse_response(&body, None);
+        prop_assert!(parsed.is_ok(), "{parsed:?}");
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
 }
 
 // ---- event_stream ----
