@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Once};
 
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use futures_util::StreamExt;
 use gateway_test_support::shapes::bedrock_runtime;
 use gateway_test_support::targets::{self, target, Target, TARGETS};
 use proptest::prelude::*;
@@ -611,5 +612,69 @@ fn write_seed_corpora() {
             let file = path.file_name().unwrap().to_string_lossy();
             std::fs::write(corpus.join(format!("seed-{dir}-{file}")), input).unwrap();
         }
+    }
+}
+
+/// Every ConverseStream event botocore's model allows is one the adapter reads: whatever the
+/// order of the events, none is a malformed-event protocol error.
+#[test]
+fn every_stream_event_botocore_allows_decodes() {
+    let events = [
+        "messageStart",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ];
+    let model = bedrock_runtime();
+    let event = proptest::strategy::Union::new(events.map(|event| {
+        let shape = model.shape("ConverseStreamOutput").unwrap()["members"][event]["shape"]
+            .as_str()
+            .unwrap();
+        value_of(shape, 1)
+            .prop_map(move |payload| (event, payload))
+            .boxed()
+    }));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(event, 1..6), |events| {
+        let mut body = Vec::new();
+        for (event, payload) in &events {
+            let message = Message::new_from_parts(
+                vec![
+                    Header::new(":message-type", HeaderValue::String("event".into())),
+                    Header::new(":event-type", HeaderValue::String((*event).into())),
+                ],
+                bytes::Bytes::from(serde_json::to_vec(payload).unwrap()),
+            );
+            aws_smithy_eventstream::frame::write_message_to(&message, &mut body).unwrap();
+        }
+        let chunks = [Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body))];
+        let decoded: Vec<_> = runtime.block_on(
+            gateway_adapter_bedrock::testing::converse_stream_events(
+                Arc::from("acct"),
+                futures_util::stream::iter(chunks),
+                std::time::Duration::from_secs(60),
+                None,
+            )
+            .collect(),
+        );
+        for item in decoded {
+            if let Err(error) = item {
+                prop_assert!(!error.to_string().starts_with("malformed "), "{error}");
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
     }
 }
