@@ -1,18 +1,21 @@
 //! Development tasks: `cargo xtask ci` does exactly what CI does; `cargo xtask manifests`
 //! validates the Kubernetes manifests and `cargo xtask supply-chain` checks the dependencies
 //! (two of its steps); `cargo xtask advisory-snapshot --from <dir>` refreshes the committed
-//! RustSec snapshot; `cargo xtask bench` measures the gateway against the simulator.
+//! RustSec snapshot; `cargo xtask bench` measures the gateway against the simulator;
+//! `cargo xtask fuzz` runs the fuzz targets for a bounded time (their short property-test run
+//! is part of `ci`'s `cargo test`).
 #![forbid(unsafe_code)]
 
 mod bench;
 mod bench_services;
+mod fuzz;
 mod manifests;
 mod supply_chain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: cargo xtask <ci | manifests | supply-chain | advisory-snapshot --from <dir> | bench [--quick]>";
+const USAGE: &str = "usage: cargo xtask <ci | manifests | supply-chain | advisory-snapshot --from <dir> | bench [--quick] | fuzz [--time SECS] [TARGET]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
             supply_chain::refresh_snapshot(Path::new(&args[2])),
         ),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench-sim") => bench_services::sim(),
         Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
         _ => {

@@ -330,4 +330,71 @@ mod tests {
             Err(EventStreamError::Malformed { .. })
         ));
     }
+
+    /// Decodes `bytes` handed over in the pieces cut at `cuts`: every message in order,
+    /// then the error that stopped it or the end-of-input check.
+    fn decode_in_pieces(
+        bytes: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<Message>, Result<(), EventStreamError>) {
+        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.push(bytes.len());
+        let mut decoder = FrameDecoder::new();
+        let mut messages = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            decoder.push(&bytes[start..cut]);
+            start = cut;
+            loop {
+                match decoder.decode() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => break,
+                    Err(error) => return (messages, Err(error)),
+                }
+            }
+        }
+        (messages, decoder.finish())
+    }
+
+    fn arbitrary_message() -> impl proptest::strategy::Strategy<Value = Message> {
+        use proptest::prelude::*;
+        let header = ("[:a-z-]{1,20}", "\\PC{0,20}")
+            .prop_map(|(name, value)| Header::new(name, HeaderValue::String(value.into())));
+        (
+            proptest::collection::vec(header, 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(headers, payload)| Message::new_from_parts(headers, Bytes::from(payload)))
+    }
+
+    proptest::proptest! {
+        /// Any valid stream, cut anywhere into any number of pieces, decodes to the messages
+        /// it was made of; the same bytes with the last frame cut short decode to the others,
+        /// then `Truncated`.
+        #[test]
+        fn any_split_of_a_stream_decodes_identically(
+            messages in proptest::collection::vec(arbitrary_message(), 0..5),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..8),
+            cut_short_by in 1usize..16,
+        ) {
+            let mut bytes = Vec::new();
+            for message in &messages {
+                write_message_to(message, &mut bytes).unwrap();
+            }
+            let (decoded, end) = decode_in_pieces(&bytes, &cuts);
+            proptest::prop_assert_eq!(&decoded, &messages);
+            proptest::prop_assert!(end.is_ok());
+
+            if let Some(last) = messages.last() {
+                let mut last_frame = Vec::new();
+                write_message_to(last, &mut last_frame).unwrap();
+                let cut_at = bytes.len() - cut_short_by.min(last_frame.len() - 1);
+                let (decoded, end) = decode_in_pieces(&bytes[..cut_at], &cuts);
+                proptest::prop_assert_eq!(&decoded[..], &messages[..messages.len() - 1]);
+                let truncated = matches!(end, Err(EventStreamError::Truncated { .. }));
+                proptest::prop_assert!(truncated, "{:?}", end);
+            }
+        }
+    }
 }

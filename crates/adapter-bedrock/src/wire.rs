@@ -353,9 +353,10 @@ pub struct ConverseOutput {
     pub message: Option<ResponseMessage>,
 }
 
+/// The answer's `role` is not read: it is the assistant's, and botocore's enum for it also
+/// holds `system`, which must not turn a valid answer into a protocol error.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ResponseMessage {
-    pub role: ConversationRole,
     #[serde(default)]
     pub content: Vec<ResponseContentBlock>,
 }

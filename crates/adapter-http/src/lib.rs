@@ -17,6 +17,8 @@ mod body;
 mod connections;
 mod door;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod governance;
 mod ids;
 mod lifecycle;

@@ -212,79 +212,25 @@ impl Drop for SseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::{encode_stream, StreamFixture};
     use crate::metrics::Metrics;
     use crate::openai::chunk::ChunkEncoder;
     use crate::openai::test_support::{route, CREATED, ID};
     use crate::shed::ConcurrencyLimit;
     use futures_util::FutureExt;
-    use gateway_core::{ChatEvent, FinishReasonStyle, Price, ProviderError, Route, StopReason};
+    use gateway_core::{ChatEvent, FinishReasonStyle, ProviderError, StopReason};
     use http_body_util::BodyExt;
-    use serde::Deserialize;
     use std::num::NonZeroUsize;
-
-    /// A fixture: the events a provider streams, then what the client asked for, from a
-    /// model with `price` if it has one.
-    #[derive(Deserialize)]
-    struct Fixture {
-        style: FinishReasonStyle,
-        include_usage: bool,
-        steps: Vec<Step>,
-        #[serde(default)]
-        price: Option<Price>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Step {
-        Event(ChatEvent),
-        Error { error: String, message: String },
-    }
-
-    fn provider_error(kind: &str, message: String) -> ProviderError {
-        match kind {
-            "throttled" => ProviderError::Throttled { message },
-            "model_error" => ProviderError::ModelError { message },
-            "protocol" => ProviderError::Protocol { message },
-            other => panic!("fixture names unknown error kind {other}"),
-        }
-    }
 
     #[test]
     fn event_sequences_become_exact_sse_text() {
         let metrics = Metrics::new();
         insta::glob!("../../../fixtures/openai/stream", "*.json", |path| {
-            let fixture: Fixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-            let items: Vec<_> = fixture
-                .steps
-                .into_iter()
-                .map(|step| match step {
-                    Step::Event(event) => Ok(event),
-                    Step::Error { error, message } => Err(provider_error(&error, message)),
-                })
-                .collect();
-            let events: ChatEventStream = Box::pin(futures_util::stream::iter(items));
-            let route = Arc::new(Route {
-                price: fixture.price,
-                ..(*route()).clone()
-            });
-            let encoder = ChunkEncoder::new(
-                ID,
-                CREATED,
-                "internal-bedrock/claude-3",
-                fixture.style,
-                fixture.include_usage,
-            )
-            .priced_by(route, None);
-            let body = SseBody::new(
-                events,
-                Box::new(encoder),
-                Arc::new("acct".into()),
-                metrics.open_stream(),
-                tracing::Span::none(),
-            );
-            // The events are all ready, so the body completes without a runtime.
-            let bytes = body.collect().now_or_never().unwrap().unwrap().to_bytes();
-            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            let fixture: StreamFixture =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            let bytes = encode_stream(fixture, &route(), &metrics)
+                .expect("the fixture names known error kinds and a valid price");
+            let text = String::from_utf8(bytes).unwrap();
             // insta trims the final blank line; every event must still end with one.
             assert!(text.ends_with("\n\n"), "{text:?}");
             insta::assert_snapshot!(text);

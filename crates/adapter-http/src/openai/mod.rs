@@ -23,12 +23,12 @@ pub(crate) mod test_support {
     use gateway_core::guardrail::GuardrailPolicy;
     use gateway_core::{FinishReasonStyle, Route};
 
-    pub(crate) const ID: &str = "chatcmpl-0123456789abcdefghijklmnopqr";
-    pub(crate) const CREATED: u64 = 1_741_339_101;
+    pub(crate) const ID: &str = crate::fuzzing::STREAM_ID;
+    pub(crate) const CREATED: u64 = crate::fuzzing::STREAM_CREATED;
 
     pub(crate) fn route() -> Arc<Route> {
         Arc::new(Route {
-            public_name: "internal-bedrock/claude-3".into(),
+            public_name: crate::fuzzing::STREAM_MODEL.into(),
             account: "internal-bedrock".into(),
             model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
             region: "us-east-1".into(),

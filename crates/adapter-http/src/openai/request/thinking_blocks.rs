@@ -1,7 +1,10 @@
 //! `thinking_blocks` on assistant messages from history: the reasoning the gateway answered
 //! with (`message.thinking_blocks`), given back so the provider can verify it. Signatures and
 //! redacted data are kept verbatim; a thinking model's tool loop breaks without them.
+//! Redacted data goes to Bedrock as bytes, so it must be the base64 the gateway answered with:
+//! anything else is this 400 rather than Bedrock's ValidationException.
 
+use gateway_core::media::Base64;
 use gateway_core::request_limits::{check_count, MAX_CONTENT_BLOCKS};
 use gateway_core::ReasoningBlock;
 use serde_json::Value;
@@ -34,9 +37,17 @@ pub(super) fn thinking_blocks(
                     text: required_string(&mut block, "thinking", &at)?,
                     signature: optional_string(&mut block, "signature", &at)?,
                 }),
-                "redacted_thinking" => Ok(ReasoningBlock::Redacted {
-                    data: required_string(&mut block, "data", &at)?,
-                }),
+                "redacted_thinking" => {
+                    let data = required_string(&mut block, "data", &at)?;
+                    // Checked, not decoded: the same strict base64 rule as inline media.
+                    if Base64::parse(&data).is_err() {
+                        return Err(invalid_value(
+                            &at.key("data"),
+                            "is not the base64 of a redacted thinking block",
+                        ));
+                    }
+                    Ok(ReasoningBlock::Redacted { data })
+                }
                 other => Err(invalid_value(
                     &at.key("type"),
                     format!("unknown value {other:?}: expected thinking or redacted_thinking"),
