@@ -529,7 +529,8 @@ impl ResponsesEncoder {
         out.extend_from_slice(b"\ndata: {\"type\":\"");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\",\"sequence_number\":");
-        out.extend_from_slice(self.sequence_number.to_string().as_bytes());
+        // Writing a number into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &self.sequence_number);
         out.extend_from_slice(b",\"response\":");
         write_response(
             out,
