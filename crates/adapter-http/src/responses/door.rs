@@ -76,3 +76,44 @@ impl ChatDoor for OpenAiResponses {
         UNSUPPORTED.into_iter().find(|known| *known == parameter)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::{ProviderError, RequestFeature};
+
+    fn param_of(error: GatewayError, positions: &InputPositions) -> Option<String> {
+        OpenAiResponses
+            .gateway_error(&error, positions)
+            .param
+            .map(|param| param.into_owned())
+    }
+
+    #[test]
+    fn errors_name_the_fields_in_responses_terms() {
+        let positions = InputPositions::in_list("input", vec![0]);
+        let unsupported = |feature| {
+            GatewayError::Provider(ProviderError::Unsupported {
+                feature,
+                message: "no".into(),
+            })
+        };
+        assert_eq!(
+            param_of(unsupported(RequestFeature::Reasoning), &positions).as_deref(),
+            Some("reasoning.effort")
+        );
+        assert_eq!(
+            param_of(unsupported(RequestFeature::ResponseFormat), &positions).as_deref(),
+            Some("text.format")
+        );
+        // Domain message 1 is `input[2]`: `input[0]` went into the system prompt.
+        let turn_order = GatewayError::Provider(ProviderError::TurnOrder {
+            message_index: 1,
+            message: "no".into(),
+        });
+        assert_eq!(
+            param_of(turn_order, &positions).as_deref(),
+            Some("input[2].role")
+        );
+    }
+}
