@@ -241,8 +241,8 @@ impl ApiError {
 
     /// A conversation the provider cannot take in this order: worded like the parser's field
     /// errors, since it is about a field the client sent and can fix.
-    fn turn_order(client_index: usize, message: &str) -> Self {
-        let param = format!("messages[{client_index}].role");
+    fn turn_order(list: &str, client_index: usize, message: &str) -> Self {
+        let param = format!("{list}[{client_index}].role");
         Self::new(
             StatusCode::BAD_REQUEST,
             INVALID_REQUEST,
@@ -274,7 +274,11 @@ impl ApiError {
             GatewayError::Provider(ProviderError::TurnOrder {
                 message_index,
                 message,
-            }) => Self::turn_order(positions.openai_index(*message_index), message),
+            }) => Self::turn_order(
+                positions.list(),
+                positions.openai_index(*message_index),
+                message,
+            ),
             GatewayError::Provider(provider) => Self::from_provider(provider),
             // Core's backstop behind this door's own checks (which name the client's path):
             // its paths are the domain's, with message indices made the client's.
@@ -359,7 +363,7 @@ impl ApiError {
             ProviderError::TurnOrder {
                 message_index,
                 message,
-            } => Self::turn_order(*message_index, message),
+            } => Self::turn_order("messages", *message_index, message),
             ProviderError::Throttled { .. } => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 RATE_LIMIT,
@@ -472,7 +476,11 @@ fn client_path(path: &str, positions: &MessagePositions) -> String {
         .and_then(|rest| rest.split_once(']'))
         .and_then(|(index, rest)| Some((index.parse::<usize>().ok()?, rest)));
     match index {
-        Some((index, rest)) => format!("messages[{}]{rest}", positions.openai_index(index)),
+        Some((index, rest)) => format!(
+            "{}[{}]{rest}",
+            positions.list(),
+            positions.openai_index(index)
+        ),
         None => path.to_owned(),
     }
 }

@@ -1,4 +1,5 @@
-//! Response ids: `chatcmpl-` and random characters, like OpenAI's.
+//! Response ids: `chatcmpl-` (chat completions) or `resp_` (Responses) and random
+//! characters, like OpenAI's.
 
 /// Random characters after the prefix; 29 alphanumerics are about 172 bits.
 const RANDOM_CHARS: usize = 29;
@@ -6,8 +7,17 @@ const RANDOM_CHARS: usize = 29;
 /// A fresh `chatcmpl-...` id. Conversions take the id as an argument, so tests pass a
 /// fixed one and snapshots stay stable.
 pub(crate) fn completion_id() -> String {
-    let mut id = String::with_capacity("chatcmpl-".len() + RANDOM_CHARS);
-    id.push_str("chatcmpl-");
+    random_id("chatcmpl-")
+}
+
+/// A fresh `resp_...` id.
+pub(crate) fn response_id() -> String {
+    random_id("resp_")
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut id = String::with_capacity(prefix.len() + RANDOM_CHARS);
+    id.push_str(prefix);
     id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(RANDOM_CHARS));
     id
 }

@@ -27,6 +27,7 @@ mod openai;
 mod readiness;
 mod request_id;
 mod request_log;
+mod responses;
 mod retry_metrics;
 mod server;
 mod settings;

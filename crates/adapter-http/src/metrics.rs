@@ -84,6 +84,7 @@ impl KeyLabels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Endpoint {
     ChatCompletions,
+    Responses,
     Models,
     Health,
     Ready,
@@ -92,9 +93,15 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
+    /// A chat door: a request that goes through the one chat path.
+    pub(crate) fn is_chat(self) -> bool {
+        matches!(self, Self::ChatCompletions | Self::Responses)
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Responses => "responses",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",

@@ -48,6 +48,7 @@ use crate::openai::OpenAiChat;
 use crate::readiness::Readiness;
 use crate::request_id::{RequestId, REQUEST_ID};
 use crate::request_log::{ErrorType, RequestLog};
+use crate::responses::OpenAiResponses;
 use crate::retry_metrics::RetryCollector;
 use crate::settings::HttpSettings;
 use crate::shed::{ConcurrencyLimit, InFlight};
@@ -303,6 +304,7 @@ impl HttpApp {
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/responses" | "/responses" => Endpoint::Responses,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -310,7 +312,7 @@ impl HttpApp {
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
-            Endpoint::ChatCompletions => parts.method == Method::POST,
+            endpoint if endpoint.is_chat() => parts.method == Method::POST,
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
@@ -328,7 +330,7 @@ impl HttpApp {
                 &parts.method,
                 parts.uri.path(),
             ));
-            let allow = if endpoint == Endpoint::ChatCompletions {
+            let allow = if endpoint.is_chat() {
                 "POST"
             } else {
                 "GET, HEAD"
@@ -339,22 +341,24 @@ impl HttpApp {
             response
         } else {
             match endpoint {
-                Endpoint::ChatCompletions => {
+                Endpoint::ChatCompletions | Endpoint::Responses => {
                     // The request's own span (with its id) stays what logs show; the chat's
                     // trace span, kept out of the logs, is current inside the chat.
                     let request_span = Span::current();
                     let span = trace::chat_span(&parts.headers);
-                    let (response, info) = self
-                        .chat(
-                            &OpenAiChat,
-                            &parts,
-                            body,
-                            request_id,
-                            &mut log,
-                            (&span, &request_span),
-                        )
-                        .instrument(span.clone())
-                        .await;
+                    let spans = (&span, &request_span);
+                    let (response, info) = match endpoint {
+                        Endpoint::Responses => {
+                            self.chat(&OpenAiResponses, &parts, body, request_id, &mut log, spans)
+                                .instrument(span.clone())
+                                .await
+                        }
+                        _ => {
+                            self.chat(&OpenAiChat, &parts, body, request_id, &mut log, spans)
+                                .instrument(span.clone())
+                                .await
+                        }
+                    };
                     if response.status().is_client_error() || response.status().is_server_error() {
                         trace::record_error(&span, response.status().as_str());
                     }

@@ -31,13 +31,32 @@ pub(super) struct Conversation {
 /// Where the domain's messages sit in OpenAI's `messages`, which also holds the system and
 /// developer messages the domain keeps apart; an error about `ChatRequest::messages[i]` is
 /// reported as `messages[openai_index(i)]`, the index the client sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MessagePositions {
+    /// The client's name for the list the messages came from: `messages` here, `input` on
+    /// the Responses door.
+    list: &'static str,
     /// Indices of system and developer messages, ascending (usually none or one).
     system: Vec<usize>,
 }
 
+impl Default for MessagePositions {
+    fn default() -> Self {
+        Self::in_list("messages", Vec::new())
+    }
+}
+
 impl MessagePositions {
+    /// Positions in the client's list `list`, whose items at the indices `system` (ascending)
+    /// went into the system prompt and every other item became one domain message.
+    pub(crate) fn in_list(list: &'static str, system: Vec<usize>) -> Self {
+        Self { list, system }
+    }
+
+    pub(crate) fn list(&self) -> &'static str {
+        self.list
+    }
+
     pub(crate) fn openai_index(&self, message_index: usize) -> usize {
         let mut index = message_index;
         for &system in &self.system {
@@ -146,9 +165,7 @@ pub(super) fn conversation(value: Value) -> Result<Conversation, RequestError> {
     Ok(Conversation {
         system,
         messages: turns,
-        positions: MessagePositions {
-            system: system_positions,
-        },
+        positions: MessagePositions::in_list("messages", system_positions),
     })
 }
 
@@ -289,9 +306,7 @@ mod tests {
 
     #[test]
     fn message_indices_map_back_to_the_clients_indices() {
-        let positions = MessagePositions {
-            system: vec![0, 2, 3],
-        };
+        let positions = MessagePositions::in_list("messages", vec![0, 2, 3]);
         // OpenAI: [system, user, developer, system, assistant, user]
         let openai: Vec<usize> = (0..3).map(|i| positions.openai_index(i)).collect();
         assert_eq!(openai, vec![1, 4, 5]);

@@ -15,15 +15,15 @@
 
 mod cache_control;
 mod content;
-mod data_url;
+pub(crate) mod data_url;
 mod document;
-mod fields;
-mod guardrail;
+pub(crate) mod fields;
+pub(crate) mod guardrail;
 mod messages;
 mod openai_only;
-mod options;
-mod params;
-mod raw;
+pub(crate) mod options;
+pub(crate) mod params;
+pub(crate) mod raw;
 mod thinking_blocks;
 mod tools;
 

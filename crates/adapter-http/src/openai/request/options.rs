@@ -107,7 +107,7 @@ fn json_schema(
 }
 
 /// `auto` leaves the choice to Bedrock (`None`); the others name a Bedrock `serviceTier`.
-pub(super) fn service_tier(value: Value, at: &At<'_>) -> Result<Option<ServiceTier>, RequestError> {
+pub(crate) fn service_tier(value: Value, at: &At<'_>) -> Result<Option<ServiceTier>, RequestError> {
     let Value::String(tier) = value else {
         return Err(invalid_type(at, "a string"));
     };
@@ -125,7 +125,7 @@ pub(super) fn service_tier(value: Value, at: &At<'_>) -> Result<Option<ServiceTi
 
 /// Bedrock's `performanceConfig`: `{"latency": "standard" | "optimized"}`. Its keys are
 /// checked like `guardrailConfig`'s, since a misspelt one would silently do nothing.
-pub(super) fn performance_config(
+pub(crate) fn performance_config(
     value: Value,
     at: &At<'_>,
 ) -> Result<Option<Latency>, RequestError> {
@@ -157,7 +157,7 @@ pub(super) fn performance_config(
 
 /// `requestMetadata` (Bedrock's name) or `metadata` (OpenAI's): string pairs, in the
 /// client's order. Bedrock's limits on them are the provider adapter's to check.
-pub(super) fn request_metadata(
+pub(crate) fn request_metadata(
     request_metadata: Option<Box<RawValue>>,
     metadata: Option<Box<RawValue>>,
 ) -> Result<Vec<(String, String)>, RequestError> {
@@ -217,7 +217,7 @@ impl<'de> Deserialize<'de> for Pairs {
 }
 
 /// `additionalModelRequestFields`: an object passed to the model as given.
-pub(super) fn additional_model_request_fields(
+pub(crate) fn additional_model_request_fields(
     value: Value,
     at: &At<'_>,
 ) -> Result<Value, RequestError> {
@@ -228,7 +228,7 @@ pub(super) fn additional_model_request_fields(
 }
 
 /// `additionalModelResponseFieldPaths`: JSON pointers into the model's raw answer.
-pub(super) fn additional_model_response_field_paths(
+pub(crate) fn additional_model_response_field_paths(
     value: Value,
     at: &At<'_>,
 ) -> Result<Vec<String>, RequestError> {

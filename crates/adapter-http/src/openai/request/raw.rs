@@ -14,6 +14,7 @@
 //! building with that one check added, in the same single pass.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -23,49 +24,82 @@ use serde_json::{Map, Value};
 
 use super::fields::At;
 
-/// Declares the known top-level fields: `field: Type = "wire name"`.
+/// Declares a request's top level: `Struct { field: Type = "wire name", ... }`. It makes the
+/// struct (each field `None` when absent or `null`, plus the first unknown key, the first
+/// known key given twice and the path of the first key given twice inside a value) and its
+/// `Deserialize`. Each chat door invokes it once with its own fields.
 macro_rules! top_level {
-    ($($field:ident: $ty:ty = $name:literal,)*) => {
-        /// The top-level fields as sent, each `None` when absent or `null`.
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $ty:ty = $wire:literal,)* }) => {
+        $(#[$meta])*
         #[derive(Default)]
-        pub(super) struct RawRequest {
-            $(pub(super) $field: Option<$ty>,)*
+        $vis struct $name {
+            $($vis $field: Option<$ty>,)*
             /// The first key the gateway does not know.
-            pub(super) unknown: Option<String>,
+            $vis unknown: Option<String>,
             /// The first known key given twice.
-            pub(super) duplicate: Option<&'static str>,
+            $vis duplicate: Option<&'static str>,
             /// The path of the first key given twice inside a value, e.g.
             /// `messages[0].content[1].type`.
-            pub(super) nested_duplicate: Option<String>,
+            $vis nested_duplicate: Option<String>,
         }
 
-        /// Every known wire name; a key's position is its bit in the visitor's `seen` mask.
-        const NAMES: &[&str] = &[$($name),*];
+        impl $crate::openai::request::raw::TopLevel for $name {
+            const NAMES: &'static [&'static str] = &[$($wire),*];
 
-        impl RawRequest {
-            /// Reads the value of the known field `name` into its slot.
-            fn read<'de, A: MapAccess<'de>>(
+            fn read<'de, A: serde::de::MapAccess<'de>>(
                 &mut self,
                 name: &str,
                 map: &mut A,
             ) -> Result<(), A::Error> {
+                use $crate::openai::request::raw::ReadField as _;
                 match name {
-                    $($name => {
+                    $($wire => {
                         self.$field =
-                            <$ty as ReadField>::read(map, $name, &mut self.nested_duplicate)?
+                            <$ty>::read(map, $wire, &mut self.nested_duplicate)?
                     })*
                     // `name` comes from `NAMES`, so this arm is never taken.
                     _ => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value::<serde::de::IgnoredAny>()?;
                     }
                 }
                 Ok(())
+            }
+
+            fn unknown(&mut self) -> &mut Option<String> {
+                &mut self.unknown
+            }
+
+            fn duplicate(&mut self) -> &mut Option<&'static str> {
+                &mut self.duplicate
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::openai::request::raw::deserialize_top_level(deserializer)
             }
         }
     };
 }
 
+pub(crate) use top_level;
+
+/// A request's top level as [`top_level!`] declares it.
+pub(crate) trait TopLevel: Default {
+    /// Every known wire name; a key's position is its bit in the visitor's `seen` mask.
+    const NAMES: &'static [&'static str];
+
+    /// Reads the value of the known field `name` into its slot.
+    fn read<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error>;
+
+    fn unknown(&mut self) -> &mut Option<String>;
+
+    fn duplicate(&mut self) -> &mut Option<&'static str>;
+}
+
 top_level! {
+    /// The top-level fields of a chat-completion request as sent.
+    pub(super) struct RawRequest {
     model: Value = "model",
     messages: Value = "messages",
     max_tokens: Value = "max_tokens",
@@ -108,12 +142,11 @@ top_level! {
     // Deprecated, refused with a pointer to their replacement.
     functions: Value = "functions",
     function_call: Value = "function_call",
+    }
 }
 
-const _: () = assert!(NAMES.len() <= u64::BITS as usize, "`seen` is a u64 mask");
-
 /// How a top-level field's value is read: `null` is absent.
-trait ReadField: Sized {
+pub(crate) trait ReadField: Sized {
     fn read<'de, A: MapAccess<'de>>(
         map: &mut A,
         name: &'static str,
@@ -229,36 +262,38 @@ impl<'de> Visitor<'de> for StrictValue<'_, '_> {
     }
 }
 
-impl<'de> Deserialize<'de> for RawRequest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RequestVisitor)
-    }
+/// The `Deserialize` of every [`TopLevel`]: one pass over the object's keys.
+pub(crate) fn deserialize_top_level<'de, T: TopLevel, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_map(TopLevelVisitor(PhantomData))
 }
 
-struct RequestVisitor;
+struct TopLevelVisitor<T>(PhantomData<T>);
 
-impl<'de> Visitor<'de> for RequestVisitor {
-    type Value = RawRequest;
+impl<'de, T: TopLevel> Visitor<'de> for TopLevelVisitor<T> {
+    type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
-        let mut raw = RawRequest::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        const { assert!(T::NAMES.len() <= u64::BITS as usize, "`seen` is a u64 mask") };
+        let mut raw = T::default();
         let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let key = key.as_str();
-            let Some(index) = NAMES.iter().position(|name| *name == key) else {
-                if raw.unknown.is_none() {
-                    raw.unknown = Some(key.to_owned());
+            let Some(index) = T::NAMES.iter().position(|name| *name == key) else {
+                if raw.unknown().is_none() {
+                    *raw.unknown() = Some(key.to_owned());
                 }
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             let bit = 1u64 << index;
             if seen & bit != 0 {
-                raw.duplicate.get_or_insert(NAMES[index]);
+                raw.duplicate().get_or_insert(T::NAMES[index]);
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
