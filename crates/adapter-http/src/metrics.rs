@@ -84,6 +84,8 @@ impl KeyLabels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Endpoint {
     ChatCompletions,
+    /// Anthropic's Messages API.
+    Messages,
     Models,
     Health,
     Ready,
@@ -95,12 +97,18 @@ impl Endpoint {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Messages => "messages",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::Other => "other",
         }
+    }
+
+    /// A chat door: the requests the GenAI metrics count.
+    pub(crate) fn is_chat(self) -> bool {
+        matches!(self, Self::ChatCompletions | Self::Messages)
     }
 }
 

@@ -137,7 +137,7 @@ impl RequestLog {
             Some(StopReason::GuardrailIntervened) => "intervened",
             _ => "none",
         };
-        if self.endpoint == Endpoint::ChatCompletions {
+        if self.endpoint.is_chat() {
             self.metrics.gen_ai_request(
                 &self.model_label,
                 elapsed,

@@ -5,6 +5,8 @@
 //!   [`crate::shed`]), gateway key, body, chat. Every answer from a target, and every error
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
+//! - `POST /v1/messages` (and `/messages`): the same chat path through Anthropic's Messages
+//!   door (see [`crate::door`]); its errors are in Anthropic's shape.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
@@ -34,6 +36,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::{Instrument, Span};
 
+use crate::anthropic::AnthropicMessages;
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
 use crate::connections::ConnectionSettings;
@@ -303,6 +306,7 @@ impl HttpApp {
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/messages" | "/messages" => Endpoint::Messages,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -310,7 +314,7 @@ impl HttpApp {
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
-            Endpoint::ChatCompletions => parts.method == Method::POST,
+            endpoint if endpoint.is_chat() => parts.method == Method::POST,
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
@@ -328,7 +332,7 @@ impl HttpApp {
                 &parts.method,
                 parts.uri.path(),
             ));
-            let allow = if endpoint == Endpoint::ChatCompletions {
+            let allow = if endpoint.is_chat() {
                 "POST"
             } else {
                 "GET, HEAD"
@@ -340,24 +344,16 @@ impl HttpApp {
         } else {
             match endpoint {
                 Endpoint::ChatCompletions => {
-                    // The request's own span (with its id) stays what logs show; the chat's
-                    // trace span, kept out of the logs, is current inside the chat.
-                    let request_span = Span::current();
-                    let span = trace::chat_span(&parts.headers);
                     let (response, info) = self
-                        .chat(
-                            &OpenAiChat,
-                            &parts,
-                            body,
-                            request_id,
-                            &mut log,
-                            (&span, &request_span),
-                        )
-                        .instrument(span.clone())
+                        .traced_chat(&OpenAiChat, &parts, body, request_id, &mut log)
                         .await;
-                    if response.status().is_client_error() || response.status().is_server_error() {
-                        trace::record_error(&span, response.status().as_str());
-                    }
+                    model = info;
+                    response
+                }
+                Endpoint::Messages => {
+                    let (response, info) = self
+                        .traced_chat(&AnthropicMessages, &parts, body, request_id, &mut log)
+                        .await;
                     model = info;
                     response
                 }
@@ -427,6 +423,29 @@ impl HttpApp {
             return Some(closing(refusal, parts.version));
         }
         None
+    }
+
+    /// [`HttpApp::chat`] inside the chat's trace span, which records an error status.
+    async fn traced_chat<D: ChatDoor>(
+        &self,
+        door: &D,
+        parts: &Parts,
+        body: Incoming,
+        request_id: &RequestId,
+        log: &mut RequestLog,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
+        // The request's own span (with its id) stays what logs show; the chat's trace span,
+        // kept out of the logs, is current inside the chat.
+        let request_span = Span::current();
+        let span = trace::chat_span(&parts.headers);
+        let (response, info) = self
+            .chat(door, parts, body, request_id, log, (&span, &request_span))
+            .instrument(span.clone())
+            .await;
+        if response.status().is_client_error() || response.status().is_server_error() {
+            trace::record_error(&span, response.status().as_str());
+        }
+        (response, info)
     }
 
     /// A chat through `door` (`POST /v1/chat/completions` and the other chat APIs): the one

@@ -6,26 +6,26 @@
 use super::fields::{invalid_value, unsupported, At, RequestError};
 
 /// What a data URL carries, for the messages that refuse one.
-pub(super) struct Inline {
+pub(crate) struct Inline {
     /// `image`, `file`.
-    pub(super) noun: &'static str,
+    pub(crate) noun: &'static str,
     /// A data URL prefix to show, e.g. `data:image/png;base64,`.
-    pub(super) example: &'static str,
+    pub(crate) example: &'static str,
 }
 
-pub(super) const IMAGE: Inline = Inline {
+pub(crate) const IMAGE: Inline = Inline {
     noun: "image",
     example: "data:image/png;base64,",
 };
 
-pub(super) const FILE: Inline = Inline {
+pub(crate) const FILE: Inline = Inline {
     noun: "file",
     example: "data:application/pdf;base64,",
 };
 
 /// Splits a base64 data URL: `format` turns its media type (parameters removed) into a
 /// format or refuses it, and the data is returned in `url`'s allocation.
-pub(super) fn data_url<F>(
+pub(crate) fn data_url<F>(
     mut url: String,
     at: &At<'_>,
     inline: &Inline,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::fields::{invalid_type, invalid_value, missing, required_string, At, RequestError};
 
-pub(super) fn guardrail_config(value: Value, at: &At<'_>) -> Result<GuardrailConfig, RequestError> {
+pub(crate) fn guardrail_config(value: Value, at: &At<'_>) -> Result<GuardrailConfig, RequestError> {
     let Value::Object(mut config) = value else {
         return Err(invalid_type(at, "an object"));
     };

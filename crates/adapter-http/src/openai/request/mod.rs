@@ -13,17 +13,17 @@
 //! (parameters Bedrock has no counterpart for) and [`fields`] (error paths and helpers). This
 //! module hands each field to its parser.
 
-mod cache_control;
+pub(crate) mod cache_control;
 mod content;
-mod data_url;
+pub(crate) mod data_url;
 mod document;
-mod fields;
-mod guardrail;
+pub(crate) mod fields;
+pub(crate) mod guardrail;
 mod messages;
 mod openai_only;
 mod options;
-mod params;
-mod raw;
+pub(crate) mod params;
+pub(crate) mod raw;
 mod thinking_blocks;
 mod tools;
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::fields::{invalid_type, invalid_value, At, RequestError};
 
-pub(super) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
+pub(crate) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
     match &value {
         Value::Number(number) => number
             .as_u64()
@@ -16,7 +16,7 @@ pub(super) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestErro
     }
 }
 
-pub(super) fn number_in(
+pub(crate) fn number_in(
     value: Value,
     at: &At<'_>,
     min: f64,
@@ -35,11 +35,11 @@ pub(super) fn number_in(
     Ok(number as f32)
 }
 
-pub(super) fn boolean(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
+pub(crate) fn boolean(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
     value.as_bool().ok_or_else(|| invalid_type(at, "a boolean"))
 }
 
-pub(super) fn stop_sequences(value: Value, at: &At<'_>) -> Result<Vec<String>, RequestError> {
+pub(crate) fn stop_sequences(value: Value, at: &At<'_>) -> Result<Vec<String>, RequestError> {
     let non_empty = |text: String, at: &At<'_>| {
         if text.is_empty() {
             Err(invalid_value(at, "stop sequences must not be empty"))
@@ -68,7 +68,7 @@ pub(super) fn stop_sequences(value: Value, at: &At<'_>) -> Result<Vec<String>, R
     }
 }
 
-pub(super) fn stream_options(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
+pub(crate) fn stream_options(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
     let Value::Object(mut options) = value else {
         return Err(invalid_type(at, "an object"));
     };
