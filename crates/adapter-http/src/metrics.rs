@@ -86,6 +86,8 @@ pub(crate) enum Endpoint {
     ChatCompletions,
     /// Anthropic's Messages API.
     Messages,
+    /// Anthropic's token counting (`/v1/messages/count_tokens`).
+    CountTokens,
     Models,
     Health,
     Ready,
@@ -98,12 +100,18 @@ impl Endpoint {
         match self {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::Other => "other",
         }
+    }
+
+    /// Endpoints that take `POST` (and only that).
+    pub(crate) fn takes_posts(self) -> bool {
+        self.is_chat() || self == Self::CountTokens
     }
 
     /// A chat door: the requests the GenAI metrics count.

@@ -403,3 +403,56 @@ async fn errors_come_in_anthropics_shape_with_the_gateways_statuses() {
         "only the throttled and failed requests reached Bedrock"
     );
 }
+
+#[tokio::test]
+async fn count_tokens_asks_bedrock_and_is_not_metered() {
+    let gw = gateway(sim()).await;
+    let body = json!({"model": "sim/sonnet", "system": "Be brief.",
+        "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "one two three four"}]});
+    let request = messages_request(&[("x-api-key", KEY)], &body);
+    let (mut parts, full) = request.into_parts();
+    parts.uri = gw.url("/v1/messages/count_tokens").parse().unwrap();
+    let response = gw.send(http::Request::from_parts(parts, full)).await;
+    assert_eq!(response.headers()["x-gateway-target"], "sim/sonnet");
+    let (status, answer) = json_of(response).await;
+    assert_eq!(status, 200, "{answer}");
+    // The simulator counts words: "Be brief." (2), the four words, the tool (1 + the 5 words
+    // of its description).
+    assert_eq!(answer, json!({"input_tokens": 12}));
+    let sent = gw.sim.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].operation, bedrock_sim::Operation::CountTokens);
+    assert_eq!(sent[0].model_id, SONNET);
+    let converse = &sent[0].body["input"]["converse"];
+    assert_eq!(converse["system"], json!([{"text": "Be brief."}]));
+    assert_eq!(
+        converse["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
+    assert!(sent[0].body.get("inferenceConfig").is_none());
+
+    let post = |path: &str, headers: &[(&str, &str)], body: &Value| {
+        let (mut parts, full) = messages_request(headers, body).into_parts();
+        parts.uri = gw.url(path).parse().unwrap();
+        http::Request::from_parts(parts, full)
+    };
+    let (status, refused) =
+        json_of(gw.send(post("/v1/messages/count_tokens", &[], &body)).await).await;
+    assert_eq!(status, 401);
+    assert_anthropic_error(&refused, "authentication_error");
+    let mut unknown = body.clone();
+    unknown["model"] = json!("sim/nope");
+    let (status, refused) = json_of(
+        gw.send(post(
+            "/v1/messages/count_tokens",
+            &[("x-api-key", KEY)],
+            &unknown,
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_anthropic_error(&refused, "not_found_error");
+    assert_eq!(gw.sim.requests().len(), 1, "refused before Bedrock");
+}

@@ -3,7 +3,7 @@
 use gateway_core::{ChatRequest, Completion, CompletionStream, GatewayError};
 
 use super::error::anthropic_error_json;
-use super::request::parse_messages_request;
+use super::request::{parse_messages_request, Purpose};
 use super::response::message_json;
 use super::stream::MessageEncoder;
 use crate::door::{ChatDoor, StreamEncoder};
@@ -22,7 +22,8 @@ impl ChatDoor for AnthropicMessages {
     type Context = AnthropicContext;
 
     fn parse(&self, body: &[u8]) -> Result<(ChatRequest, AnthropicContext), ApiError> {
-        let request = parse_messages_request(body).map_err(ApiError::from_request)?;
+        let request =
+            parse_messages_request(body, Purpose::Answer).map_err(ApiError::from_request)?;
         Ok((request, AnthropicContext))
     }
 

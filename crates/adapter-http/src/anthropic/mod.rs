@@ -11,7 +11,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod stream;
 
-pub(crate) use door::AnthropicMessages;
+pub(crate) use door::{AnthropicContext, AnthropicMessages};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -55,8 +55,21 @@ const FIELDS: &[&str] = &[
 /// Anthropic's smallest thinking budget.
 const MIN_THINKING_BUDGET: u64 = 1024;
 
+/// What a Messages body is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// `POST /v1/messages`: `max_tokens` is required.
+    Answer,
+    /// `POST /v1/messages/count_tokens`: the same body, `max_tokens` optional (nothing is
+    /// generated).
+    CountTokens,
+}
+
 /// Parses and validates a Messages request body.
-pub(crate) fn parse_messages_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
+pub(crate) fn parse_messages_request(
+    body: &[u8],
+    purpose: Purpose,
+) -> Result<ChatRequest, RequestError> {
     let mut top = TopLevel::read(body, FIELDS).map_err(|error| {
         RequestError::InvalidJson(if error.is_data() {
             "the request body must be a JSON object".to_owned()
@@ -86,7 +99,8 @@ pub(crate) fn parse_messages_request(body: &[u8]) -> Result<ChatRequest, Request
     };
     let max_tokens = At::Root("max_tokens");
     request.inference.max_tokens = match top.take("max_tokens") {
-        None => return Err(missing(&max_tokens)),
+        None if purpose == Purpose::Answer => return Err(missing(&max_tokens)),
+        None => None,
         Some(value) => Some(positive_u32(value, &max_tokens)?),
     };
 
@@ -632,7 +646,7 @@ mod tests {
     fn valid_requests_become_chat_requests() {
         insta::glob!("../../../../fixtures/anthropic/request", "*.json", |path| {
             let body = std::fs::read(path).unwrap();
-            let request = parse_messages_request(&body)
+            let request = parse_messages_request(&body, Purpose::Answer)
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
             insta::assert_json_snapshot!(request);
         });
@@ -645,7 +659,8 @@ mod tests {
             "*.json",
             |path| {
                 let body = std::fs::read(path).unwrap();
-                let error = parse_messages_request(&body).expect_err("the fixture is invalid");
+                let error = parse_messages_request(&body, Purpose::Answer)
+                    .expect_err("the fixture is invalid");
                 let api = ApiError::from_request(error);
                 let json: Value = serde_json::from_slice(&anthropic_error_json(&api)).unwrap();
                 insta::assert_json_snapshot!(serde_json::json!({
@@ -657,10 +672,18 @@ mod tests {
     }
 
     #[test]
+    fn counting_tokens_needs_no_max_tokens() {
+        let body = br#"{"model": "m", "messages": [{"role": "user", "content": "Hi"}]}"#;
+        assert!(parse_messages_request(body, Purpose::Answer).is_err());
+        let request = parse_messages_request(body, Purpose::CountTokens).unwrap();
+        assert_eq!(request.inference.max_tokens, None);
+    }
+
+    #[test]
     fn plain_text_documents_are_encoded() {
         let body = br#"{"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
             {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hello"}}]}]}"#;
-        let request = parse_messages_request(body).unwrap();
+        let request = parse_messages_request(body, Purpose::Answer).unwrap();
         let ContentPart::Document(document) = &request.messages[0].content[0] else {
             panic!("a document");
         };

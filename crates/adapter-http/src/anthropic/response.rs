@@ -139,6 +139,11 @@ pub(crate) fn message_json(completion: &Completion, id: &str) -> Vec<u8> {
     out
 }
 
+/// The answer of `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
+pub(crate) fn count_tokens_json(input_tokens: u64) -> Vec<u8> {
+    format!("{{\"input_tokens\":{input_tokens}}}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
