@@ -52,3 +52,48 @@ pub(crate) fn anthropic_error_json(error: &ApiError) -> Vec<u8> {
     let _ = serde_json::to_writer(&mut out, &envelope);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::ProviderError;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn each_status_has_anthropics_error_type() {
+        let message = || "m".to_owned();
+        let cases = [
+            (ApiError::unauthorized(), "authentication_error"),
+            (ApiError::body_too_large(10), "request_too_large"),
+            (ApiError::overloaded(), "overloaded_error"),
+            (ApiError::body_unreadable(), "invalid_request_error"),
+            (
+                ApiError::unknown_url(&http::Method::POST, "/v1/x"),
+                "not_found_error",
+            ),
+            (
+                ApiError::from_provider(&ProviderError::Throttled { message: message() }),
+                "rate_limit_error",
+            ),
+            (
+                ApiError::from_provider(&ProviderError::Unavailable { message: message() }),
+                "api_error",
+            ),
+            (
+                ApiError::from_provider(&ProviderError::ModelError { message: message() }),
+                "api_error",
+            ),
+            (
+                ApiError::from_provider(&ProviderError::InvalidRequest { message: message() }),
+                "invalid_request_error",
+            ),
+        ];
+        for (error, expected) in cases {
+            let body: Value = serde_json::from_slice(&anthropic_error_json(&error)).unwrap();
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["type"], expected, "{error:?}");
+            assert_eq!(body["error"]["message"], error.message.as_str());
+        }
+    }
+}
