@@ -43,20 +43,22 @@ use crate::reasoning::{reasoning_setting, ReasoningSetting};
 use crate::request_options::{request_metadata, response_field_paths};
 use crate::structured_output::{StructuredOutput, FORCED_TOOL_NAME};
 use crate::wire::{
-    ContentBlock, ConverseRequest, DocumentBlock, DocumentSource, Empty, GuardrailConfiguration,
-    GuardrailConverseContentBlock, GuardrailConverseTextBlock, ImageBlock, ImageSource,
-    InferenceConfiguration, PerformanceConfiguration, ReasoningContentBlock, ReasoningTextBlock,
-    ServiceTier, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration,
-    ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus, ToolSpecification,
-    ToolUseBlock,
+    ContentBlock, ConverseRequest, CountTokensRequest, DocumentBlock, DocumentSource, Empty,
+    GuardrailConfiguration, GuardrailConverseContentBlock, GuardrailConverseTextBlock, ImageBlock,
+    ImageSource, InferenceConfiguration, PerformanceConfiguration, ReasoningContentBlock,
+    ReasoningTextBlock, ServiceTier, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolResultStatus,
+    ToolSpecification, ToolUseBlock,
 };
 
-/// Which Bedrock operation a body is for; they differ in path and in
-/// `guardrailConfig.streamProcessingMode`.
+/// Which Bedrock operation a body is for; they differ in path, in
+/// `guardrailConfig.streamProcessingMode`, and CountTokens wraps the parts it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Converse,
     ConverseStream,
+    /// CountTokens with a Converse input: the parts of the Converse body that are counted.
+    CountTokens,
 }
 
 impl Operation {
@@ -65,6 +67,7 @@ impl Operation {
         match self {
             Self::Converse => "converse",
             Self::ConverseStream => "converse-stream",
+            Self::CountTokens => "count-tokens",
         }
     }
 }
@@ -127,7 +130,7 @@ fn converse_request<'a>(
             guardrail_version: &guardrail.version,
             trace: guardrail.trace.map(|trace| trace.as_str()),
             stream_processing_mode: match operation {
-                Operation::Converse => None,
+                Operation::Converse | Operation::CountTokens => None,
                 Operation::ConverseStream => {
                     guardrail.stream_processing_mode.map(|mode| mode.as_str())
                 }
@@ -172,7 +175,11 @@ pub(crate) fn converse_body_and_forced_tool(
     operation: Operation,
 ) -> Result<(Vec<u8>, Option<&'static str>), ProviderError> {
     let (request, forced_tool) = converse_request(call, operation)?;
-    let body = serde_json::to_vec(&request).map_err(|error| ProviderError::InvalidRequest {
+    let body = match operation {
+        Operation::CountTokens => serde_json::to_vec(&CountTokensRequest::converse(request)),
+        Operation::Converse | Operation::ConverseStream => serde_json::to_vec(&request),
+    }
+    .map_err(|error| ProviderError::InvalidRequest {
         message: format!("the request cannot be written as Converse JSON: {error}"),
     })?;
     Ok((body, forced_tool))

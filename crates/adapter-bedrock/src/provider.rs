@@ -50,6 +50,7 @@ use crate::errors::BedrockErrorResponse;
 use crate::inference_profile::{profile_geography, profile_id, RememberedProfiles};
 use crate::retry::{AccountRetries, Granted, Jitter, RetryReason, RetryStats};
 use crate::signing::Signer;
+use crate::wire::CountTokensResponse;
 
 /// The largest Converse response read into memory; a hostile or broken upstream must not
 /// be able to exhaust it.
@@ -57,6 +58,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest error body read; Bedrock's are a few hundred bytes.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest CountTokens answer read; it holds one number.
+const MAX_COUNT_TOKENS_BODY_BYTES: usize = 64 * 1024;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("application/vnd.amazon.eventstream");
@@ -301,7 +305,7 @@ pub fn unsigned_request(
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
     let accept = match operation {
-        Operation::Converse => JSON,
+        Operation::Converse | Operation::CountTokens => JSON,
         Operation::ConverseStream => EVENT_STREAM,
     };
     Request::post(url)
@@ -793,6 +797,37 @@ impl ChatProvider for BedrockProvider {
                     }
                     None => Ok(Box::pin(events) as ChatEventStream),
                 }
+            },
+        )
+        .await
+    }
+
+    async fn count_tokens<'a>(&self, request: ProviderRequest<'a>) -> Result<u64, ProviderError> {
+        self.call(
+            request,
+            Operation::CountTokens,
+            |_account, response, timeouts, _unwrap_tool| async move {
+                let (parts, incoming) = response.into_parts();
+                let body = read_body(
+                    incoming,
+                    &parts.headers,
+                    MAX_COUNT_TOKENS_BODY_BYTES,
+                    timeouts.idle_stream,
+                )
+                .await
+                .map_err(BodyError::into_failure)?;
+                serde_json::from_slice::<CountTokensResponse>(&body)
+                    .map(|answer| answer.input_tokens)
+                    .map_err(|error| {
+                        Failure::new(
+                            ProviderError::Protocol {
+                                message: format!(
+                                    "Bedrock's CountTokens answer is not valid: {error}"
+                                ),
+                            },
+                            None,
+                        )
+                    })
             },
         )
         .await

@@ -46,6 +46,56 @@ pub struct ConverseRequest<'a> {
     pub output_config: Option<OutputConfig<'a>>,
 }
 
+/// The body of `POST /model/{modelId}/count-tokens` with a Converse input
+/// (`{"input": {"converse": {...}}}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CountTokensRequest<'a> {
+    pub input: CountTokensInput<'a>,
+}
+
+/// `CountTokensInput`, a union: the Converse member.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CountTokensInput<'a> {
+    pub converse: ConverseTokensRequest<'a>,
+}
+
+/// `ConverseTokensRequest`: what of a Converse body CountTokens counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseTokensRequest<'a> {
+    pub messages: Vec<Message<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<SystemContentBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<ToolConfiguration<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_model_request_fields: Option<Cow<'a, Value>>,
+}
+
+impl<'a> CountTokensRequest<'a> {
+    /// The count of the prompt `request` would send: its messages, system prompt, tools and
+    /// model-specific fields (the rest of a Converse body generates, and is not counted).
+    pub fn converse(request: ConverseRequest<'a>) -> Self {
+        Self {
+            input: CountTokensInput {
+                converse: ConverseTokensRequest {
+                    messages: request.messages,
+                    system: request.system,
+                    tool_config: request.tool_config,
+                    additional_model_request_fields: request.additional_model_request_fields,
+                },
+            },
+        }
+    }
+}
+
+/// The answer of CountTokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CountTokensResponse {
+    pub input_tokens: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConversationRole {

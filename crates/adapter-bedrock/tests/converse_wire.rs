@@ -84,6 +84,31 @@ fn domain_requests_become_converse_bodies() {
     });
 }
 
+/// CountTokens bodies: the counted parts of the Converse body (`messages`, `system`,
+/// `toolConfig`, `additionalModelRequestFields`) under `input.converse`; the guardrail, the
+/// inference settings and the other options generate, and are left out.
+#[test]
+fn domain_requests_become_count_tokens_bodies() {
+    insta::glob!("../../../fixtures/domain/count_tokens", "*.json", |path| {
+        let Fixture { request, route } = fixture(path);
+        let call = ProviderRequest::new(&route, &request, request.requested_guardrail.as_ref());
+        let body: Value =
+            serde_json::from_slice(&converse_body(call, Operation::CountTokens).unwrap()).unwrap();
+        let converse: Value =
+            serde_json::from_slice(&converse_body(call, Operation::Converse).unwrap()).unwrap();
+        let input = &body["input"]["converse"];
+        for member in [
+            "messages",
+            "system",
+            "toolConfig",
+            "additionalModelRequestFields",
+        ] {
+            assert_eq!(input.get(member), converse.get(member), "{member}");
+        }
+        insta::assert_json_snapshot!(body);
+    });
+}
+
 /// The fixture's Bedrock body and the forced tool its `_fixture` names, if any.
 fn response_fixture(path: &std::path::Path) -> (Vec<u8>, Option<String>) {
     let mut fixture: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();

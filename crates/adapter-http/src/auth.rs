@@ -3,7 +3,7 @@
 use std::fmt;
 
 use gateway_core::Caller;
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use subtle::{Choice, ConstantTimeEq};
 
@@ -19,25 +19,35 @@ impl KeyStore {
         Self { keys }
     }
 
-    /// The caller a valid `Authorization: Bearer <key>` header identifies, or `None`; also
-    /// `None` when the request carries two or more `Authorization` headers, whatever the
-    /// first says: a proxy or framework in front may read another one than this gateway did.
+    /// The caller the request's gateway key identifies, or `None`. The key comes in
+    /// `Authorization: Bearer <key>` (OpenAI's clients) or `x-api-key: <key>` (Anthropic's),
+    /// on every endpoint. `None` when either header is given twice, whatever the first says
+    /// (a proxy or framework in front may read another one than this gateway did), or when
+    /// both are given with different keys (which one would be the caller?).
     pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Option<Caller> {
-        let mut authorizations = headers.get_all(AUTHORIZATION).iter();
-        let only = authorizations.next();
-        if authorizations.next().is_some() {
-            return None;
-        }
-        self.authenticate_value(only)
+        let authorization = only(headers, &AUTHORIZATION).ok()?;
+        let api_key = only(headers, &X_API_KEY).ok()?;
+        let token = match (authorization, api_key) {
+            (None, None) => return None,
+            (Some(authorization), None) => bearer_token(authorization)?,
+            (None, Some(api_key)) => api_key_token(api_key)?,
+            (Some(authorization), Some(api_key)) => {
+                let token = bearer_token(authorization)?;
+                if !bool::from(constant_time_eq(token, api_key_token(api_key)?)) {
+                    return None;
+                }
+                token
+            }
+        };
+        self.authenticate_token(token)
     }
 
-    /// The caller one `Authorization` value identifies, or `None`.
+    /// The caller one token identifies, or `None`.
     ///
     /// Every key is compared in full whatever matched before, and each comparison runs over
     /// the configured key's bytes, so timing reveals neither which key nor how much of a
     /// prefix matched.
-    fn authenticate_value(&self, authorization: Option<&HeaderValue>) -> Option<Caller> {
-        let token = bearer_token(authorization?)?;
+    fn authenticate_token(&self, token: &[u8]) -> Option<Caller> {
         let mut matched: Option<&GatewayKey> = None;
         for key in &self.keys {
             if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
@@ -59,6 +69,23 @@ impl fmt::Debug for KeyStore {
             .field("keys", &self.keys.len())
             .finish()
     }
+}
+
+/// Anthropic's key header.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The one value of `name`; `Err` when the head carries it twice or more.
+fn only<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (one, None) => Ok(one),
+        _ => Err(()),
+    }
+}
+
+fn api_key_token(header: &HeaderValue) -> Option<&[u8]> {
+    let token = header.as_bytes().trim_ascii();
+    (!token.is_empty()).then_some(token)
 }
 
 fn bearer_token(header: &HeaderValue) -> Option<&[u8]> {
@@ -145,10 +172,44 @@ mod tests {
     #[test]
     fn no_keys_means_nobody_gets_in() {
         let empty = KeyStore::new(vec![]);
+        assert_eq!(empty.authenticate_token(b""), None);
         assert_eq!(
-            empty.authenticate_value(Some(&HeaderValue::from_static("Bearer "))),
+            auth_headers(&[("authorization", "Bearer sk-a")], &empty),
             None
         );
+    }
+
+    fn auth_headers(pairs: &[(&'static str, &'static str)], store: &KeyStore) -> Option<Caller> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        store.authenticate(&headers)
+    }
+
+    #[test]
+    fn x_api_key_is_a_key_too_and_agrees_with_authorization_or_is_refused() {
+        let name = |pairs: &[(&'static str, &'static str)]| {
+            auth_headers(pairs, &store()).and_then(|caller| caller.key_name)
+        };
+        assert_eq!(name(&[("x-api-key", "sk-a")]), Some("team-a".into()));
+        assert_eq!(
+            name(&[("x-api-key", "sk-a"), ("authorization", "Bearer sk-a")]),
+            Some("team-a".into())
+        );
+        for refused in [
+            &[
+                ("x-api-key", "sk-a"),
+                ("authorization", "Bearer sk-strict-longer"),
+            ][..],
+            &[("x-api-key", "sk-a"), ("x-api-key", "sk-a")],
+            &[("x-api-key", "Bearer sk-a")],
+            &[("x-api-key", "")],
+            &[("x-api-key", "sk-b")],
+            &[("x-api-key", "sk-a"), ("authorization", "Basic sk-a")],
+        ] {
+            assert_eq!(name(refused), None, "{refused:?}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             INVALID_REQUEST,
             "invalid_api_key",
-            "missing or invalid gateway key: send `Authorization: Bearer <key>`".into(),
+            "missing or invalid gateway key: send `Authorization: Bearer <key>` or `x-api-key: <key>`".into(),
         )
     }
 

@@ -1,5 +1,5 @@
-//! Response ids: `chatcmpl-` (chat completions) or `resp_` (Responses) and random
-//! characters, like OpenAI's.
+//! Response ids: a door's prefix and random characters (`chatcmpl-` and `resp_` like OpenAI's,
+//! `msg_` like Anthropic's).
 
 /// Random characters after the prefix; 29 alphanumerics are about 172 bits.
 const RANDOM_CHARS: usize = 29;
@@ -13,6 +13,11 @@ pub(crate) fn completion_id() -> String {
 /// A fresh `resp_...` id.
 pub(crate) fn response_id() -> String {
     random_id("resp_")
+}
+
+/// A fresh Anthropic `msg_...` id.
+pub(crate) fn message_id() -> String {
+    random_id("msg_")
 }
 
 fn random_id(prefix: &str) -> String {
@@ -34,5 +39,6 @@ mod tests {
         assert_eq!(a.len(), 9 + RANDOM_CHARS);
         assert!(a[9..].chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
+        assert!(message_id().starts_with("msg_"));
     }
 }

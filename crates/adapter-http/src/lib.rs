@@ -12,6 +12,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod anthropic;
 mod auth;
 mod body;
 mod connections;

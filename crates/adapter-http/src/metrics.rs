@@ -85,6 +85,10 @@ impl KeyLabels {
 pub(crate) enum Endpoint {
     ChatCompletions,
     Responses,
+    /// Anthropic's Messages API.
+    Messages,
+    /// Anthropic's token counting (`/v1/messages/count_tokens`).
+    CountTokens,
     Models,
     Health,
     Ready,
@@ -93,21 +97,32 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    /// A chat door: a request that goes through the one chat path.
-    pub(crate) fn is_chat(self) -> bool {
-        matches!(self, Self::ChatCompletions | Self::Responses)
-    }
-
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
             Self::Responses => "responses",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::Other => "other",
         }
+    }
+
+    /// Endpoints that take `POST` (and only that).
+    pub(crate) fn takes_posts(self) -> bool {
+        self.is_chat() || self == Self::CountTokens
+    }
+
+    /// A chat door: a request that goes through the one chat path, and that the GenAI
+    /// metrics count.
+    pub(crate) fn is_chat(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Responses | Self::Messages
+        )
     }
 }
 

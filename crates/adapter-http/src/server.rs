@@ -5,6 +5,10 @@
 //!   [`crate::shed`]), gateway key, body, chat. Every answer from a target, and every error
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
+//! - `POST /v1/messages` (and `/messages`): the same chat path through Anthropic's Messages
+//!   door (see [`crate::door`]); its errors are in Anthropic's shape.
+//!   `POST /v1/messages/count_tokens` (and `/messages/count_tokens`): the same request's input
+//!   tokens (Bedrock's CountTokens), not metered.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
@@ -34,6 +38,9 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::{Instrument, Span};
 
+use crate::anthropic::request::{parse_messages_request, Purpose};
+use crate::anthropic::response::count_tokens_json;
+use crate::anthropic::{AnthropicContext, AnthropicMessages};
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
 use crate::connections::ConnectionSettings;
@@ -305,6 +312,8 @@ impl HttpApp {
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
             "/v1/responses" | "/responses" => Endpoint::Responses,
+            "/v1/messages" | "/messages" => Endpoint::Messages,
+            "/v1/messages/count_tokens" | "/messages/count_tokens" => Endpoint::CountTokens,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -312,7 +321,7 @@ impl HttpApp {
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
-            endpoint if endpoint.is_chat() => parts.method == Method::POST,
+            endpoint if endpoint.takes_posts() => parts.method == Method::POST,
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
@@ -330,7 +339,7 @@ impl HttpApp {
                 &parts.method,
                 parts.uri.path(),
             ));
-            let allow = if endpoint.is_chat() {
+            let allow = if endpoint.takes_posts() {
                 "POST"
             } else {
                 "GET, HEAD"
@@ -341,27 +350,29 @@ impl HttpApp {
             response
         } else {
             match endpoint {
-                Endpoint::ChatCompletions | Endpoint::Responses => {
-                    // The request's own span (with its id) stays what logs show; the chat's
-                    // trace span, kept out of the logs, is current inside the chat.
-                    let request_span = Span::current();
-                    let span = trace::chat_span(&parts.headers);
-                    let spans = (&span, &request_span);
-                    let (response, info) = match endpoint {
-                        Endpoint::Responses => {
-                            self.chat(&OpenAiResponses, &parts, body, request_id, &mut log, spans)
-                                .instrument(span.clone())
-                                .await
-                        }
-                        _ => {
-                            self.chat(&OpenAiChat, &parts, body, request_id, &mut log, spans)
-                                .instrument(span.clone())
-                                .await
-                        }
-                    };
-                    if response.status().is_client_error() || response.status().is_server_error() {
-                        trace::record_error(&span, response.status().as_str());
-                    }
+                Endpoint::ChatCompletions => {
+                    let (response, info) = self
+                        .traced_chat(&OpenAiChat, &parts, body, request_id, &mut log)
+                        .await;
+                    model = info;
+                    response
+                }
+                Endpoint::Responses => {
+                    let (response, info) = self
+                        .traced_chat(&OpenAiResponses, &parts, body, request_id, &mut log)
+                        .await;
+                    model = info;
+                    response
+                }
+                Endpoint::Messages => {
+                    let (response, info) = self
+                        .traced_chat(&AnthropicMessages, &parts, body, request_id, &mut log)
+                        .await;
+                    model = info;
+                    response
+                }
+                Endpoint::CountTokens => {
+                    let (response, info) = self.count_tokens(&parts, body, &mut log).await;
                     model = info;
                     response
                 }
@@ -433,6 +444,29 @@ impl HttpApp {
         None
     }
 
+    /// [`HttpApp::chat`] inside the chat's trace span, which records an error status.
+    async fn traced_chat<D: ChatDoor>(
+        &self,
+        door: &D,
+        parts: &Parts,
+        body: Incoming,
+        request_id: &RequestId,
+        log: &mut RequestLog,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
+        // The request's own span (with its id) stays what logs show; the chat's trace span,
+        // kept out of the logs, is current inside the chat.
+        let request_span = Span::current();
+        let span = trace::chat_span(&parts.headers);
+        let (response, info) = self
+            .chat(door, parts, body, request_id, log, (&span, &request_span))
+            .instrument(span.clone())
+            .await;
+        if response.status().is_client_error() || response.status().is_server_error() {
+            trace::record_error(&span, response.status().as_str());
+        }
+        (response, info)
+    }
+
     /// A chat through `door` (`POST /v1/chat/completions` and the other chat APIs): the one
     /// path every door shares. Also returns the model for metrics and logs.
     async fn chat<D: ChatDoor>(
@@ -445,45 +479,9 @@ impl HttpApp {
         (span, request_span): (&Span, &Span),
     ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
-        // First of all: a shed request costs no more than its headers, whoever sends it.
-        let Some(slot) = self.concurrency.try_acquire() else {
-            self.metrics.shed_request();
-            return (door_error(door, &ApiError::overloaded()), other);
-        };
-        // Before reading the body: a caller without a key costs no more than the headers.
-        let Some(caller) = self.keys.authenticate(&parts.headers) else {
-            return (door_error(door, &ApiError::unauthorized()), other);
-        };
-        log.key(self.key_labels.get(caller.key_name.as_deref()));
-        let declared = match content_length(parts) {
-            Ok(declared) => declared,
-            Err(error) => return (door_error(door, &error), other),
-        };
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return (
-                door_error(door, &ApiError::body_too_large(self.max_body_bytes)),
-                other,
-            );
-        }
-        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
-        let bytes = match read.await {
-            Ok(bytes) => bytes,
-            Err(ReadError::TimedOut) => {
-                let error = ApiError::body_timeout(self.body_read_timeout);
-                return (closing(door_error(door, &error), parts.version), other);
-            }
-            Err(ReadError::TooLarge) => {
-                return (
-                    door_error(door, &ApiError::body_too_large(self.max_body_bytes)),
-                    other,
-                )
-            }
-            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
-            // on the connection that can be trusted to start the next request.
-            Err(ReadError::Unreadable) => {
-                let error = door_error(door, &ApiError::body_unreadable());
-                return (closing(error, parts.version), other);
-            }
+        let (slot, caller, bytes) = match self.admit_body(door, parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (refusal, other),
         };
         let parsed = door.parse(&bytes);
         if let Ok((request, _)) = &parsed {
@@ -528,6 +526,91 @@ impl HttpApp {
                 response
             }
             Err((failure, context)) => self.failure(door, &caller, &failure, &context, log),
+        };
+        (response, model)
+    }
+
+    /// What every door's request goes through before its body is parsed: a load-shedding
+    /// slot, the gateway key (before the body is read: a caller without a key costs no more
+    /// than the headers) and the body within its limits. A refusal is the answer, in `door`'s
+    /// shape.
+    async fn admit_body<D: ChatDoor>(
+        &self,
+        door: &D,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+    ) -> Result<(InFlight, Caller, Bytes), Response<ResponseBody>> {
+        // First of all: a shed request costs no more than its headers, whoever sends it.
+        let Some(slot) = self.concurrency.try_acquire() else {
+            self.metrics.shed_request();
+            return Err(door_error(door, &ApiError::overloaded()));
+        };
+        let Some(caller) = self.keys.authenticate(&parts.headers) else {
+            return Err(door_error(door, &ApiError::unauthorized()));
+        };
+        log.key(self.key_labels.get(caller.key_name.as_deref()));
+        let declared = content_length(parts).map_err(|error| door_error(door, &error))?;
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(door_error(
+                door,
+                &ApiError::body_too_large(self.max_body_bytes),
+            ));
+        }
+        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
+        match read.await {
+            Ok(bytes) => Ok((slot, caller, bytes)),
+            Err(ReadError::TimedOut) => {
+                let error = ApiError::body_timeout(self.body_read_timeout);
+                Err(closing(door_error(door, &error), parts.version))
+            }
+            Err(ReadError::TooLarge) => Err(door_error(
+                door,
+                &ApiError::body_too_large(self.max_body_bytes),
+            )),
+            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
+            // on the connection that can be trusted to start the next request.
+            Err(ReadError::Unreadable) => {
+                let error = door_error(door, &ApiError::body_unreadable());
+                Err(closing(error, parts.version))
+            }
+        }
+    }
+
+    /// `POST /v1/messages/count_tokens`: a Messages request's input tokens, counted by the
+    /// route's provider through the service (caps, routing, guardrail policy, failover);
+    /// counting generates nothing, so the key's limits neither admit nor meter it.
+    async fn count_tokens(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
+        let door = &AnthropicMessages;
+        let other = &self.models.other;
+        let (slot, caller, bytes) = match self.admit_body(door, parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (refusal, other),
+        };
+        let request = match parse_messages_request(&bytes, Purpose::CountTokens) {
+            Ok(request) => request,
+            Err(error) => return (door_error(door, &ApiError::from_request(error)), other),
+        };
+        drop(bytes);
+        let model = self.models.get(&request.model);
+        log.model(&request.model, &model.label);
+        let counted = self.service.count_tokens(&caller, request).await;
+        drop(slot);
+        let response = match counted {
+            Ok(count) => {
+                self.count_attempts(&count.attempts, true);
+                log.target(&self.models.get(&count.route.public_name).label);
+                let body = count_tokens_json(count.input_tokens);
+                let mut response = json_response(StatusCode::OK, body.into());
+                self.name_target(&mut response, &count.route);
+                response
+            }
+            Err(failure) => self.failure(door, &caller, &failure, &AnthropicContext, log),
         };
         (response, model)
     }

@@ -1,4 +1,4 @@
-//! Bedrock Runtime: `POST /model/{modelId}/converse` and `/converse-stream`. Authenticates,
+//! Bedrock Runtime: `POST /model/{modelId}/converse`, `/converse-stream` and `/count-tokens`. Authenticates,
 //! records, validates the body and answers according to the model's [`Script`].
 
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use crate::server::Abort;
 use crate::sigv4::{authenticate, presented_auth, AuthFailure};
 use crate::state::{request_id, shutdown_signal, Shared, StoredRequest};
 use crate::stream::{from_reply_with_latency, SCRIPTED_LATENCY_MS};
-use crate::{guardrail, model_id, rules, CacheUsage, Operation, Reply, Script, StreamStep};
+use crate::{guardrail, model_id, prompt, rules, CacheUsage, Operation, Reply, Script, StreamStep};
 
 const ERROR_NAMESPACE: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
@@ -115,7 +115,7 @@ pub(crate) async fn handle(
                     message,
                 }],
             )),
-            Operation::Converse => {
+            Operation::Converse | Operation::CountTokens => {
                 let (status, kind) = exception_status(&exception_type);
                 error_response(status, &kind, &message)
             }
@@ -180,7 +180,7 @@ async fn answer_script(
             Operation::ConverseStream => {
                 stream_response(spawn_stream(shared, vec![StreamStep::Hold]))
             }
-            Operation::Converse => {
+            Operation::Converse | Operation::CountTokens => {
                 shutdown_signal(shared.shutdown.clone()).await;
                 let (status, kind, message) = shutting_down_error();
                 error_response(status, kind, message)
@@ -188,7 +188,7 @@ async fn answer_script(
         },
         Script::Stream(steps) => match operation {
             Operation::ConverseStream => stream_response(spawn_stream(shared, steps.clone())),
-            Operation::Converse => match aggregate(shared, steps).await {
+            Operation::Converse | Operation::CountTokens => match aggregate(shared, steps).await {
                 Aggregated::Reply(reply) => json_response(&reply.to_converse_json(latency())),
                 Aggregated::Error(status, kind, message) => error_response(status, &kind, &message),
             },
@@ -235,7 +235,9 @@ fn answer(
     latency: u64,
 ) -> Response<SimBody> {
     match operation {
-        Operation::Converse => json_response(&reply.to_converse_json(latency)),
+        Operation::Converse | Operation::CountTokens => {
+            json_response(&reply.to_converse_json(latency))
+        }
         Operation::ConverseStream => stream_response(spawn_stream(
             shared,
             from_reply_with_latency(reply, latency),
@@ -245,7 +247,7 @@ fn answer(
 
 fn fixed(shared: &Shared, operation: Operation) -> Response<SimBody> {
     match operation {
-        Operation::Converse => with_type(
+        Operation::Converse | Operation::CountTokens => with_type(
             Response::new(SimBody::full(shared.fixed.converse.clone())),
             HeaderValue::from_static("application/json"),
         ),
@@ -646,6 +648,64 @@ fn auth_error(failure: &AuthFailure) -> Response<SimBody> {
             "Authentication failed: Please make sure your API Key is valid.",
         ),
     }
+}
+
+/// `POST /model/{modelId}/count-tokens` with a Converse input: authenticated and recorded
+/// like the other operations, then `{"inputTokens": N}`, N counted as an answer's input is
+/// ([`prompt::count`] of `input.converse`, which has a Converse body's shape). Scripts and
+/// faults do not apply: counting never reaches the model.
+pub(crate) fn count_tokens(
+    shared: &Arc<Shared>,
+    raw_label: &str,
+    parts: &Parts,
+    body: Bytes,
+) -> Response<SimBody> {
+    let Ok(model_id) = percent_encoding::percent_decode_str(raw_label).decode_utf8() else {
+        return error_response(
+            400,
+            "ValidationException",
+            "The provided model identifier is invalid.",
+        );
+    };
+    let model_id = model_id.into_owned();
+    let auth = if shared.verify {
+        authenticate(shared, parts, &body, "bedrock", true)
+    } else {
+        Ok(presented_auth(parts))
+    };
+    if shared.record {
+        shared.record(StoredRequest {
+            operation: Operation::CountTokens,
+            model_id: model_id.clone(),
+            raw_path: parts.uri.path().to_owned(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+            auth: match &auth {
+                Ok(auth) => auth.clone(),
+                Err(_) => presented_auth(parts),
+            },
+        });
+    }
+    shared.calls.count(&model_id);
+    if let Err(failure) = auth {
+        return auth_error(&failure);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(converse) = request.pointer("/input/converse").filter(|c| c.is_object()) else {
+        return error_response(
+            400,
+            "ValidationException",
+            "input: expected a converse or invokeModel member",
+        );
+    };
+    if !converse.get("messages").is_some_and(Value::is_array) {
+        return error_response(
+            400,
+            "ValidationException",
+            "input.converse.messages: a list of messages is required",
+        );
+    }
+    json_response(&json!({ "inputTokens": prompt::count(converse, &model_id) }))
 }
 
 /// `404 UnknownOperationException` for anything that is not a simulated operation.

@@ -719,6 +719,8 @@ pub enum Operation {
     Converse,
     /// `POST /model/{modelId}/converse-stream`.
     ConverseStream,
+    /// `POST /model/{modelId}/count-tokens`.
+    CountTokens,
 }
 
 /// How a recorded request authenticated (as presented; rejected requests are recorded too).

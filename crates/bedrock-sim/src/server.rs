@@ -189,6 +189,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, shutdown: watc
 enum Route<'a> {
     Sts,
     Bedrock(Operation, &'a str),
+    CountTokens(&'a str),
     Unknown,
 }
 
@@ -211,6 +212,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     match op {
         "converse" => Route::Bedrock(Operation::Converse, label),
         "converse-stream" => Route::Bedrock(Operation::ConverseStream, label),
+        "count-tokens" => Route::CountTokens(label),
         _ => Route::Unknown,
     }
 }
@@ -233,6 +235,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Route::Bedrock(op, label) => {
             bedrock::handle(&shared, op, label, &parts, body, started).await?
         }
+        Route::CountTokens(label) => bedrock::count_tokens(&shared, label, &parts, body),
         Route::Unknown => bedrock::unknown_operation(),
     };
     Ok(response)

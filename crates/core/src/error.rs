@@ -130,6 +130,8 @@ pub enum RequestFeature {
     RequestMetadata,
     /// [`ChatRequest::additional_model_response_field_paths`](crate::ChatRequest::additional_model_response_field_paths).
     AdditionalResponseFields,
+    /// Counting a request's input tokens ([`ChatProvider::count_tokens`](crate::ChatProvider::count_tokens)).
+    CountTokens,
 }
 
 /// Why the gateway could not answer a chat request.

@@ -154,4 +154,5 @@ pub use router::{
 };
 pub use service::{
     Attempt, AttemptOutcome, Caller, ChatFailure, ChatService, Completion, CompletionStream,
+    TokenCount,
 };

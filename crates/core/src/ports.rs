@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
-use crate::error::ProviderError;
+use crate::error::{ProviderError, RequestFeature};
 use crate::guardrail::GuardrailConfig;
 use crate::router::{Resolution, Route, RouteError, VirtualModel};
 
@@ -61,6 +61,19 @@ pub trait ChatProvider: Send + Sync {
         &self,
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError>;
+
+    /// The input tokens the request would take, counted by the model's tokenizer without
+    /// generating (Bedrock's CountTokens). Providers that cannot count keep this default,
+    /// which refuses.
+    async fn count_tokens<'a>(&self, request: ProviderRequest<'a>) -> Result<u64, ProviderError> {
+        Err(ProviderError::Unsupported {
+            feature: RequestFeature::CountTokens,
+            message: format!(
+                "this provider cannot count the tokens of a request to `{}`",
+                request.route.model_id
+            ),
+        })
+    }
 }
 
 /// Resolves public model names and lists the models clients may use.

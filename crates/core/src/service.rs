@@ -93,6 +93,16 @@ pub struct Completion {
     pub cost: Option<Cost>,
 }
 
+/// A request's input tokens, as the target that counted them reported.
+#[derive(Debug)]
+pub struct TokenCount {
+    /// The target that counted.
+    pub route: Arc<Route>,
+    pub input_tokens: u64,
+    /// The targets skipped or failed before `route` counted, in order.
+    pub attempts: Vec<Attempt>,
+}
+
 /// A started stream; map each `Stop` with `finish_reason_style`.
 pub struct CompletionStream {
     /// The model name the client asked for.
@@ -318,6 +328,25 @@ impl ChatService {
             attempts,
             limit_state,
             cost,
+        })
+    }
+
+    /// Counts `request`'s input tokens on the target it routes to (failing over like an
+    /// answer), after the same caps, routing and guardrail policy as an answer. Counting
+    /// generates nothing, so it is neither admitted against nor metered to the caller's key.
+    pub async fn count_tokens(
+        &self,
+        caller: &Caller,
+        request: ChatRequest,
+    ) -> Result<TokenCount, ChatFailure> {
+        let targets = self.prepare(caller, &request)?;
+        let (target, input_tokens, attempts) = self
+            .first_to_answer(targets, &request, call_count_tokens)
+            .await?;
+        Ok(TokenCount {
+            route: target.route,
+            input_tokens,
+            attempts,
         })
     }
 
@@ -567,6 +596,13 @@ fn call_complete<'a>(
     provider.complete(request)
 }
 
+fn call_count_tokens<'a>(
+    provider: &'a dyn ChatProvider,
+    request: ProviderRequest<'a>,
+) -> ProviderCall<'a, u64> {
+    provider.count_tokens(request)
+}
+
 /// A stream has started once its first event arrives: an error before that fails over.
 fn call_stream<'a>(
     provider: &'a dyn ChatProvider,
@@ -784,6 +820,40 @@ mod tests {
             err.error,
             GatewayError::Route(RouteError::UnknownModel("acct/model".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn counting_tokens_routes_like_an_answer() {
+        let mut router = MockModelRouter::new();
+        router
+            .expect_resolve()
+            .returning(|_| Ok(Resolution::Model(route(GuardrailPolicy::open()))));
+        let mut provider = MockChatProvider::new();
+        provider
+            .expect_count_tokens()
+            .times(1)
+            .returning(|call| Ok(call.route.model_id.len() as u64));
+        let count = service(router, provider)
+            .count_tokens(&Caller::default(), request())
+            .await
+            .unwrap();
+        assert_eq!(
+            count.input_tokens,
+            "anthropic.claude-3-sonnet-20240229-v1:0".len() as u64
+        );
+        assert_eq!(count.route.public_name, "acct/model");
+
+        let mut router = MockModelRouter::new();
+        router
+            .expect_resolve()
+            .returning(|name| Err(RouteError::UnknownModel(name.into())));
+        let mut provider = MockChatProvider::new();
+        provider.expect_count_tokens().never();
+        let err = service(router, provider)
+            .count_tokens(&Caller::default(), request())
+            .await
+            .unwrap_err();
+        assert!(matches!(err.error, GatewayError::Route(_)), "{err:?}");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::fields::{invalid_type, invalid_value, missing, optional_string, At, RequestError};
 
 /// The `cache_control` of a part, message or tool object, if it has one.
-pub(super) fn cache_control(
+pub(crate) fn cache_control(
     object: &mut Map<String, Value>,
     at: &At<'_>,
 ) -> Result<Option<CachePoint>, RequestError> {
@@ -47,7 +47,7 @@ pub(super) fn cache_control(
 }
 
 /// A part list that can hold cache points (messages and the system prompt).
-pub(super) trait CachePoints: Sized {
+pub(crate) trait CachePoints: Sized {
     fn cache_point(point: CachePoint) -> Self;
     fn as_cache_point_mut(&mut self) -> Option<&mut CachePoint>;
 }
@@ -81,7 +81,7 @@ impl CachePoints for SystemPart {
 /// Appends `point` to `parts`. A marker on a message's last part and one on the message mark
 /// the same place: they become one cache point (with the longer time to live), not two that
 /// would each count against the provider's limit.
-pub(super) fn push_cache_point<P: CachePoints>(parts: &mut Vec<P>, point: CachePoint) {
+pub(crate) fn push_cache_point<P: CachePoints>(parts: &mut Vec<P>, point: CachePoint) {
     match parts.last_mut().and_then(P::as_cache_point_mut) {
         Some(last) => {
             if point.ttl == Some(CacheTtl::OneHour) || last.ttl.is_none() {

@@ -13,7 +13,7 @@
 //! (parameters Bedrock has no counterpart for) and [`fields`] (error paths and helpers). This
 //! module hands each field to its parser.
 
-mod cache_control;
+pub(crate) mod cache_control;
 mod content;
 pub(crate) mod data_url;
 mod document;

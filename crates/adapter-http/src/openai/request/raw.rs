@@ -304,6 +304,91 @@ impl<'de, T: TopLevel> Visitor<'de> for TopLevelVisitor<T> {
     }
 }
 
+/// A top level whose known keys are `names`, read as [`RawRequest`] is (`null` reads as
+/// absent, the first unknown key is remembered and its value skipped, a key given twice at
+/// any depth is remembered with its path), for the other chat doors: each lists its fields
+/// and takes their values out by name.
+pub(crate) struct NamedTopLevel {
+    names: &'static [&'static str],
+    values: Vec<Option<Value>>,
+    /// The first key not in `names`.
+    pub(crate) unknown: Option<String>,
+    /// The first known key given twice.
+    pub(crate) duplicate: Option<&'static str>,
+    /// The path of the first key given twice inside a value.
+    pub(crate) nested_duplicate: Option<String>,
+}
+
+impl NamedTopLevel {
+    /// Reads `body`, whose top level must be an object of at most 64 known `names`.
+    pub(crate) fn read(
+        body: &[u8],
+        names: &'static [&'static str],
+    ) -> Result<Self, serde_json::Error> {
+        assert!(names.len() <= u64::BITS as usize, "`seen` is a u64 mask");
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let top = NamedTopLevelSeed(names).deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(top)
+    }
+
+    /// The value of the known field `name`, taken out; `None` when absent or `null`.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
+        let index = self.names.iter().position(|known| *known == name)?;
+        self.values.get_mut(index)?.take()
+    }
+}
+
+struct NamedTopLevelSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for NamedTopLevelSeed {
+    type Value = NamedTopLevel;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<NamedTopLevel, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NamedTopLevelSeed {
+    type Value = NamedTopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NamedTopLevel, A::Error> {
+        let names = self.0;
+        let mut top = NamedTopLevel {
+            names,
+            values: vec![None; names.len()],
+            unknown: None,
+            duplicate: None,
+            nested_duplicate: None,
+        };
+        let mut seen = 0u64;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.as_str();
+            let Some(index) = names.iter().position(|name| *name == key) else {
+                if top.unknown.is_none() {
+                    top.unknown = Some(key.to_owned());
+                }
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let bit = 1u64 << index;
+            if seen & bit != 0 {
+                top.duplicate.get_or_insert(names[index]);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            seen |= bit;
+            top.values[index] =
+                <Value as ReadField>::read(&mut map, names[index], &mut top.nested_duplicate)?;
+        }
+        Ok(top)
+    }
+}
+
 /// A key, borrowed from the body unless it holds escapes.
 enum Key<'de> {
     Borrowed(&'de str),
