@@ -170,6 +170,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apply_guardrail;
 mod bedrock;
 mod body;
 mod clock;
