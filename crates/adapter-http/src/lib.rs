@@ -17,6 +17,7 @@ mod body;
 mod connections;
 mod error;
 mod governance;
+mod guardrail_check;
 mod ids;
 mod lifecycle;
 mod metrics;

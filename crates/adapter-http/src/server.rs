@@ -5,6 +5,8 @@
 //!   [`crate::shed`]), gateway key, body, chat. Every answer from a target, and every error
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
+//! - `POST /v1/guardrails/check`: a load-shedding slot, gateway key, body, then a check
+//!   against a configured guardrail (see [`crate::guardrail_check`]); errors as chat's.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
@@ -41,6 +43,7 @@ use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
     insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
 };
+use crate::guardrail_check::{guardrail_check_json, parse_guardrail_check};
 use crate::ids::completion_id;
 use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
@@ -307,6 +310,7 @@ impl HttpApp {
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/guardrails/check" => Endpoint::GuardrailCheck,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -314,7 +318,7 @@ impl HttpApp {
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
-            Endpoint::ChatCompletions => parts.method == Method::POST,
+            Endpoint::ChatCompletions | Endpoint::GuardrailCheck => parts.method == Method::POST,
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
@@ -332,7 +336,10 @@ impl HttpApp {
                 &parts.method,
                 parts.uri.path(),
             ));
-            let allow = if endpoint == Endpoint::ChatCompletions {
+            let allow = if matches!(
+                endpoint,
+                Endpoint::ChatCompletions | Endpoint::GuardrailCheck
+            ) {
                 "POST"
             } else {
                 "GET, HEAD"
@@ -358,6 +365,7 @@ impl HttpApp {
                     model = info;
                     response
                 }
+                Endpoint::GuardrailCheck => self.guardrail_check(&parts, body, &mut log).await,
                 Endpoint::Models => match self.keys.authenticate(&parts.headers) {
                     Some(caller) => {
                         log.key(self.key_labels.get(caller.key_name.as_deref()));
@@ -446,35 +454,9 @@ impl HttpApp {
             return (error_response(&ApiError::unauthorized()), other);
         };
         log.key(self.key_labels.get(caller.key_name.as_deref()));
-        let declared = match content_length(parts) {
-            Ok(declared) => declared,
-            Err(error) => return (error_response(&error), other),
-        };
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return (
-                error_response(&ApiError::body_too_large(self.max_body_bytes)),
-                other,
-            );
-        }
-        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
-        let bytes = match read.await {
+        let bytes = match self.read_body(parts, body).await {
             Ok(bytes) => bytes,
-            Err(ReadError::TimedOut) => {
-                let error = ApiError::body_timeout(self.body_read_timeout);
-                return (closing(error_response(&error), parts.version), other);
-            }
-            Err(ReadError::TooLarge) => {
-                return (
-                    error_response(&ApiError::body_too_large(self.max_body_bytes)),
-                    other,
-                )
-            }
-            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
-            // on the connection that can be trusted to start the next request.
-            Err(ReadError::Unreadable) => {
-                let error = error_response(&ApiError::body_unreadable());
-                return (closing(error, parts.version), other);
-            }
+            Err(refusal) => return (refusal, other),
         };
         let request = parse_chat_request(&bytes);
         if let Ok(parsed) = &request {
@@ -515,6 +497,75 @@ impl HttpApp {
             Err(failure) => self.failure(&caller, &failure, &positions, log),
         };
         (response, model)
+    }
+
+    /// A request's body, within the size and time limits; else the answer refusing it.
+    async fn read_body(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Bytes, Response<ResponseBody>> {
+        let declared = content_length(parts).map_err(|error| error_response(&error))?;
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(error_response(&ApiError::body_too_large(
+                self.max_body_bytes,
+            )));
+        }
+        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
+        match read.await {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadError::TimedOut) => {
+                let error = ApiError::body_timeout(self.body_read_timeout);
+                Err(closing(error_response(&error), parts.version))
+            }
+            Err(ReadError::TooLarge) => Err(error_response(&ApiError::body_too_large(
+                self.max_body_bytes,
+            ))),
+            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
+            // on the connection that can be trusted to start the next request.
+            Err(ReadError::Unreadable) => Err(closing(
+                error_response(&ApiError::body_unreadable()),
+                parts.version,
+            )),
+        }
+    }
+
+    /// `POST /v1/guardrails/check`: like a chat, a slot, then the key, then the body; the
+    /// service resolves the guardrail, checks the key may use it and admits it on `rpm`.
+    async fn guardrail_check(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+    ) -> Response<ResponseBody> {
+        let Some(_slot) = self.concurrency.try_acquire() else {
+            self.metrics.shed_request();
+            return error_response(&ApiError::overloaded());
+        };
+        let Some(caller) = self.keys.authenticate(&parts.headers) else {
+            return error_response(&ApiError::unauthorized());
+        };
+        log.key(self.key_labels.get(caller.key_name.as_deref()));
+        let bytes = match self.read_body(parts, body).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return refusal,
+        };
+        let request = match parse_guardrail_check(&bytes) {
+            Ok(request) => request,
+            Err(error) => return error_response(&ApiError::from_request(error)),
+        };
+        drop(bytes);
+        match self.service.check_guardrail(&caller, request).await {
+            Ok(check) => {
+                let mut response =
+                    json_response(StatusCode::OK, guardrail_check_json(&check.outcome).into());
+                if let Some(state) = &check.limit_state {
+                    insert_limit_headers(response.headers_mut(), state);
+                }
+                response
+            }
+            Err(failure) => self.failure(&caller, &failure, &MessagePositions::default(), log),
+        }
     }
 
     async fn complete(
