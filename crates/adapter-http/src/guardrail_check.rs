@@ -1,7 +1,7 @@
 //! `POST /v1/guardrails/check`, the gateway's own API: the request JSON to a
 //! [`GuardrailCheckRequest`] and the outcome back to JSON. Pure conversions; errors are
 //! [`RequestError`]s, so they read like the chat door's (OpenAI's error shape, `param`
-//! naming the field).
+//! naming the field), with the same strictness (unknown fields and keys given twice refused).
 //!
 //! Request: `{"guardrail": "<configured name>" | {"identifier": ..., "version": ...},
 //! "source": "INPUT" | "OUTPUT", "content": ["text", ...]}`; any other field is refused.
@@ -13,7 +13,7 @@ use gateway_core::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::openai::request::{FieldErrorCode, RequestError};
+use crate::openai::request::{strict_object, FieldErrorCode, RequestError};
 
 const FIELDS: [&str; 3] = ["guardrail", "source", "content"];
 
@@ -27,19 +27,8 @@ fn field_error(param: &str, code: FieldErrorCode, message: impl Into<String>) ->
 
 /// The check a request body asks for.
 pub(crate) fn parse_guardrail_check(body: &[u8]) -> Result<GuardrailCheckRequest, RequestError> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        RequestError::InvalidJson(format!("the body is not valid JSON: {error}"))
-    })?;
-    let Value::Object(mut object) = value else {
-        return Err(RequestError::InvalidJson(
-            "the body must be a JSON object".into(),
-        ));
-    };
-    if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
-        return Err(RequestError::UnknownParameter {
-            param: unknown.clone(),
-        });
-    }
+    // The chat request's strictness: unknown fields and keys given twice are refused.
+    let mut object = strict_object(body, &FIELDS)?;
     let guardrail = guardrail_ref(required(&mut object, "guardrail")?)?;
     let source = match required(&mut object, "source")? {
         Value::String(source) => GuardrailSource::parse(&source).ok_or_else(|| {
