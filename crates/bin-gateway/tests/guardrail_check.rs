@@ -222,3 +222,19 @@ async fn only_post_is_allowed() {
     let (status, _) = gw.get("/v1/guardrails/check", Some("checker-key")).await;
     assert_eq!(status, 405);
 }
+
+#[tokio::test]
+async fn the_simulator_verifies_the_signature_of_apply_guardrail() {
+    // The same gateway, signing with a secret the simulator does not know.
+    let config = CONFIG.replace("${SIM_SECRET}", "not-the-simulators-secret");
+    let gw = TestGateway::start_with_config(sim().verify_signatures(true), &config, &[]).await;
+    let (parts, body) = check(
+        &gw,
+        "checker-key",
+        &json!({"guardrail": "pii", "source": "INPUT", "content": ["x"]}),
+    )
+    .await;
+    assert_eq!(parts.status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unauthorized", "{body}");
+    assert_eq!(gw.sim.calls("gr-pii"), 1);
+}
