@@ -7,6 +7,7 @@
 
 // Modules stay private: hosts use the re-exports below; tests reach the rest through
 // `testing` (feature `test-util`).
+mod apply_guardrail;
 mod cache_points;
 mod client;
 mod config;

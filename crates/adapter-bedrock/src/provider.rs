@@ -30,7 +30,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatEventStream, ChatProvider, ChatResponse, ProviderError, ProviderRequest, Route,
+    ChatEventStream, ChatProvider, ChatResponse, GuardrailCheckOutcome, GuardrailChecker,
+    GuardrailConfig, GuardrailSource, ProviderError, ProviderRequest, Route,
 };
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
@@ -41,6 +42,9 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::apply_guardrail::{
+    apply_guardrail_body, apply_guardrail_path, parse_apply_guardrail_response,
+};
 use crate::client::{build_client, HttpClient};
 use crate::config::{BedrockAccountConfig, Endpoint, TimeoutOverrides, Timeouts};
 use crate::converse_request::{converse_body_and_forced_tool, Operation};
@@ -67,7 +71,7 @@ const EVENT_STREAM: HeaderValue = HeaderValue::from_static("application/vnd.amaz
 
 /// A URI label: every byte outside the unreserved set is percent-encoded, so `:` becomes
 /// `%3A` and an ARN's `/` becomes `%2F`.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const LABEL: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -297,17 +301,32 @@ fn model_url(endpoint: &Target, model_id: &str, operation: Operation) -> String 
     format!("{}{}", endpoint.base, model_path(model_id, operation))
 }
 
-/// The unsigned request for `operation`: `POST url` with `content-type: application/json`
-/// and the `accept` the operation answers with (unsigned, see [`crate::signing`]).
+/// The unsigned request for `operation`, as [`post_json`] makes it: `POST url` with
+/// `content-type: application/json` and the `accept` the operation answers with (for the
+/// tests, which sign it themselves).
+#[cfg(feature = "test-util")]
 pub fn unsigned_request(
     url: &str,
     operation: Operation,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
-    let accept = match operation {
+    post_json(url, accept(operation), body)
+}
+
+/// What `operation` answers with.
+fn accept(operation: Operation) -> HeaderValue {
+    match operation {
         Operation::Converse | Operation::CountTokens => JSON,
         Operation::ConverseStream => EVENT_STREAM,
-    };
+    }
+}
+
+/// `POST url` with a JSON body, accepting `accept` (unsigned, see [`crate::signing`]).
+fn post_json(
+    url: &str,
+    accept: HeaderValue,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, http::Error> {
     Request::post(url)
         .header(CONTENT_TYPE, JSON)
         .header(ACCEPT, accept)
@@ -538,7 +557,7 @@ impl BedrockProvider {
                 endpoint,
                 region: &route.region,
                 url: &url,
-                operation,
+                accept: accept(operation),
             };
             let failure = match self.send_once(&exchange, &auth, body.clone()).await {
                 Err(failure) => failure,
@@ -659,9 +678,9 @@ impl BedrockProvider {
             endpoint,
             region,
             url,
-            operation,
+            ref accept,
         } = *exchange;
-        let mut request = unsigned_request(url, operation, body.clone()).map_err(|_| {
+        let mut request = post_json(url, accept.clone(), body.clone()).map_err(|_| {
             Failure::new(
                 ProviderError::InvalidRequest {
                     message: "the model id does not make a valid Bedrock URL".into(),
@@ -700,14 +719,14 @@ impl BedrockProvider {
 }
 
 /// Where one attempt goes, fixed for all of a call's attempts but the URL.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Exchange<'a> {
     account: &'a Account,
     settings: &'a CallSettings,
     endpoint: &'a Target,
     region: &'a str,
     url: &'a str,
-    operation: Operation,
+    accept: HeaderValue,
 }
 
 /// An attempt that gave no answer.
@@ -831,6 +850,142 @@ impl ChatProvider for BedrockProvider {
             },
         )
         .await
+    }
+}
+
+/// ApplyGuardrail on the account's endpoint, within the account's limits. Retried like a
+/// Converse call: AWS's standard mode within `max_attempts`, the retry quota and the total
+/// limit, and once more, not counted, when Bedrock reports credentials expired that the
+/// cache thought fresh. (No inference profiles: guardrails are not models.)
+#[async_trait]
+impl GuardrailChecker for BedrockProvider {
+    async fn apply(
+        &self,
+        account: &str,
+        guardrail: &GuardrailConfig,
+        source: GuardrailSource,
+        content: &[String],
+    ) -> Result<GuardrailCheckOutcome, ProviderError> {
+        let account = self.account(account)?;
+        let settings = &account.settings;
+        let url = format!(
+            "{}{}",
+            account.endpoint.base,
+            apply_guardrail_path(&guardrail.identifier, &guardrail.version)
+        );
+        let exchange = Exchange {
+            account,
+            settings,
+            endpoint: &account.endpoint,
+            region: &account.region,
+            url: &url,
+            accept: JSON,
+        };
+        let body = Bytes::from(apply_guardrail_body(source, content));
+        let total = settings.timeouts.total;
+        let deadline = total.and_then(|total| Instant::now().checked_add(total));
+        let span = tracing::info_span!(
+            target: GEN_AI_TARGET,
+            "apply_guardrail",
+            otel.name = format!("apply_guardrail {}", guardrail.identifier),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.provider.name = "aws.bedrock",
+            error.type = tracing::field::Empty,
+        );
+        record_server(&span, &account.endpoint.host);
+        let attempts = self
+            .guardrail_attempts(&exchange, body, deadline)
+            .instrument(span.clone());
+        let outcome = match (total, deadline) {
+            (Some(total), Some(deadline)) => tokio::time::timeout_at(deadline, attempts)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProviderError::Timeout {
+                        message: format!(
+                            "Bedrock did not apply the guardrail within the total limit of {} ms (account `{}`)",
+                            total.as_millis(),
+                            account.name
+                        ),
+                    })
+                }),
+            _ => attempts.await,
+        };
+        if let Err(error) = &outcome {
+            span.record("error.type", error.kind());
+            span.record("otel.status_code", "ERROR");
+        }
+        outcome
+    }
+}
+
+impl BedrockProvider {
+    /// [`GuardrailChecker::apply`]'s attempts.
+    async fn guardrail_attempts(
+        &self,
+        exchange: &Exchange<'_>,
+        body: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<GuardrailCheckOutcome, ProviderError> {
+        let account = exchange.account;
+        let idle = exchange.settings.timeouts.idle_stream;
+        let mut auth = account.credentials.get().await?;
+        let mut refreshed = false;
+        let mut attempt = 1;
+        let mut last_retry: Option<Granted> = None;
+        loop {
+            let failure: Failure<GuardrailCheckOutcome> =
+                match self.send_once(exchange, &auth, body.clone()).await {
+                    Err(failure) => failure,
+                    Ok(response) if response.status().is_success() => {
+                        let (parts, incoming) = response.into_parts();
+                        match read_body(incoming, &parts.headers, MAX_RESPONSE_BYTES, idle).await {
+                            Ok(body) => {
+                                account.retries.answered(last_retry);
+                                return parse_apply_guardrail_response(&body);
+                            }
+                            Err(error) => error.into_failure(),
+                        }
+                    }
+                    Ok(response) => {
+                        let (parts, incoming) = response.into_parts();
+                        let error_body =
+                            read_body(incoming, &parts.headers, MAX_ERROR_BODY_BYTES, idle)
+                                .await
+                                .unwrap_or_default();
+                        let error =
+                            BedrockErrorResponse::parse(parts.status, &parts.headers, &error_body);
+                        if !refreshed
+                            && error.is_expired_token()
+                            && account.credentials.invalidate(&auth)
+                        {
+                            refreshed = true;
+                            auth = account.credentials.get().await?;
+                            continue;
+                        }
+                        let retry = error.retry_reason();
+                        Failure::new(error.into_provider_error(&account.name), retry)
+                    }
+                };
+            let Some(granted) = failure.retry.and_then(|reason| {
+                account
+                    .retries
+                    .grant(attempt, reason, &self.jitter, deadline)
+            }) else {
+                return failure.give_up();
+            };
+            tracing::debug!(
+                account = %account.name,
+                attempt,
+                delay_ms = granted.delay.as_millis() as u64,
+                error = %failure.error,
+                "ApplyGuardrail failed; retrying"
+            );
+            tokio::time::sleep(granted.delay).await;
+            attempt += 1;
+            last_retry = Some(granted);
+            auth = account.credentials.get().await?;
+        }
     }
 }
 

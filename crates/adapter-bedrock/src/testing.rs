@@ -2,6 +2,9 @@
 //! which the crate's own dev-dependency turns on). Not for hosts: nothing here is a stable
 //! interface.
 
+pub use crate::apply_guardrail::{
+    apply_guardrail_body, apply_guardrail_path, parse_apply_guardrail_response,
+};
 pub use crate::client::build_client;
 pub use crate::converse_request::{converse_body, Operation};
 pub use crate::converse_response::parse_converse_response;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use gateway_core::Caller;
+use gateway_core::{Caller, GuardrailAllowList};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use subtle::{Choice, ConstantTimeEq};
@@ -12,11 +12,14 @@ use crate::settings::GatewayKey;
 /// The configured keys, checked against each request's bearer token.
 pub(crate) struct KeyStore {
     keys: Vec<GatewayKey>,
+    /// Each key's allow-list, built once: a request only clones its `Arc`.
+    guardrails: Vec<GuardrailAllowList>,
 }
 
 impl KeyStore {
     pub(crate) fn new(keys: Vec<GatewayKey>) -> Self {
-        Self { keys }
+        let guardrails = keys.iter().map(GatewayKey::guardrail_allow_list).collect();
+        Self { keys, guardrails }
     }
 
     /// The caller the request's gateway key identifies, or `None`. The key comes in
@@ -48,17 +51,18 @@ impl KeyStore {
     /// the configured key's bytes, so timing reveals neither which key nor how much of a
     /// prefix matched.
     fn authenticate_token(&self, token: &[u8]) -> Option<Caller> {
-        let mut matched: Option<&GatewayKey> = None;
-        for key in &self.keys {
+        let mut matched: Option<(&GatewayKey, &GuardrailAllowList)> = None;
+        for (key, guardrails) in self.keys.iter().zip(&self.guardrails) {
             if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
-                matched = Some(key);
+                matched = Some((key, guardrails));
             }
         }
-        matched.map(|key| Caller {
+        matched.map(|(key, guardrails)| Caller {
             key_name: Some(key.name.clone()),
             finish_reason_style: key.finish_reason_style,
             drop_unsupported_params: key.drop_unsupported_params,
             limits: key.limits(),
+            guardrails: guardrails.clone(),
         })
     }
 }
@@ -144,6 +148,7 @@ mod tests {
                     rpm: Some(60),
                     ..KeyLimits::default()
                 },
+                guardrails: GuardrailAllowList::default(),
             })
         );
         assert_eq!(

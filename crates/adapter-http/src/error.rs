@@ -10,6 +10,9 @@
 //! | no or wrong gateway key | 401 | `invalid_request_error` | `invalid_api_key` |
 //! | unknown or malformed model name | 404 | `invalid_request_error` | `model_not_found` |
 //! | guardrail policy refuses `guardrailConfig` | 400 | `invalid_request_error` | `guardrail_enforced` / `guardrail_not_allowed` |
+//! | guardrail check: the guardrail is not configured for checks (by name, or by identifier and version) | 404 | `invalid_request_error` | `guardrail_not_found` (`param` = `guardrail`) |
+//! | guardrail check: the key may not use the guardrail | 403 | `invalid_request_error` | `guardrail_not_allowed` (`param` = `guardrail`) |
+//! | guardrail check: empty `content` | 400 | `invalid_request_error` | `invalid_value` (`param` = `content`) |
 //! | unknown path | 404 | `invalid_request_error` | `unknown_url` |
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
@@ -40,7 +43,7 @@ use std::borrow::Cow;
 
 use std::time::Duration;
 
-use gateway_core::{GatewayError, LimitKind, ProviderError, RequestFeature};
+use gateway_core::{GatewayError, GuardrailCheckError, LimitKind, ProviderError, RequestFeature};
 use http::StatusCode;
 use serde::Serialize;
 
@@ -326,6 +329,30 @@ impl ApiError {
                 error.to_string(),
             )
             .with_retry_after(),
+            GatewayError::GuardrailCheck(check) => {
+                let (status, param) = match check {
+                    GuardrailCheckError::UnknownGuardrail { .. }
+                    | GuardrailCheckError::NotConfigured { .. } => {
+                        (StatusCode::NOT_FOUND, Some("guardrail"))
+                    }
+                    GuardrailCheckError::NotAllowed { .. } => {
+                        (StatusCode::FORBIDDEN, Some("guardrail"))
+                    }
+                    GuardrailCheckError::EmptyContent => (StatusCode::BAD_REQUEST, Some("content")),
+                    // The host wired no checker: the gateway's fault, not the client's.
+                    _ => (StatusCode::SERVICE_UNAVAILABLE, None),
+                };
+                let error_type = if status.is_server_error() {
+                    SERVER_ERROR
+                } else {
+                    INVALID_REQUEST
+                };
+                let api = Self::new(status, error_type, check.code(), check.to_string());
+                match param {
+                    Some(param) => api.with_param(param),
+                    None => api,
+                }
+            }
             // A failure kind this adapter does not know yet: the gateway's own fault until it
             // is mapped here.
             other => Self::new(
@@ -599,6 +626,16 @@ mod tests {
                 "messages[2].content[0].name",
                 "contains ' ': tool names may only hold letters, digits, `_` and `-`",
             )),
+            GatewayError::GuardrailCheck(GuardrailCheckError::UnknownGuardrail {
+                name: "nope".into(),
+            }),
+            GatewayError::GuardrailCheck(GuardrailCheckError::NotConfigured {
+                identifier: "gr-1".into(),
+                version: "9".into(),
+            }),
+            GatewayError::GuardrailCheck(GuardrailCheckError::NotAllowed { name: "pii".into() }),
+            GatewayError::GuardrailCheck(GuardrailCheckError::EmptyContent),
+            GatewayError::GuardrailCheck(GuardrailCheckError::NoChecker),
         ];
         for error in &domain {
             let api = ApiError::from_gateway(error, &MessagePositions::default());

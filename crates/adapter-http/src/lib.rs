@@ -21,6 +21,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod governance;
+mod guardrail_check;
 mod ids;
 mod lifecycle;
 mod metrics;

@@ -89,6 +89,7 @@ pub(crate) enum Endpoint {
     Messages,
     /// Anthropic's token counting (`/v1/messages/count_tokens`).
     CountTokens,
+    GuardrailCheck,
     Models,
     Health,
     Ready,
@@ -103,6 +104,7 @@ impl Endpoint {
             Self::Responses => "responses",
             Self::Messages => "messages",
             Self::CountTokens => "count_tokens",
+            Self::GuardrailCheck => "guardrail_check",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
@@ -113,7 +115,7 @@ impl Endpoint {
 
     /// Endpoints that take `POST` (and only that).
     pub(crate) fn takes_posts(self) -> bool {
-        self.is_chat() || self == Self::CountTokens
+        self.is_chat() || matches!(self, Self::CountTokens | Self::GuardrailCheck)
     }
 
     /// A chat door: a request that goes through the one chat path, and that the GenAI

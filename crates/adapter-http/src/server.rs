@@ -9,6 +9,8 @@
 //!   door (see [`crate::door`]); its errors are in Anthropic's shape.
 //!   `POST /v1/messages/count_tokens` (and `/messages/count_tokens`): the same request's input
 //!   tokens (Bedrock's CountTokens), not metered.
+//! - `POST /v1/guardrails/check`: a load-shedding slot, gateway key, body, then a check
+//!   against a configured guardrail (see [`crate::guardrail_check`]); errors as chat's.
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
@@ -49,9 +51,10 @@ use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
     insert_cost_header, insert_limit_headers, LimitBackendCollector, UsageMetrics,
 };
+use crate::guardrail_check::{guardrail_check_json, parse_guardrail_check};
 use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
 use crate::openai::models::model_list_json;
-use crate::openai::OpenAiChat;
+use crate::openai::{OpenAiChat, OpenAiContext};
 use crate::readiness::Readiness;
 use crate::request_id::{RequestId, REQUEST_ID};
 use crate::request_log::{ErrorType, RequestLog};
@@ -314,6 +317,7 @@ impl HttpApp {
             "/v1/responses" | "/responses" => Endpoint::Responses,
             "/v1/messages" | "/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" | "/messages/count_tokens" => Endpoint::CountTokens,
+            "/v1/guardrails/check" => Endpoint::GuardrailCheck,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -376,6 +380,7 @@ impl HttpApp {
                     model = info;
                     response
                 }
+                Endpoint::GuardrailCheck => self.guardrail_check(&parts, body, &mut log).await,
                 Endpoint::Models => match self.keys.authenticate(&parts.headers) {
                     Some(caller) => {
                         log.key(self.key_labels.get(caller.key_name.as_deref()));
@@ -528,6 +533,41 @@ impl HttpApp {
             Err((failure, context)) => self.failure(door, &caller, &failure, &context, log),
         };
         (response, model)
+    }
+
+    /// `POST /v1/guardrails/check`: like a chat, a slot, then the key, then the body; the
+    /// service resolves the guardrail, checks the key may use it and admits it on `rpm`.
+    /// Errors are OpenAI-shaped, as chat's.
+    async fn guardrail_check(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+    ) -> Response<ResponseBody> {
+        let door = &OpenAiChat;
+        let (_slot, caller, bytes) = match self.admit_body(door, parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+        let request = match parse_guardrail_check(&bytes) {
+            Ok(request) => request,
+            Err(error) => return error_response(&ApiError::from_request(error)),
+        };
+        drop(bytes);
+        match self.service.check_guardrail(&caller, request).await {
+            Ok(check) => {
+                let mut response =
+                    json_response(StatusCode::OK, guardrail_check_json(&check.outcome).into());
+                if let Some(state) = &check.limit_state {
+                    insert_limit_headers(response.headers_mut(), state);
+                }
+                response
+            }
+            Err(failure) => {
+                let context = OpenAiContext::without_messages();
+                self.failure(door, &caller, &failure, &context, log)
+            }
+        }
     }
 
     /// What every door's request goes through before its body is parsed: a load-shedding

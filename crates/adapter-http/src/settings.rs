@@ -4,7 +4,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::{FinishReasonStyle, KeyLimits};
+use gateway_core::{FinishReasonStyle, GuardrailAllowList, KeyLimits};
 use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use crate::{LimitBackendErrors, RetryCounters};
 
 /// A key clients send as `Authorization: Bearer <key>`. A host may deserialize it straight
 /// from its configuration (`name`, `key`, `finish_reason_style`, `drop_unsupported_params`,
-/// `rpm`, `tpm`, `budget_usd`, `budget_period`), which checks each value.
+/// `rpm`, `tpm`, `budget_usd`, `budget_period`, `guardrails`), which checks each value.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayKey {
@@ -41,6 +41,10 @@ pub struct GatewayKey {
     /// `3600s` (or `never`, the same as leaving it out).
     #[serde(default, deserialize_with = "period")]
     pub budget_period: Option<Duration>,
+    /// The guardrails (configured names) this key may use at `POST /v1/guardrails/check`;
+    /// absent or empty: none. The host checks the names against its configuration.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
 }
 
 impl GatewayKey {
@@ -55,7 +59,13 @@ impl GatewayKey {
             tpm: None,
             budget_usd: None,
             budget_period: None,
+            guardrails: Vec::new(),
         }
+    }
+
+    /// The guardrails the key may check text against.
+    pub fn guardrail_allow_list(&self) -> GuardrailAllowList {
+        GuardrailAllowList::new(self.guardrails.iter().cloned())
     }
 
     /// What the key may consume.

@@ -586,7 +586,7 @@ pub(crate) fn with_type(
     response
 }
 
-fn json_response(value: &Value) -> Response<SimBody> {
+pub(crate) fn json_response(value: &Value) -> Response<SimBody> {
     with_type(
         Response::new(SimBody::full(value.to_string())),
         HeaderValue::from_static("application/json"),
@@ -619,7 +619,7 @@ pub(crate) fn error_response(status: u16, kind: &str, message: &str) -> Response
     response
 }
 
-fn auth_error(failure: &AuthFailure) -> Response<SimBody> {
+pub(crate) fn auth_error(failure: &AuthFailure) -> Response<SimBody> {
     match failure {
         AuthFailure::Missing => error_response(
             403,

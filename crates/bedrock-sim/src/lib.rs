@@ -6,6 +6,9 @@
 //! - serves `POST /model/{modelId}/converse` and `/converse-stream` (the model id label is
 //!   percent-decoded) with botocore's response shapes, answering per model id according to a
 //!   [`Script`] (echo, fixed replies, errors, exact event streams, garbage, stalls, guardrails);
+//! - serves ApplyGuardrail, `POST /guardrail/{id}/version/{version}/apply`: PII masked, or
+//!   the word and input filters of the [`Script`] set for the guardrail id (calls counted
+//!   under the id, not recorded; see `apply_guardrail.rs`);
 //! - verifies SigV4 (service `bedrock`, any region, 5 minutes of clock skew) against the
 //!   configured access keys and the temporary credentials it issued, or accepts Bedrock API keys
 //!   (`Authorization: Bearer <key>`);
@@ -170,6 +173,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apply_guardrail;
 mod bedrock;
 mod body;
 mod clock;

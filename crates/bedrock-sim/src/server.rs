@@ -21,7 +21,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::body::SimBody;
 use crate::state::{shutdown_signal, Shared};
-use crate::{bedrock, sts, Operation};
+use crate::{apply_guardrail, bedrock, sts, Operation};
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -190,6 +190,8 @@ enum Route<'a> {
     Sts,
     Bedrock(Operation, &'a str),
     CountTokens(&'a str),
+    /// ApplyGuardrail: the guardrail identifier and version labels, still encoded.
+    ApplyGuardrail(&'a str, &'a str),
     Unknown,
 }
 
@@ -199,6 +201,16 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
     if path == "/" {
         return Route::Sts;
+    }
+    if let Some(rest) = path.strip_prefix("/guardrail/") {
+        return match rest.split('/').collect::<Vec<_>>()[..] {
+            [identifier, "version", version, "apply"]
+                if !identifier.is_empty() && !version.is_empty() =>
+            {
+                Route::ApplyGuardrail(identifier, version)
+            }
+            _ => Route::Unknown,
+        };
     }
     let Some((label, op)) = path
         .strip_prefix("/model/")
@@ -236,6 +248,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             bedrock::handle(&shared, op, label, &parts, body, started).await?
         }
         Route::CountTokens(label) => bedrock::count_tokens(&shared, label, &parts, body),
+        Route::ApplyGuardrail(identifier, version) => {
+            apply_guardrail::handle(&shared, identifier, version, &parts, &body)?
+        }
         Route::Unknown => bedrock::unknown_operation(),
     };
     Ok(response)
@@ -256,7 +271,15 @@ mod tests {
             route(&Method::POST, "/model/arn%3Ax%2Fy/converse-stream"),
             Route::Bedrock(Operation::ConverseStream, "arn%3Ax%2Fy")
         ));
+        assert!(matches!(
+            route(&Method::POST, "/guardrail/arn%3Ag%2Fx/version/DRAFT/apply"),
+            Route::ApplyGuardrail("arn%3Ag%2Fx", "DRAFT")
+        ));
         for (method, path) in [
+            (Method::GET, "/guardrail/g/version/1/apply"),
+            (Method::POST, "/guardrail//version/1/apply"),
+            (Method::POST, "/guardrail/g/version/1/apply/more"),
+            (Method::POST, "/guardrail/g/1/apply"),
             (Method::GET, "/model/a/converse"),
             (Method::POST, "/model/a/invoke"),
             (Method::POST, "/model/a/b/converse"),

@@ -27,8 +27,8 @@ use gateway_adapter_http::{
 use gateway_adapter_redis::{BackendErrors, RedisLimits};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatService, CircuitBreakers, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter,
-    VirtualModelError,
+    ChatProvider, ChatService, CircuitBreakers, GuardrailCatalog, InMemoryLimits, LimitStore,
+    ModelCatalog, ModelRouter, VirtualModelError,
 };
 use secrecy::ExposeSecret;
 use thiserror::Error;
@@ -47,6 +47,8 @@ pub enum StartError {
     Catalog(#[from] gateway_core::router::DuplicateModel),
     #[error("{0}")]
     VirtualModel(#[from] VirtualModelError),
+    #[error("{0}")]
+    Guardrails(#[from] gateway_core::DuplicateGuardrailName),
     #[error("{0}")]
     Provider(String),
     #[error("{0}")]
@@ -184,7 +186,11 @@ async fn build(
         .map_err(|e| StartError::Provider(e.to_string()))?
         .with_timeouts(config.timeouts);
     // One store for every shard: each service made from this one shares it.
+    // Validated with the configuration: names unique.
+    let guardrails = GuardrailCatalog::new(config.guardrails.iter().cloned())?;
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
+        .with_guardrails(Arc::new(guardrails))
+        .with_guardrail_checker(Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers))
         .with_limits(Arc::clone(&limits.store), config.limits.on_backend_error)
         .with_clock(clock.clone());
@@ -237,9 +243,11 @@ async fn build_app(
 fn shard_apps(base: HttpApp, built: &Built, shards: usize) -> Vec<HttpApp> {
     let mut apps = Vec::with_capacity(shards);
     for _ in 1..shards {
+        let own = Arc::new(built.provider.with_own_clients());
         let service = built
             .service
-            .with_provider(Arc::new(built.provider.with_own_clients()));
+            .with_provider(Arc::clone(&own) as Arc<dyn ChatProvider>)
+            .with_guardrail_checker(own);
         apps.push(base.with_service(service));
     }
     apps.push(base);

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::governance::{LimitKind, LimitState};
 use crate::guardrail::GuardrailPolicyError;
+use crate::guardrail_check::GuardrailCheckError;
 use crate::request_limits::RequestLimitError;
 use crate::router::RouteError;
 
@@ -165,6 +166,10 @@ pub enum GatewayError {
     /// requests then (`on_backend_error = "deny"`).
     #[error("the gateway cannot check this key's limits right now; retry shortly")]
     LimitsUnavailable,
+    /// A guardrail check named a guardrail the gateway does not offer or the key may not
+    /// use, or had nothing to check; nothing reached a provider.
+    #[error(transparent)]
+    GuardrailCheck(#[from] GuardrailCheckError),
 }
 
 /// What the client reads: which limit, its size, and when to come back.

@@ -120,6 +120,7 @@ pub mod error;
 pub mod finish_reason;
 pub mod governance;
 pub mod guardrail;
+pub mod guardrail_check;
 pub mod media;
 pub mod options;
 pub mod ports;
@@ -142,11 +143,16 @@ pub use guardrail::{
     ConfiguredGuardrail, GuardrailConfig, GuardrailMode, GuardrailPolicyError, GuardrailTrace,
     StreamProcessingMode,
 };
+pub use guardrail_check::{
+    CheckableGuardrail, DuplicateGuardrailName, GuardrailAction, GuardrailAllowList,
+    GuardrailCatalog, GuardrailCheckError, GuardrailCheckOutcome, GuardrailCheckRequest,
+    GuardrailRef, GuardrailSource,
+};
 pub use media::{Base64, Base64Error, MediaError};
 pub use options::{
     JsonSchemaFormat, Latency, Reasoning, ReasoningEffort, ResponseFormat, ServiceTier,
 };
-pub use ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
+pub use ports::{ChatEventStream, ChatProvider, GuardrailChecker, ModelRouter, ProviderRequest};
 pub use request_limits::RequestLimitError;
 pub use router::{
     ModelCatalog, ModelEntry, Resolution, Route, RouteError, Strategy, VirtualModel,
@@ -154,5 +160,5 @@ pub use router::{
 };
 pub use service::{
     Attempt, AttemptOutcome, Caller, ChatFailure, ChatService, Completion, CompletionStream,
-    TokenCount,
+    GuardrailCheck, TokenCount,
 };

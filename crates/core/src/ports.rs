@@ -9,6 +9,7 @@ use futures_core::Stream;
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
 use crate::error::{ProviderError, RequestFeature};
 use crate::guardrail::GuardrailConfig;
+use crate::guardrail_check::{GuardrailCheckOutcome, GuardrailSource};
 use crate::router::{Resolution, Route, RouteError, VirtualModel};
 
 /// A streamed answer: events in order, ending after `Metadata`, or an error at any point.
@@ -87,4 +88,18 @@ pub trait ModelRouter: Send + Sync {
 
     /// Every virtual model, in configuration order.
     fn virtual_models(&self) -> Vec<Arc<VirtualModel>>;
+}
+
+/// Checks text against a guardrail without a model (Bedrock's ApplyGuardrail).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait GuardrailChecker: Send + Sync {
+    /// Applies `guardrail` to `content` (one block per text) with `account`'s credentials.
+    async fn apply(
+        &self,
+        account: &str,
+        guardrail: &GuardrailConfig,
+        source: GuardrailSource,
+        content: &[String],
+    ) -> Result<GuardrailCheckOutcome, ProviderError>;
 }

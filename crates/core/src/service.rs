@@ -34,8 +34,12 @@ use crate::governance::{
     UsageObserver,
 };
 use crate::guardrail::{effective_guardrail, GuardrailConfig};
+use crate::guardrail_check::{
+    CheckableGuardrail, GuardrailAllowList, GuardrailCatalog, GuardrailCheckError,
+    GuardrailCheckOutcome, GuardrailCheckRequest,
+};
 use crate::options::ServiceTier;
-use crate::ports::{ChatEventStream, ChatProvider, ModelRouter, ProviderRequest};
+use crate::ports::{ChatEventStream, ChatProvider, GuardrailChecker, ModelRouter, ProviderRequest};
 use crate::random::SplitMix64;
 use crate::router::{Route, VirtualModel};
 
@@ -56,6 +60,9 @@ pub struct Caller {
     /// What the key may consume; enforced when the service has a [`LimitStore`] and the
     /// key a name to count under.
     pub limits: KeyLimits,
+    /// The guardrails the key may check text against ([`ChatService::check_guardrail`]);
+    /// none by default.
+    pub guardrails: GuardrailAllowList,
 }
 
 /// One target that did not answer a request.
@@ -101,6 +108,16 @@ pub struct TokenCount {
     pub input_tokens: u64,
     /// The targets skipped or failed before `route` counted, in order.
     pub attempts: Vec<Attempt>,
+}
+
+/// A guardrail check's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardrailCheck {
+    /// The configured guardrail that was applied.
+    pub guardrail: Arc<CheckableGuardrail>,
+    pub outcome: GuardrailCheckOutcome,
+    /// As [`Completion::limit_state`].
+    pub limit_state: Option<LimitState>,
 }
 
 /// A started stream; map each `Stop` with `finish_reason_style`.
@@ -187,6 +204,10 @@ pub struct ChatService {
     usage_observer: Option<Arc<dyn UsageObserver>>,
     /// `now` for the limits.
     clock: SharedClock,
+    /// The guardrails offered for checks; empty unless the host configures some.
+    guardrails: Arc<GuardrailCatalog>,
+    /// `None`: checks fail ([`GuardrailCheckError::NoChecker`]).
+    guardrail_checker: Option<Arc<dyn GuardrailChecker>>,
 }
 
 /// Where the counters live and what to do when they cannot be reached.
@@ -213,6 +234,8 @@ impl ChatService {
             limits: None,
             usage_observer: None,
             clock: SharedClock::system(),
+            guardrails: Arc::default(),
+            guardrail_checker: None,
         }
     }
 
@@ -262,6 +285,73 @@ impl ChatService {
             provider,
             ..self.clone()
         }
+    }
+
+    /// Offers `catalog`'s guardrails for [`Self::check_guardrail`].
+    pub fn with_guardrails(mut self, catalog: Arc<GuardrailCatalog>) -> Self {
+        self.guardrails = catalog;
+        self
+    }
+
+    /// Runs guardrail checks through `checker` (replacing any set before; a server with one
+    /// runtime per core gives each its own, as with [`Self::with_provider`]).
+    pub fn with_guardrail_checker(mut self, checker: Arc<dyn GuardrailChecker>) -> Self {
+        self.guardrail_checker = Some(checker);
+        self
+    }
+
+    /// Checks text against a configured guardrail: resolves the guardrail (by name, or a
+    /// configured one by identifier and version), checks the caller's key may use it,
+    /// admits the request against the key's `rpm` only (a check uses no model tokens and
+    /// has no model price), then calls the checker on the guardrail's account. Nothing
+    /// reaches the checker when any of that refuses.
+    pub async fn check_guardrail(
+        &self,
+        caller: &Caller,
+        request: GuardrailCheckRequest,
+    ) -> Result<GuardrailCheck, ChatFailure> {
+        let guardrail = Arc::clone(
+            self.guardrails
+                .resolve(&request.guardrail)
+                .map_err(GatewayError::from)?,
+        );
+        if !caller.guardrails.allows(&guardrail.name) {
+            return Err(GatewayError::from(GuardrailCheckError::NotAllowed {
+                name: guardrail.name.clone(),
+            })
+            .into());
+        }
+        if request.content.is_empty() {
+            return Err(GatewayError::from(GuardrailCheckError::EmptyContent).into());
+        }
+        let checker = self
+            .guardrail_checker
+            .as_ref()
+            .ok_or(GatewayError::GuardrailCheck(GuardrailCheckError::NoChecker))?;
+        let requests_only = Caller {
+            limits: KeyLimits {
+                rpm: caller.limits.rpm,
+                ..KeyLimits::default()
+            },
+            ..caller.clone()
+        };
+        let limit_state = self.admit(&requests_only).await?;
+        let outcome = checker
+            .apply(
+                &guardrail.account,
+                &guardrail.guardrail,
+                request.source,
+                &request.content,
+            )
+            .await
+            .map_err(|error| {
+                ChatFailure::from(GatewayError::Provider(error)).with_limit_state(limit_state)
+            })?;
+        Ok(GuardrailCheck {
+            guardrail,
+            outcome,
+            limit_state,
+        })
     }
 
     pub fn models(&self) -> Vec<Arc<Route>> {
@@ -2213,5 +2303,220 @@ mod tests {
             panic!("{admission:?}");
         };
         assert_eq!(state.tokens.map(|t| t.remaining), Some(94));
+    }
+
+    // Guardrail checks: resolve, allow, admit (rpm only), then the checker.
+
+    use crate::guardrail_check::{
+        GuardrailAction, GuardrailCheckError, GuardrailRef, GuardrailSource,
+    };
+    use crate::ports::MockGuardrailChecker;
+
+    fn checkable(name: &str, account: &str, identifier: &str) -> CheckableGuardrail {
+        CheckableGuardrail {
+            name: name.into(),
+            account: account.into(),
+            guardrail: guardrail(identifier),
+        }
+    }
+
+    fn intervened() -> GuardrailCheckOutcome {
+        GuardrailCheckOutcome {
+            action: GuardrailAction::Intervened,
+            outputs: vec!["Mail {EMAIL}".into()],
+            assessments: serde_json::json!([{"sensitiveInformationPolicy": {}}]),
+            usage: None,
+        }
+    }
+
+    /// A service offering `pii` (account `prod`) and `words` (account `dev`) through `checker`.
+    fn checking(checker: MockGuardrailChecker) -> ChatService {
+        let catalog = GuardrailCatalog::new([
+            checkable("pii", "prod", "gr-pii"),
+            checkable("words", "dev", "gr-words"),
+        ])
+        .unwrap();
+        on(
+            Arc::new(ModelCatalog::new([open("b/m")]).unwrap()),
+            MockChatProvider::new(),
+        )
+        .with_guardrails(Arc::new(catalog))
+        .with_guardrail_checker(Arc::new(checker))
+    }
+
+    fn allowed(names: &[&str]) -> Caller {
+        Caller {
+            key_name: Some(KEY.into()),
+            guardrails: GuardrailAllowList::new(names.iter().map(|name| (*name).to_owned())),
+            ..Caller::default()
+        }
+    }
+
+    fn check(guardrail: GuardrailRef) -> GuardrailCheckRequest {
+        GuardrailCheckRequest {
+            guardrail,
+            source: GuardrailSource::Output,
+            content: vec!["Mail jane@example.com".into()],
+        }
+    }
+
+    fn named(name: &str) -> GuardrailRef {
+        GuardrailRef::Named(name.into())
+    }
+
+    fn check_error(failure: ChatFailure) -> GuardrailCheckError {
+        match failure.error {
+            GatewayError::GuardrailCheck(error) => error,
+            other => panic!("not a check error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_allowed_check_runs_the_configured_guardrail_on_its_account() {
+        let mut checker = MockGuardrailChecker::new();
+        checker
+            .expect_apply()
+            .withf(|account, guardrail, source, content| {
+                account == "prod"
+                    && guardrail.identifier == "gr-pii"
+                    && *source == GuardrailSource::Output
+                    && content == ["Mail jane@example.com".to_owned()]
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(intervened()));
+        let done = checking(checker)
+            .check_guardrail(&allowed(&["pii"]), check(named("pii")))
+            .await
+            .unwrap();
+        assert_eq!(done.guardrail.name, "pii");
+        assert_eq!(done.outcome, intervened());
+    }
+
+    #[tokio::test]
+    async fn an_explicit_reference_runs_the_configured_guardrail_it_matches() {
+        let mut checker = MockGuardrailChecker::new();
+        checker
+            .expect_apply()
+            .withf(|account, guardrail, _, _| {
+                account == "dev" && guardrail.identifier == "gr-words"
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(intervened()));
+        let explicit = GuardrailRef::Explicit {
+            identifier: "gr-words".into(),
+            version: "1".into(),
+        };
+        let done = checking(checker)
+            .check_guardrail(&allowed(&["words"]), check(explicit))
+            .await
+            .unwrap();
+        assert_eq!(done.guardrail.name, "words");
+    }
+
+    #[tokio::test]
+    async fn refused_checks_never_reach_the_checker() {
+        let mut checker = MockGuardrailChecker::new();
+        checker.expect_apply().never();
+        let service = checking(checker);
+        let refused = |caller: Caller, request| {
+            let service = service.clone();
+            async move { check_error(service.check_guardrail(&caller, request).await.unwrap_err()) }
+        };
+        assert_eq!(
+            refused(allowed(&["pii"]), check(named("nope"))).await,
+            GuardrailCheckError::UnknownGuardrail {
+                name: "nope".into()
+            }
+        );
+        assert_eq!(
+            refused(
+                allowed(&["pii"]),
+                check(GuardrailRef::Explicit {
+                    identifier: "gr-pii".into(),
+                    version: "7".into()
+                })
+            )
+            .await,
+            GuardrailCheckError::NotConfigured {
+                identifier: "gr-pii".into(),
+                version: "7".into()
+            }
+        );
+        // Allowed another guardrail, or none (the default).
+        assert_eq!(
+            refused(allowed(&["words"]), check(named("pii"))).await,
+            GuardrailCheckError::NotAllowed { name: "pii".into() }
+        );
+        assert_eq!(
+            refused(Caller::default(), check(named("pii"))).await,
+            GuardrailCheckError::NotAllowed { name: "pii".into() }
+        );
+        let empty = GuardrailCheckRequest {
+            content: vec![],
+            ..check(named("pii"))
+        };
+        assert_eq!(
+            refused(allowed(&["pii"]), empty).await,
+            GuardrailCheckError::EmptyContent
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_count_against_the_keys_rpm_only() {
+        let mut checker = MockGuardrailChecker::new();
+        checker
+            .expect_apply()
+            .times(2)
+            .returning(|_, _, _, _| Ok(intervened()));
+        let clock = ManualClock::at_unix(1_699_920_000);
+        let service = checking(checker)
+            .with_limits(Arc::new(InMemoryLimits::new()), OnBackendError::Allow)
+            .with_clock(SharedClock::new(clock.clone()));
+        // A spent budget does not stop checks (they have no model price); rpm does.
+        let caller = Caller {
+            limits: KeyLimits {
+                rpm: Some(2),
+                budget_usd: Some(0.0),
+                ..KeyLimits::default()
+            },
+            ..allowed(&["pii"])
+        };
+        for remaining in [1, 0] {
+            let done = service
+                .check_guardrail(&caller, check(named("pii")))
+                .await
+                .unwrap();
+            assert_eq!(
+                done.limit_state
+                    .and_then(|state| state.requests)
+                    .map(|r| r.remaining),
+                Some(remaining)
+            );
+        }
+        let refused = service
+            .check_guardrail(&caller, check(named("pii")))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            refused.error,
+            GatewayError::RateLimited {
+                kind: LimitKind::Requests,
+                ..
+            }
+        ));
+        assert!(refused.limit_state.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_checker_error_reaches_the_caller_as_a_provider_error() {
+        let mut checker = MockGuardrailChecker::new();
+        checker
+            .expect_apply()
+            .returning(|_, _, _, _| Err(throttled()));
+        let failure = checking(checker)
+            .check_guardrail(&allowed(&["pii"]), check(named("pii")))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error, GatewayError::Provider(throttled()));
     }
 }

@@ -22,6 +22,17 @@ pub(crate) struct OpenAiContext {
     include_usage: bool,
 }
 
+impl OpenAiContext {
+    /// The context of a request with no `messages` (a guardrail check): errors name no
+    /// message.
+    pub(crate) fn without_messages() -> Self {
+        Self {
+            positions: MessagePositions::default(),
+            include_usage: false,
+        }
+    }
+}
+
 impl ChatDoor for OpenAiChat {
     type Context = OpenAiContext;
 

@@ -9,7 +9,7 @@ pub(crate) mod models;
 pub(crate) mod request;
 pub(crate) mod response;
 
-pub(crate) use door::OpenAiChat;
+pub(crate) use door::{OpenAiChat, OpenAiContext};
 
 /// `"provider"` in every answer, as the seed shows.
 pub(crate) const PROVIDER: &str = "aws";

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
 use gateway_adapter_http::GatewayKey;
-use gateway_core::{CircuitBreakerSettings, ModelEntry, OnBackendError, VirtualModelEntry};
+use gateway_core::{
+    CheckableGuardrail, CircuitBreakerSettings, ModelEntry, OnBackendError, VirtualModelEntry,
+};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -75,6 +77,9 @@ pub struct GatewayConfig {
     pub models: Vec<ModelEntry>,
     /// Checked against `models` already: every target is one of them.
     pub virtual_models: Vec<VirtualModelEntry>,
+    /// The guardrails offered at `POST /v1/guardrails/check`; names unique, and every name
+    /// a key's `guardrails` lists is one of them.
+    pub guardrails: Vec<CheckableGuardrail>,
     /// By account name; an account without one has no breaker.
     pub circuit_breakers: BTreeMap<String, CircuitBreakerSettings>,
     /// Where the keys' limits are counted.

@@ -106,6 +106,18 @@ pub(super) struct RawAccount {
     pub timeouts: TimeoutOverrides,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
+    /// The guardrails usable at `POST /v1/guardrails/check`, by name (unique across
+    /// accounts), run with this account's credentials.
+    #[serde(default)]
+    pub guardrails: BTreeMap<String, RawCheckGuardrail>,
+}
+
+/// `[accounts.<name>.guardrails.<name>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheckGuardrail {
+    pub identifier: String,
+    pub version: RawVersion,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

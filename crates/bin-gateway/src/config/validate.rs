@@ -11,8 +11,8 @@ use gateway_adapter_http::{GatewayKey, HttpSettings};
 use gateway_adapter_redis::RedisLimits;
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
-    ConfiguredGuardrail, GuardrailConfig, GuardrailTrace, ModelCatalog, ModelEntry,
-    StreamProcessingMode, VirtualModelEntry, VirtualModelError,
+    CheckableGuardrail, ConfiguredGuardrail, GuardrailCatalog, GuardrailConfig, GuardrailTrace,
+    ModelCatalog, ModelEntry, StreamProcessingMode, VirtualModelEntry, VirtualModelError,
 };
 use secrecy::ExposeSecret;
 
@@ -149,6 +149,7 @@ impl RawConfig {
         let mut accounts = Vec::new();
         let mut models = Vec::new();
         let mut circuit_breakers = BTreeMap::new();
+        let mut guardrails = Vec::new();
         for (name, account) in self.accounts {
             let RawAccount {
                 kind: AccountKind::AwsBedrock,
@@ -163,6 +164,7 @@ impl RawConfig {
                 retry,
                 timeouts: account_timeouts,
                 models: raw_models,
+                guardrails: raw_guardrails,
             } = account;
             let key = format!("accounts.{name}");
             validate_name(&key, &name, false)?;
@@ -216,6 +218,26 @@ impl RawConfig {
                     price: raw.price,
                 });
             }
+            for (guardrail, raw) in raw_guardrails {
+                let guardrail_key = format!("{key}.guardrails.{guardrail}");
+                validate_name(&guardrail_key, &guardrail, false)?;
+                if raw.identifier.trim().is_empty() {
+                    return Err(invalid(
+                        format!("{guardrail_key}.identifier"),
+                        "must not be empty",
+                    ));
+                }
+                guardrails.push(CheckableGuardrail {
+                    name: guardrail,
+                    account: name.clone(),
+                    guardrail: GuardrailConfig {
+                        identifier: raw.identifier,
+                        version: guardrail_version(&guardrail_key, raw.version)?,
+                        trace: None,
+                        stream_processing_mode: None,
+                    },
+                });
+            }
             if let Some(settings) = circuit_breaker {
                 circuit_breakers.insert(name.clone(), settings);
             }
@@ -233,6 +255,7 @@ impl RawConfig {
             return Err(invalid("accounts", "configure at least one account"));
         }
         let virtual_models = validate_virtual_models(self.virtual_models, &models)?;
+        validate_check_guardrails(&guardrails, &keys)?;
         Ok(GatewayConfig {
             listen,
             max_body_bytes,
@@ -251,6 +274,7 @@ impl RawConfig {
             accounts,
             models,
             virtual_models,
+            guardrails,
             circuit_breakers,
             limits,
             telemetry,
@@ -407,21 +431,66 @@ fn validate_name(key: &str, name: &str, slash_allowed: bool) -> Result<(), Confi
     }
 }
 
+/// A guardrail version as Bedrock takes it: a number or `DRAFT`. `key` is the guardrail's.
+fn guardrail_version(key: &str, version: RawVersion) -> Result<String, ConfigError> {
+    let version = match version {
+        RawVersion::Text(v) => v,
+        RawVersion::Number(n) => n.to_string(),
+    };
+    if version != "DRAFT" && version.parse::<u32>().is_err() {
+        return Err(invalid(
+            format!("{key}.version"),
+            "must be a version number or \"DRAFT\"",
+        ));
+    }
+    Ok(version)
+}
+
+/// Guardrail names are unique across accounts (the catalog's rule, asked here), and a key
+/// lists only configured ones: a typo would otherwise silently deny the key.
+fn validate_check_guardrails(
+    guardrails: &[CheckableGuardrail],
+    keys: &[GatewayKey],
+) -> Result<(), ConfigError> {
+    let catalog = GuardrailCatalog::new(guardrails.iter().cloned()).map_err(|duplicate| {
+        let accounts: Vec<&str> = guardrails
+            .iter()
+            .filter(|guardrail| guardrail.name == duplicate.0)
+            .map(|guardrail| guardrail.account.as_str())
+            .collect();
+        invalid(
+            format!(
+                "accounts.{}.guardrails.{}",
+                accounts.last().copied().unwrap_or("-"),
+                duplicate.0
+            ),
+            format!(
+                "{duplicate} (also in accounts.{})",
+                accounts.first().copied().unwrap_or("-")
+            ),
+        )
+    })?;
+    for (i, key) in keys.iter().enumerate() {
+        for (j, name) in key.guardrails.iter().enumerate() {
+            if catalog.get(name).is_none() {
+                return Err(invalid(
+                    format!("auth.keys[{i}].guardrails[{j}]"),
+                    format!(
+                        "`{name}` is not a guardrail configured under any account's guardrails"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl RawGuardrail {
     fn validate(self, key: &str) -> Result<ConfiguredGuardrail, ConfigError> {
         if self.identifier.trim().is_empty() {
             return Err(invalid(format!("{key}.identifier"), "must not be empty"));
         }
-        let version = match self.version {
-            RawVersion::Text(v) => v,
-            RawVersion::Number(n) => n.to_string(),
-        };
-        if version != "DRAFT" && version.parse::<u32>().is_err() {
-            return Err(invalid(
-                format!("{key}.version"),
-                "must be a version number or \"DRAFT\"",
-            ));
-        }
+        let version = guardrail_version(key, self.version)?;
         let trace = self
             .trace
             .map(|t| {

@@ -33,6 +33,7 @@ use gateway_core::ChatRequest;
 pub(crate) use fields::{FieldErrorCode, RequestError};
 pub(crate) use messages::MessagePositions;
 pub(crate) use openai_only::unsupported_parameter_name;
+pub(crate) use raw::strict_object;
 
 use fields::{duplicate_key, invalid_type, invalid_value, missing, optional, At};
 use guardrail::guardrail_config;

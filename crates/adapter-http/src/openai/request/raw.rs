@@ -22,7 +22,7 @@ use serde::de::{
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::fields::At;
+use super::fields::{duplicate_key, At, RequestError};
 
 /// Declares a request's top level: `Struct { field: Type = "wire name", ... }`. It makes the
 /// struct (each field `None` when absent or `null`, plus the first unknown key, the first
@@ -260,6 +260,86 @@ impl<'de> Visitor<'de> for StrictValue<'_, '_> {
         }
         Ok(Value::Object(object))
     }
+}
+
+/// A JSON object read with the chat request's strictness, for the gateway's other doors:
+/// its top-level keys among `fields` (the first other key remembered, its value skipped), and
+/// the path of the first key given twice at any depth.
+struct StrictObject {
+    object: Map<String, Value>,
+    unknown: Option<String>,
+    duplicate: Option<String>,
+}
+
+struct StrictObjectSeed {
+    fields: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for StrictObjectSeed {
+    type Value = StrictObject;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<StrictObject, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictObjectSeed {
+    type Value = StrictObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictObject, A::Error> {
+        let mut read = StrictObject {
+            object: Map::new(),
+            unknown: None,
+            duplicate: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            let Some(&name) = self.fields.iter().find(|field| **field == key) else {
+                map.next_value::<IgnoredAny>()?;
+                read.unknown.get_or_insert(key);
+                continue;
+            };
+            let value = map.next_value_seed(StrictValue {
+                at: At::Root(name),
+                duplicate: &mut read.duplicate,
+            })?;
+            if read.duplicate.is_none() && read.object.contains_key(name) {
+                read.duplicate = Some(name.to_owned());
+            }
+            read.object.insert(key, value);
+        }
+        Ok(read)
+    }
+}
+
+/// `body` as a JSON object whose top-level keys are among `fields`, refused as the chat
+/// request is: not an object, an unknown key (`unknown_parameter`), a key given twice at any
+/// depth (`duplicate_key`).
+pub(crate) fn strict_object(
+    body: &[u8],
+    fields: &'static [&'static str],
+) -> Result<Map<String, Value>, RequestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let read = StrictObjectSeed { fields }
+        .deserialize(&mut deserializer)
+        .and_then(|read| deserializer.end().map(|()| read))
+        .map_err(|error| {
+            RequestError::InvalidJson(if error.is_data() {
+                "the request body must be a JSON object".to_owned()
+            } else {
+                format!("the request body is not valid JSON: {error}")
+            })
+        })?;
+    if let Some(param) = read.unknown {
+        return Err(RequestError::UnknownParameter { param });
+    }
+    if let Some(path) = read.duplicate {
+        return Err(duplicate_key(path));
+    }
+    Ok(read.object)
 }
 
 /// The `Deserialize` of every [`TopLevel`]: one pass over the object's keys.
