@@ -84,6 +84,7 @@ impl KeyLabels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Endpoint {
     ChatCompletions,
+    Embeddings,
     Models,
     Health,
     Ready,
@@ -95,6 +96,7 @@ impl Endpoint {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Embeddings => "embeddings",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",

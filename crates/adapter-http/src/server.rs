@@ -5,13 +5,15 @@
 //!   [`crate::shed`]), gateway key, body, chat. Every answer from a target, and every error
 //!   after one was called, names it in `x-gateway-target` (`<account>/<model>`); the JSON
 //!   `model` stays the name the client sent, a virtual model's included.
+//! - `POST /v1/embeddings` (and `/embeddings`): as chats, a slot, the key, the body, then
+//!   the service's `embed` (see [`crate::openai::embeddings`]).
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
 //!   [`crate::readiness`]).
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
 //!
-//! Only chats take a slot: health and readiness checks, metrics and the model list answer
+//! Only chats and embeddings take a slot: health and readiness checks, metrics and the model list answer
 //! however loaded the gateway is.
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use bytes::Bytes;
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     Attempt, AttemptOutcome, Caller, ChatFailure, ChatRequest, ChatService, GatewayError,
-    ProviderError, Route,
+    ProviderError, Route, Usage,
 };
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
@@ -44,6 +46,7 @@ use crate::governance::{
 use crate::ids::completion_id;
 use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
 use crate::openai::chunk::ChunkEncoder;
+use crate::openai::embeddings::{embeddings_json, parse_embedding_request, ParsedEmbeddingRequest};
 use crate::openai::models::model_list_json;
 use crate::openai::request::{
     parse_chat_request, unsupported_parameter_name, MessagePositions, ParsedRequest,
@@ -307,6 +310,7 @@ impl HttpApp {
         let (parts, body) = request.into_parts();
         let endpoint = match parts.uri.path() {
             "/v1/chat/completions" | "/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/embeddings" | "/embeddings" => Endpoint::Embeddings,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -314,7 +318,7 @@ impl HttpApp {
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
-            Endpoint::ChatCompletions => parts.method == Method::POST,
+            Endpoint::ChatCompletions | Endpoint::Embeddings => parts.method == Method::POST,
             Endpoint::Other => true,
             _ => parts.method == Method::GET || parts.method == Method::HEAD,
         };
@@ -332,7 +336,7 @@ impl HttpApp {
                 &parts.method,
                 parts.uri.path(),
             ));
-            let allow = if endpoint == Endpoint::ChatCompletions {
+            let allow = if matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings) {
                 "POST"
             } else {
                 "GET, HEAD"
@@ -350,6 +354,18 @@ impl HttpApp {
                     let span = trace::chat_span(&parts.headers);
                     let (response, info) = self
                         .chat(&parts, body, request_id, &mut log, (&span, &request_span))
+                        .instrument(span.clone())
+                        .await;
+                    if response.status().is_client_error() || response.status().is_server_error() {
+                        trace::record_error(&span, response.status().as_str());
+                    }
+                    model = info;
+                    response
+                }
+                Endpoint::Embeddings => {
+                    let span = trace::embeddings_span(&parts.headers);
+                    let (response, info) = self
+                        .embeddings(&parts, body, &mut log, &span)
                         .instrument(span.clone())
                         .await;
                     if response.status().is_client_error() || response.status().is_server_error() {
@@ -436,45 +452,9 @@ impl HttpApp {
         (span, request_span): (&Span, &Span),
     ) -> (Response<ResponseBody>, &ModelInfo) {
         let other = &self.models.other;
-        // First of all: a shed request costs no more than its headers, whoever sends it.
-        let Some(slot) = self.concurrency.try_acquire() else {
-            self.metrics.shed_request();
-            return (error_response(&ApiError::overloaded()), other);
-        };
-        // Before reading the body: a caller without a key costs no more than the headers.
-        let Some(caller) = self.keys.authenticate(&parts.headers) else {
-            return (error_response(&ApiError::unauthorized()), other);
-        };
-        log.key(self.key_labels.get(caller.key_name.as_deref()));
-        let declared = match content_length(parts) {
-            Ok(declared) => declared,
-            Err(error) => return (error_response(&error), other),
-        };
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return (
-                error_response(&ApiError::body_too_large(self.max_body_bytes)),
-                other,
-            );
-        }
-        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
-        let bytes = match read.await {
-            Ok(bytes) => bytes,
-            Err(ReadError::TimedOut) => {
-                let error = ApiError::body_timeout(self.body_read_timeout);
-                return (closing(error_response(&error), parts.version), other);
-            }
-            Err(ReadError::TooLarge) => {
-                return (
-                    error_response(&ApiError::body_too_large(self.max_body_bytes)),
-                    other,
-                )
-            }
-            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
-            // on the connection that can be trusted to start the next request.
-            Err(ReadError::Unreadable) => {
-                let error = error_response(&ApiError::body_unreadable());
-                return (closing(error, parts.version), other);
-            }
+        let (slot, caller, bytes) = match self.keyed_body(parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (refusal, other),
         };
         let request = parse_chat_request(&bytes);
         if let Ok(parsed) = &request {
@@ -514,6 +494,106 @@ impl HttpApp {
             }
             Err(failure) => self.failure(&caller, &failure, &positions, log),
         };
+        (response, model)
+    }
+
+    /// What every model call does before it parses its body: a load-shedding slot, the
+    /// gateway key, then the body read under the size and time limits. `Err` is the answer.
+    async fn keyed_body(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+    ) -> Result<(InFlight, Caller, Bytes), Response<ResponseBody>> {
+        // First of all: a shed request costs no more than its headers, whoever sends it.
+        let Some(slot) = self.concurrency.try_acquire() else {
+            self.metrics.shed_request();
+            return Err(error_response(&ApiError::overloaded()));
+        };
+        // Before reading the body: a caller without a key costs no more than the headers.
+        let Some(caller) = self.keys.authenticate(&parts.headers) else {
+            return Err(error_response(&ApiError::unauthorized()));
+        };
+        log.key(self.key_labels.get(caller.key_name.as_deref()));
+        let declared = content_length(parts).map_err(|error| error_response(&error))?;
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(error_response(&ApiError::body_too_large(
+                self.max_body_bytes,
+            )));
+        }
+        let read = read_limited(body, declared, self.max_body_bytes, self.body_read_timeout);
+        match read.await {
+            Ok(bytes) => Ok((slot, caller, bytes)),
+            Err(ReadError::TimedOut) => {
+                let error = ApiError::body_timeout(self.body_read_timeout);
+                Err(closing(error_response(&error), parts.version))
+            }
+            Err(ReadError::TooLarge) => Err(error_response(&ApiError::body_too_large(
+                self.max_body_bytes,
+            ))),
+            // A body hyper could not decode (a chunk size overflowing, say) leaves nothing
+            // on the connection that can be trusted to start the next request.
+            Err(ReadError::Unreadable) => {
+                let error = error_response(&ApiError::body_unreadable());
+                Err(closing(error, parts.version))
+            }
+        }
+    }
+
+    /// `POST /v1/embeddings`; also returns the model for metrics and logs.
+    async fn embeddings(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+        span: &Span,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
+        let other = &self.models.other;
+        let (slot, caller, bytes) = match self.keyed_body(parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (refusal, other),
+        };
+        let parsed = parse_embedding_request(&bytes);
+        drop(bytes);
+        let ParsedEmbeddingRequest { request, encoding } = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => return (error_response(&ApiError::from_request(error)), other),
+        };
+        trace::record_embeddings_request(span, &request);
+        let model = self.models.get(&request.model);
+        log.model(&request.model, &model.label);
+        let result = self.service.embed(&caller, request).await;
+        // The answer is in memory: the request no longer weighs on the gateway.
+        drop(slot);
+        let embedded = match result {
+            Ok(embedded) => embedded,
+            Err(failure) => {
+                let positions = MessagePositions::default();
+                return (self.failure(&caller, &failure, &positions, log), model);
+            }
+        };
+        trace::record_embeddings_response(
+            span,
+            &embedded.route.model_id,
+            embedded.response.input_tokens,
+        );
+        self.count_attempts(&embedded.attempts, true);
+        log.target(&self.models.get(&embedded.route.public_name).label);
+        log.usage(Usage {
+            input_tokens: embedded.response.input_tokens,
+            total_tokens: embedded.response.input_tokens,
+            ..Usage::default()
+        });
+        let body = embeddings_json(&embedded, encoding);
+        let mut response = json_response(StatusCode::OK, body.into());
+        self.name_target(&mut response, &embedded.route);
+        let headers = response.headers_mut();
+        if let Some(state) = &embedded.limit_state {
+            insert_limit_headers(headers, state);
+        }
+        if let Some(cost) = &embedded.cost {
+            insert_cost_header(headers, cost);
+        }
         (response, model)
     }
 

@@ -4,6 +4,7 @@
 //! arguments), so every conversion has snapshot tests over `fixtures/openai/`.
 
 pub(crate) mod chunk;
+pub(crate) mod embeddings;
 pub(crate) mod models;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -34,6 +35,7 @@ pub(crate) mod test_support {
             drop_unsupported_params: false,
             family: None,
             price: None,
+            kind: gateway_core::ModelKind::Chat,
         })
     }
 }

@@ -214,6 +214,7 @@ impl RawConfig {
                     family: raw.family.map(|family| family.as_str().to_owned()),
                     drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
                     price: raw.price,
+                    kind: gateway_core::ModelKind::Chat,
                 });
             }
             if let Some(settings) = circuit_breaker {

@@ -55,10 +55,8 @@ impl GatewayProcess {
 
     /// [`Self::start`] with more environment variables for the process.
     pub async fn start_with_env(name: &str, config: &str, env: &[(&str, &str)]) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "gateway-test-{name}-{}.toml",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("gateway-test-{name}-{}.toml", std::process::id()));
         std::fs::write(&path, config).unwrap();
         let mut child = gateway_command()
             .args(["--log-format", "json", "serve", "--config"])

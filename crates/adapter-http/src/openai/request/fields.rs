@@ -49,7 +49,7 @@ impl FieldErrorCode {
 }
 
 /// Applies `parse` to a present, non-null value.
-pub(super) fn optional<T>(
+pub(crate) fn optional<T>(
     value: Option<Value>,
     at: &At<'_>,
     parse: impl FnOnce(Value, &At<'_>) -> Result<T, RequestError>,
@@ -98,14 +98,14 @@ pub(super) fn required_object(
 
 /// Where a value sits in the request, built on the stack and formatted only for errors.
 #[derive(Clone, Copy)]
-pub(super) enum At<'a> {
+pub(crate) enum At<'a> {
     Root(&'static str),
     Key(&'a At<'a>, &'a str),
     Index(&'a At<'a>, usize),
 }
 
 impl<'a> At<'a> {
-    pub(super) fn key(&'a self, key: &'static str) -> At<'a> {
+    pub(crate) fn key(&'a self, key: &'static str) -> At<'a> {
         At::Key(self, key)
     }
 
@@ -113,7 +113,7 @@ impl<'a> At<'a> {
         At::Key(self, key)
     }
 
-    pub(super) fn index(&'a self, index: usize) -> At<'a> {
+    pub(crate) fn index(&'a self, index: usize) -> At<'a> {
         At::Index(self, index)
     }
 }
@@ -136,11 +136,11 @@ fn field_error(at: &At<'_>, code: FieldErrorCode, message: impl Into<String>) ->
     }
 }
 
-pub(super) fn missing(at: &At<'_>) -> RequestError {
+pub(crate) fn missing(at: &At<'_>) -> RequestError {
     field_error(at, FieldErrorCode::Missing, "missing required field")
 }
 
-pub(super) fn invalid_type(at: &At<'_>, expected: &str) -> RequestError {
+pub(crate) fn invalid_type(at: &At<'_>, expected: &str) -> RequestError {
     field_error(
         at,
         FieldErrorCode::InvalidType,
@@ -148,12 +148,12 @@ pub(super) fn invalid_type(at: &At<'_>, expected: &str) -> RequestError {
     )
 }
 
-pub(super) fn invalid_value(at: &At<'_>, message: impl Into<String>) -> RequestError {
+pub(crate) fn invalid_value(at: &At<'_>, message: impl Into<String>) -> RequestError {
     field_error(at, FieldErrorCode::InvalidValue, message)
 }
 
 /// A key given twice in one object; `path` is where the second one sits.
-pub(super) fn duplicate_key(path: String) -> RequestError {
+pub(crate) fn duplicate_key(path: String) -> RequestError {
     RequestError::Field {
         param: path,
         code: FieldErrorCode::DuplicateKey,
@@ -161,6 +161,6 @@ pub(super) fn duplicate_key(path: String) -> RequestError {
     }
 }
 
-pub(super) fn unsupported(at: &At<'_>, message: impl Into<String>) -> RequestError {
+pub(crate) fn unsupported(at: &At<'_>, message: impl Into<String>) -> RequestError {
     field_error(at, FieldErrorCode::Unsupported, message)
 }

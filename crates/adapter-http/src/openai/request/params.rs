@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::fields::{invalid_type, invalid_value, At, RequestError};
 
-pub(super) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
+pub(crate) fn positive_u32(value: Value, at: &At<'_>) -> Result<u32, RequestError> {
     match &value {
         Value::Number(number) => number
             .as_u64()
@@ -35,7 +35,7 @@ pub(super) fn number_in(
     Ok(number as f32)
 }
 
-pub(super) fn boolean(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
+pub(crate) fn boolean(value: Value, at: &At<'_>) -> Result<bool, RequestError> {
     value.as_bool().ok_or_else(|| invalid_type(at, "a boolean"))
 }
 
