@@ -57,6 +57,8 @@ use crate::wire::{
 pub enum Operation {
     Converse,
     ConverseStream,
+    /// InvokeModel: the model's own JSON (embeddings, see `crate::embeddings`).
+    InvokeModel,
 }
 
 impl Operation {
@@ -65,6 +67,15 @@ impl Operation {
         match self {
             Self::Converse => "converse",
             Self::ConverseStream => "converse-stream",
+            Self::InvokeModel => "invoke",
+        }
+    }
+
+    /// The GenAI operation name of the call's span.
+    pub fn gen_ai_operation(self) -> &'static str {
+        match self {
+            Self::Converse | Self::ConverseStream => "chat",
+            Self::InvokeModel => "embeddings",
         }
     }
 }
@@ -127,7 +138,7 @@ fn converse_request<'a>(
             guardrail_version: &guardrail.version,
             trace: guardrail.trace.map(|trace| trace.as_str()),
             stream_processing_mode: match operation {
-                Operation::Converse => None,
+                Operation::Converse | Operation::InvokeModel => None,
                 Operation::ConverseStream => {
                     guardrail.stream_processing_mode.map(|mode| mode.as_str())
                 }
