@@ -6,6 +6,9 @@
 //! - serves `POST /model/{modelId}/converse` and `/converse-stream` (the model id label is
 //!   percent-decoded) with botocore's response shapes, answering per model id according to a
 //!   [`Script`] (echo, fixed replies, errors, exact event streams, garbage, stalls, guardrails);
+//! - serves `POST /model/{modelId}/invoke` for the embedding models (Titan Text Embeddings,
+//!   Cohere Embed) with their own bodies: deterministic vectors from the text's hash,
+//!   honouring dimensions and normalisation, one token per word;
 //! - verifies SigV4 (service `bedrock`, any region, 5 minutes of clock skew) against the
 //!   configured access keys and the temporary credentials it issued, or accepts Bedrock API keys
 //!   (`Authorization: Bearer <key>`);
@@ -174,6 +177,7 @@ mod bedrock;
 mod body;
 mod clock;
 mod documents;
+mod embedding;
 mod failure;
 mod frame;
 mod guardrail;
@@ -719,6 +723,8 @@ pub enum Operation {
     Converse,
     /// `POST /model/{modelId}/converse-stream`.
     ConverseStream,
+    /// `POST /model/{modelId}/invoke`, for the embedding models (Titan, Cohere Embed).
+    InvokeModel,
 }
 
 /// How a recorded request authenticated (as presented; rejected requests are recorded too).

@@ -211,6 +211,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     match op {
         "converse" => Route::Bedrock(Operation::Converse, label),
         "converse-stream" => Route::Bedrock(Operation::ConverseStream, label),
+        "invoke" => Route::Bedrock(Operation::InvokeModel, label),
         _ => Route::Unknown,
     }
 }
@@ -253,9 +254,16 @@ mod tests {
             route(&Method::POST, "/model/arn%3Ax%2Fy/converse-stream"),
             Route::Bedrock(Operation::ConverseStream, "arn%3Ax%2Fy")
         ));
+        assert!(matches!(
+            route(
+                &Method::POST,
+                "/model/amazon.titan-embed-text-v2%3A0/invoke"
+            ),
+            Route::Bedrock(Operation::InvokeModel, "amazon.titan-embed-text-v2%3A0")
+        ));
         for (method, path) in [
             (Method::GET, "/model/a/converse"),
-            (Method::POST, "/model/a/invoke"),
+            (Method::POST, "/model/a/invoke-with-response-stream"),
             (Method::POST, "/model/a/b/converse"),
             (Method::POST, "/model//converse"),
             (Method::POST, "/foo"),
