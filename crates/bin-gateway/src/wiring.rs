@@ -185,6 +185,7 @@ async fn build(
         .with_timeouts(config.timeouts);
     // One store for every shard: each service made from this one shares it.
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
+        .with_embeddings(Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers))
         .with_limits(Arc::clone(&limits.store), config.limits.on_backend_error)
         .with_clock(clock.clone());
@@ -237,9 +238,11 @@ async fn build_app(
 fn shard_apps(base: HttpApp, built: &Built, shards: usize) -> Vec<HttpApp> {
     let mut apps = Vec::with_capacity(shards);
     for _ in 1..shards {
+        let own = Arc::new(built.provider.with_own_clients());
         let service = built
             .service
-            .with_provider(Arc::new(built.provider.with_own_clients()));
+            .with_provider(own.clone())
+            .with_embeddings(own);
         apps.push(base.with_service(service));
     }
     apps.push(base);
