@@ -202,3 +202,26 @@ async fn a_virtual_embedding_model_fails_over_and_keys_are_limited_by_tokens() {
         "requests counted per endpoint:\n{metrics}"
     );
 }
+
+#[tokio::test]
+async fn the_door_wants_a_key_and_a_post() {
+    let gw = gateway(sim()).await;
+    let (parts, body) = embed_as(
+        &gw,
+        "not-a-key",
+        &json!({"model": "sim/titan", "input": "x"}),
+    )
+    .await;
+    assert_eq!(parts.status, 401, "{body}");
+    let response = gw
+        .send(
+            http::Request::get(gw.url("/v1/embeddings"))
+                .header("authorization", format!("Bearer {KEY}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert!(gw.sim.requests().is_empty());
+}
