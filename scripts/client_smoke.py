@@ -4,6 +4,7 @@
 # Prints one line per check; exits 1 if any expectation failed.
 import base64
 import json
+import struct
 import sys
 import traceback
 
@@ -479,6 +480,47 @@ def langchain_tools_with_thinking():
         assert "thinking" in str(e.body), e.body
         return f"tool call {ai.tool_calls[0]['args']}; 2nd turn without thinking_blocks -> {e.status_code}"
     return f"tool call {ai.tool_calls[0]['args']}; 2nd turn answered"
+
+
+# --- issue 14: embeddings -------------------------------------------------------------------
+
+@check
+def embeddings_float_with_dimensions():
+    r = client.embeddings.create(model="demo/titan-embed", input=["hello world", "bonjour"], dimensions=256,
+                                 encoding_format="float")
+    assert [d.index for d in r.data] == [0, 1], r
+    assert all(len(d.embedding) == 256 for d in r.data), [len(d.embedding) for d in r.data]
+    assert r.usage.prompt_tokens == 3 and r.usage.total_tokens == 3, r.usage
+    assert r.model == "demo/titan-embed", r.model
+    return f"2 x {len(r.data[0].embedding)} floats, {r.usage.prompt_tokens} tokens"
+
+
+@check
+def embeddings_base64_by_default_and_input_type():
+    # The SDK asks for base64 when no encoding_format is given, and decodes it itself.
+    encoded = client.embeddings.create(model="demo/cohere-embed", input="where is the fox?",
+                                       extra_body={"input_type": "search_query"})
+    floats = client.embeddings.create(model="demo/cohere-embed", input="where is the fox?",
+                                      encoding_format="float", extra_body={"input_type": "search_query"})
+    # JSON numbers are the f32s' shortest text: as f32 they are exactly the base64 ones.
+    as_f32 = [struct.unpack("<f", struct.pack("<f", x))[0] for x in floats.data[0].embedding]
+    assert list(encoded.data[0].embedding) == as_f32, "base64 decodes to the same f32s"
+    document = client.embeddings.create(model="demo/cohere-embed", input="where is the fox?",
+                                        encoding_format="float")
+    assert document.data[0].embedding != floats.data[0].embedding, "input_type changes the vector"
+    return f"{len(encoded.data[0].embedding)} floats, same through base64; search_query != search_document"
+
+
+@check
+def embeddings_refusals():
+    chat_model = expect_error(openai.BadRequestError, "model_not_supported", "model",
+                              lambda: client.embeddings.create(model="demo/claude-3", input="x"))
+    embed_model = expect_error(openai.BadRequestError, "model_not_supported", "model",
+                               lambda: client.chat.completions.create(
+                                   model="demo/titan-embed", messages=[{"role": "user", "content": "x"}]))
+    tokens = expect_error(openai.BadRequestError, "unsupported_value", "input",
+                          lambda: client.embeddings.create(model="demo/titan-embed", input=[[101, 2023]]))
+    return f"{chat_model}; {embed_model}; {tokens}"
 
 
 def main():

@@ -59,6 +59,8 @@ pub enum Operation {
     ConverseStream,
     /// CountTokens with a Converse input: the parts of the Converse body that are counted.
     CountTokens,
+    /// InvokeModel: the model's own JSON (embeddings, see `crate::embeddings`).
+    InvokeModel,
 }
 
 impl Operation {
@@ -68,6 +70,16 @@ impl Operation {
             Self::Converse => "converse",
             Self::ConverseStream => "converse-stream",
             Self::CountTokens => "count-tokens",
+            Self::InvokeModel => "invoke",
+        }
+    }
+
+    /// The GenAI operation name of the call's span.
+    pub fn gen_ai_operation(self) -> &'static str {
+        match self {
+            // Counting tokens prepares a chat; GenAI names no operation of its own for it.
+            Self::Converse | Self::ConverseStream | Self::CountTokens => "chat",
+            Self::InvokeModel => "embeddings",
         }
     }
 }
@@ -130,7 +142,7 @@ fn converse_request<'a>(
             guardrail_version: &guardrail.version,
             trace: guardrail.trace.map(|trace| trace.as_str()),
             stream_processing_mode: match operation {
-                Operation::Converse | Operation::CountTokens => None,
+                Operation::Converse | Operation::CountTokens | Operation::InvokeModel => None,
                 Operation::ConverseStream => {
                     guardrail.stream_processing_mode.map(|mode| mode.as_str())
                 }
@@ -177,7 +189,10 @@ pub(crate) fn converse_body_and_forced_tool(
     let (request, forced_tool) = converse_request(call, operation)?;
     let body = match operation {
         Operation::CountTokens => serde_json::to_vec(&CountTokensRequest::converse(request)),
-        Operation::Converse | Operation::ConverseStream => serde_json::to_vec(&request),
+        // InvokeModel bodies are the model's own (`crate::embeddings`), never built here.
+        Operation::Converse | Operation::ConverseStream | Operation::InvokeModel => {
+            serde_json::to_vec(&request)
+        }
     }
     .map_err(|error| ProviderError::InvalidRequest {
         message: format!("the request cannot be written as Converse JSON: {error}"),

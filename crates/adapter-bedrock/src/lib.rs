@@ -1,5 +1,6 @@
 //! `gateway-adapter-bedrock`: the [`ChatProvider`](gateway_core::ChatProvider) port over
-//! AWS Bedrock Runtime's Converse and ConverseStream APIs.
+//! AWS Bedrock Runtime's Converse and ConverseStream APIs, and the
+//! [`EmbeddingProvider`](gateway_core::EmbeddingProvider) port over InvokeModel.
 //!
 //! Wire types and conversions, SigV4 signing, per-account credentials and the event-stream
 //! decoder live here; nothing outside this crate knows Bedrock's wire format.
@@ -16,6 +17,7 @@ mod converse_response;
 mod converse_turns;
 mod credentials;
 mod documents;
+mod embeddings;
 mod errors;
 mod event_stream;
 mod inference_profile;
@@ -40,6 +42,7 @@ pub use config::{
     TimeoutOverrides, Timeouts,
 };
 pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
+pub use embeddings::is_embedding_model;
 pub use model_family::{ModelFamily, UnknownModelFamily};
 pub use provider::{BedrockProvider, BuildError};
 pub use retry::RetryStats;

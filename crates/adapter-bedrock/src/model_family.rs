@@ -157,7 +157,7 @@ impl<'de> Deserialize<'de> for ModelFamily {
 
 /// `provider.model...` of a model id, inference profile id or their ARNs; `None` for ARNs
 /// of resources that do not name their model.
-fn base_model_id(model_id: &str) -> Option<&str> {
+pub(crate) fn base_model_id(model_id: &str) -> Option<&str> {
     let id = if model_id.starts_with("arn:") {
         // arn:partition:bedrock:region:account:resource-type/resource-id
         let resource = model_id.splitn(6, ':').nth(5)?;

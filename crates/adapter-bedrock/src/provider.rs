@@ -30,8 +30,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatEventStream, ChatProvider, ChatResponse, GuardrailCheckOutcome, GuardrailChecker,
-    GuardrailConfig, GuardrailSource, ProviderError, ProviderRequest, Route,
+    ChatEventStream, ChatProvider, ChatResponse, EmbeddingProvider, EmbeddingRequest,
+    EmbeddingResponse, GuardrailCheckOutcome, GuardrailChecker, GuardrailConfig, GuardrailSource,
+    ProviderError, ProviderRequest, Route,
 };
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
@@ -50,6 +51,9 @@ use crate::config::{BedrockAccountConfig, Endpoint, TimeoutOverrides, Timeouts};
 use crate::converse_request::{converse_body_and_forced_tool, Operation};
 use crate::converse_response::parse_converse_response;
 use crate::credentials::{AccountCredentials, CredentialsError, RequestAuth};
+use crate::embeddings::{
+    invoke_bodies, parse_invoke_answer, texts_per_body, EmbeddingModel, InvokeAnswer,
+};
 use crate::errors::BedrockErrorResponse;
 use crate::inference_profile::{profile_geography, profile_id, RememberedProfiles};
 use crate::retry::{AccountRetries, Granted, Jitter, RetryReason, RetryStats};
@@ -260,14 +264,15 @@ const GEN_AI_TARGET: &str = "gen_ai";
 
 /// The CLIENT span of one call to Bedrock (every attempt of it), under the request's span,
 /// named as the OpenTelemetry GenAI conventions name a model call.
-fn call_span(model_id: &str) -> tracing::Span {
+fn call_span(model_id: &str, operation: Operation) -> tracing::Span {
+    let name = operation.gen_ai_operation();
     tracing::info_span!(
         target: GEN_AI_TARGET,
-        "chat",
-        otel.name = format!("chat {model_id}"),
+        "call",
+        otel.name = format!("{name} {model_id}"),
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
-        gen_ai.operation.name = "chat",
+        gen_ai.operation.name = name,
         gen_ai.provider.name = "aws.bedrock",
         gen_ai.system = "aws.bedrock",
         gen_ai.request.model = model_id,
@@ -316,7 +321,7 @@ pub fn unsigned_request(
 /// What `operation` answers with.
 fn accept(operation: Operation) -> HeaderValue {
     match operation {
-        Operation::Converse | Operation::CountTokens => JSON,
+        Operation::Converse | Operation::CountTokens | Operation::InvokeModel => JSON,
         Operation::ConverseStream => EVENT_STREAM,
     }
 }
@@ -466,22 +471,23 @@ impl BedrockProvider {
     /// stream's first event.
     async fn call<T, R, Fut>(
         &self,
-        request: ProviderRequest<'_>,
+        route: &Route,
         operation: Operation,
+        body: impl FnOnce() -> Result<Body, ProviderError>,
         read: R,
     ) -> Result<T, ProviderError>
     where
         R: FnMut(Arc<str>, Response<Incoming>, Timeouts, Option<&'static str>) -> Fut,
         Fut: Future<Output = Result<T, Failure<T>>>,
     {
-        let account = self.account(&request.route.account)?;
-        let settings = account.settings_for(request.route);
+        let account = self.account(&route.account)?;
+        let settings = account.settings_for(route);
         let total = settings.timeouts.total;
         // A limit too far away to be a point in time is no limit.
         let deadline = total.and_then(|total| Instant::now().checked_add(total));
-        let span = call_span(&request.route.model_id);
+        let span = call_span(&route.model_id, operation);
         let attempts = self
-            .attempts(account, settings, request, operation, deadline, read)
+            .attempts(account, settings, route, operation, body, deadline, read)
             .instrument(span.clone());
         let outcome = match (total, deadline) {
             (Some(total), Some(deadline)) => {
@@ -506,12 +512,14 @@ impl BedrockProvider {
     }
 
     /// [`Self::call`]'s attempts, the corrections between them included.
+    #[allow(clippy::too_many_arguments)]
     async fn attempts<T, R, Fut>(
         &self,
         account: &Account,
         settings: &CallSettings,
-        request: ProviderRequest<'_>,
+        route: &Route,
         operation: Operation,
+        body: impl FnOnce() -> Result<Body, ProviderError>,
         deadline: Option<Instant>,
         mut read: R,
     ) -> Result<T, ProviderError>
@@ -519,8 +527,7 @@ impl BedrockProvider {
         R: FnMut(Arc<str>, Response<Incoming>, Timeouts, Option<&'static str>) -> Fut,
         Fut: Future<Output = Result<T, Failure<T>>>,
     {
-        let route = request.route;
-        let (body, unwrap_tool) = converse_body_and_forced_tool(request, operation)?;
+        let (body, unwrap_tool) = body()?;
         let body = Bytes::from(body);
         let regional;
         let endpoint = if account.endpoint.overridden || route.region == account.region {
@@ -718,6 +725,9 @@ impl BedrockProvider {
     }
 }
 
+/// A request body, and the tool whose call the response side unwraps (Converse only).
+type Body = (Vec<u8>, Option<&'static str>);
+
 /// Where one attempt goes, fixed for all of a call's attempts but the URL.
 #[derive(Clone)]
 struct Exchange<'a> {
@@ -760,8 +770,9 @@ impl ChatProvider for BedrockProvider {
         request: ProviderRequest<'a>,
     ) -> Result<ChatResponse, ProviderError> {
         self.call(
-            request,
+            request.route,
             Operation::Converse,
+            || converse_body_and_forced_tool(request, Operation::Converse),
             |_account, response, timeouts, unwrap_tool| async move {
                 let (parts, incoming) = response.into_parts();
                 let body = read_body(
@@ -784,8 +795,9 @@ impl ChatProvider for BedrockProvider {
         request: ProviderRequest<'a>,
     ) -> Result<ChatEventStream, ProviderError> {
         self.call(
-            request,
+            request.route,
             Operation::ConverseStream,
+            || converse_body_and_forced_tool(request, Operation::ConverseStream),
             |account, response, timeouts, unwrap_tool| async move {
                 let mut events = crate::stream_events::chat_events(
                     account,
@@ -823,8 +835,9 @@ impl ChatProvider for BedrockProvider {
 
     async fn count_tokens<'a>(&self, request: ProviderRequest<'a>) -> Result<u64, ProviderError> {
         self.call(
-            request,
+            request.route,
             Operation::CountTokens,
+            || converse_body_and_forced_tool(request, Operation::CountTokens),
             |_account, response, timeouts, _unwrap_tool| async move {
                 let (parts, incoming) = response.into_parts();
                 let body = read_body(
@@ -986,6 +999,79 @@ impl BedrockProvider {
             last_retry = Some(granted);
             auth = account.credentials.get().await?;
         }
+    }
+}
+
+/// A batch Titan embeds one text per call: at most this many of a request's calls are in
+/// flight at once (in input order), so one large batch cannot take an account's whole
+/// connection pool or throttling budget.
+const CONCURRENT_EMBEDDING_CALLS: usize = 4;
+
+/// The input tokens InvokeModel counted, on every answer.
+const INPUT_TOKEN_COUNT: &str = "x-amzn-bedrock-input-token-count";
+
+#[async_trait]
+impl EmbeddingProvider for BedrockProvider {
+    /// One InvokeModel call per body of [`invoke_bodies`] (each with its own retries), a
+    /// few at a time; the first failure ends the request and cancels the rest.
+    async fn embed(
+        &self,
+        route: &Route,
+        request: &EmbeddingRequest,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        let model = EmbeddingModel::of(route)?;
+        let bodies = invoke_bodies(model, request)?;
+        let calls = bodies
+            .into_iter()
+            .zip(texts_per_body(model, request.inputs.len()))
+            .map(|(body, texts)| self.invoke_embedding(route, model, body, texts));
+        let mut answers = futures_util::stream::iter(calls).buffered(CONCURRENT_EMBEDDING_CALLS);
+        let mut response = EmbeddingResponse {
+            vectors: Vec::with_capacity(request.inputs.len()),
+            input_tokens: 0,
+        };
+        while let Some(answer) = answers.next().await {
+            let answer = answer?;
+            response.vectors.extend(answer.vectors);
+            response.input_tokens = response.input_tokens.saturating_add(answer.input_tokens);
+        }
+        Ok(response)
+    }
+}
+
+impl BedrockProvider {
+    /// One InvokeModel call with `body`, which holds `texts` texts.
+    async fn invoke_embedding(
+        &self,
+        route: &Route,
+        model: EmbeddingModel,
+        body: Vec<u8>,
+        texts: usize,
+    ) -> Result<InvokeAnswer, ProviderError> {
+        self.call(
+            route,
+            Operation::InvokeModel,
+            move || Ok((body, None)),
+            move |_account, response, timeouts, _| async move {
+                let (parts, incoming) = response.into_parts();
+                let header_tokens = parts
+                    .headers
+                    .get(INPUT_TOKEN_COUNT)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<u64>().ok());
+                let body = read_body(
+                    incoming,
+                    &parts.headers,
+                    MAX_RESPONSE_BYTES,
+                    timeouts.idle_stream,
+                )
+                .await
+                .map_err(BodyError::into_failure)?;
+                parse_invoke_answer(model, &body, texts, header_tokens)
+                    .map_err(|error| Failure::new(error, None))
+            },
+        )
+        .await
     }
 }
 

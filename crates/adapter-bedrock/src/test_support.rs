@@ -14,5 +14,6 @@ pub(crate) fn route(model_id: &str, family: Option<&str>) -> Route {
         family: family.map(str::to_owned),
         drop_unsupported_params: false,
         price: None,
+        kind: gateway_core::ModelKind::Chat,
     }
 }

@@ -59,6 +59,7 @@ fn fixture(path: &Path) -> Fixture {
         drop_unsupported_params: false,
         price: None,
         family: route.family,
+        kind: gateway_core::ModelKind::Chat,
     };
     Fixture { request, route }
 }

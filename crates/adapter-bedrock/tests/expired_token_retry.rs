@@ -102,6 +102,7 @@ fn route() -> Route {
         drop_unsupported_params: false,
         price: None,
         family: None,
+        kind: gateway_core::ModelKind::Chat,
     }
 }
 

@@ -131,7 +131,9 @@ fn the_adapter_signs_exactly_like_botocore() {
         }
         assert_eq!(sent, expected, "{name}: headers on the request");
         let accept = match operation {
-            Operation::Converse | Operation::CountTokens => "application/json",
+            Operation::Converse | Operation::CountTokens | Operation::InvokeModel => {
+                "application/json"
+            }
             Operation::ConverseStream => "application/vnd.amazon.eventstream",
         };
         assert_eq!(request.headers()["accept"], accept, "{name}: accept");

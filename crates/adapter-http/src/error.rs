@@ -295,6 +295,14 @@ impl ApiError {
                 )
                 .with_param(param)
             }
+            // Found before any call: the client named a model of the other kind.
+            GatewayError::WrongModelKind { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "model_not_supported",
+                error.to_string(),
+            )
+            .with_param("model"),
             GatewayError::UnsupportedParameter { param } => Self::new(
                 StatusCode::BAD_REQUEST,
                 INVALID_REQUEST,
@@ -491,6 +499,9 @@ fn feature_param(feature: RequestFeature) -> Option<&'static str> {
         RequestFeature::Latency => "performanceConfig",
         RequestFeature::RequestMetadata => "requestMetadata",
         RequestFeature::AdditionalResponseFields => "additionalModelResponseFieldPaths",
+        RequestFeature::EmbeddingDimensions => "dimensions",
+        RequestFeature::EmbeddingNormalize => "normalize",
+        RequestFeature::EmbeddingInputType => "input_type",
         // A feature this adapter does not know yet: the message still says what failed.
         _ => return None,
     })
@@ -636,6 +647,11 @@ mod tests {
             GatewayError::GuardrailCheck(GuardrailCheckError::NotAllowed { name: "pii".into() }),
             GatewayError::GuardrailCheck(GuardrailCheckError::EmptyContent),
             GatewayError::GuardrailCheck(GuardrailCheckError::NoChecker),
+            GatewayError::WrongModelKind {
+                model: "acct/titan-embed".into(),
+                kind: gateway_core::ModelKind::Embedding,
+                requested: gateway_core::ModelKind::Chat,
+            },
         ];
         for error in &domain {
             let api = ApiError::from_gateway(error, &MessagePositions::default());

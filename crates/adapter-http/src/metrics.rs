@@ -90,6 +90,7 @@ pub(crate) enum Endpoint {
     /// Anthropic's token counting (`/v1/messages/count_tokens`).
     CountTokens,
     GuardrailCheck,
+    Embeddings,
     Models,
     Health,
     Ready,
@@ -105,6 +106,7 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::CountTokens => "count_tokens",
             Self::GuardrailCheck => "guardrail_check",
+            Self::Embeddings => "embeddings",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
@@ -115,7 +117,11 @@ impl Endpoint {
 
     /// Endpoints that take `POST` (and only that).
     pub(crate) fn takes_posts(self) -> bool {
-        self.is_chat() || matches!(self, Self::CountTokens | Self::GuardrailCheck)
+        self.is_chat()
+            || matches!(
+                self,
+                Self::CountTokens | Self::GuardrailCheck | Self::Embeddings
+            )
     }
 
     /// A chat door: a request that goes through the one chat path, and that the GenAI

@@ -11,13 +11,15 @@
 //!   tokens (Bedrock's CountTokens), not metered.
 //! - `POST /v1/guardrails/check`: a load-shedding slot, gateway key, body, then a check
 //!   against a configured guardrail (see [`crate::guardrail_check`]); errors as chat's.
+//! - `POST /v1/embeddings` (and `/embeddings`): as chats, a slot, the key, the body, then
+//!   the service's `embed` (see [`crate::openai::embeddings`]).
 //! - `GET /v1/models` (and `/models`): gateway key, the configured then the virtual models.
 //! - `GET /health`, `/healthz`: no key; liveness, 200 while the process serves.
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
 //!   [`crate::readiness`]).
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
 //!
-//! Only chats take a slot: health and readiness checks, metrics and the model list answer
+//! Only chats and embeddings take a slot: health and readiness checks, metrics and the model list answer
 //! however loaded the gateway is.
 
 use std::collections::HashMap;
@@ -29,7 +31,7 @@ use bytes::Bytes;
 use gateway_core::clock::SharedClock;
 use gateway_core::{
     Attempt, AttemptOutcome, Caller, ChatFailure, ChatRequest, ChatService, GatewayError,
-    ProviderError, Route,
+    ProviderError, Route, Usage,
 };
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
@@ -53,6 +55,7 @@ use crate::governance::{
 };
 use crate::guardrail_check::{guardrail_check_json, parse_guardrail_check};
 use crate::metrics::{Endpoint, KeyLabels, Metrics, ModelLabel};
+use crate::openai::embeddings::{embeddings_json, parse_embedding_request, ParsedEmbeddingRequest};
 use crate::openai::models::model_list_json;
 use crate::openai::{OpenAiChat, OpenAiContext};
 use crate::readiness::Readiness;
@@ -318,6 +321,7 @@ impl HttpApp {
             "/v1/messages" | "/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" | "/messages/count_tokens" => Endpoint::CountTokens,
             "/v1/guardrails/check" => Endpoint::GuardrailCheck,
+            "/v1/embeddings" | "/embeddings" => Endpoint::Embeddings,
             "/v1/models" | "/models" => Endpoint::Models,
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
@@ -381,6 +385,18 @@ impl HttpApp {
                     response
                 }
                 Endpoint::GuardrailCheck => self.guardrail_check(&parts, body, &mut log).await,
+                Endpoint::Embeddings => {
+                    let span = trace::embeddings_span(&parts.headers);
+                    let (response, info) = self
+                        .embeddings(&parts, body, &mut log, &span)
+                        .instrument(span.clone())
+                        .await;
+                    if response.status().is_client_error() || response.status().is_server_error() {
+                        trace::record_error(&span, response.status().as_str());
+                    }
+                    model = info;
+                    response
+                }
                 Endpoint::Models => match self.keys.authenticate(&parts.headers) {
                     Some(caller) => {
                         log.key(self.key_labels.get(caller.key_name.as_deref()));
@@ -532,6 +548,66 @@ impl HttpApp {
             }
             Err((failure, context)) => self.failure(door, &caller, &failure, &context, log),
         };
+        (response, model)
+    }
+
+    /// `POST /v1/embeddings`; also returns the model for metrics and logs.
+    async fn embeddings(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        log: &mut RequestLog,
+        span: &Span,
+    ) -> (Response<ResponseBody>, &ModelInfo) {
+        let other = &self.models.other;
+        let (slot, caller, bytes) = match self.admit_body(&OpenAiChat, parts, body, log).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (refusal, other),
+        };
+        let parsed = parse_embedding_request(&bytes);
+        drop(bytes);
+        let ParsedEmbeddingRequest { request, encoding } = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => return (error_response(&ApiError::from_request(error)), other),
+        };
+        trace::record_embeddings_request(span, &request);
+        let model = self.models.get(&request.model);
+        log.model(&request.model, &model.label);
+        let result = self.service.embed(&caller, request).await;
+        // The answer is in memory: the request no longer weighs on the gateway.
+        drop(slot);
+        let embedded = match result {
+            Ok(embedded) => embedded,
+            Err(failure) => {
+                let context = OpenAiContext::without_messages();
+                return (
+                    self.failure(&OpenAiChat, &caller, &failure, &context, log),
+                    model,
+                );
+            }
+        };
+        trace::record_embeddings_response(
+            span,
+            &embedded.route.model_id,
+            embedded.response.input_tokens,
+        );
+        self.count_attempts(&embedded.attempts, true);
+        log.target(&self.models.get(&embedded.route.public_name).label);
+        log.usage(Usage {
+            input_tokens: embedded.response.input_tokens,
+            total_tokens: embedded.response.input_tokens,
+            ..Usage::default()
+        });
+        let body = embeddings_json(&embedded, encoding);
+        let mut response = json_response(StatusCode::OK, body.into());
+        self.name_target(&mut response, &embedded.route);
+        let headers = response.headers_mut();
+        if let Some(state) = &embedded.limit_state {
+            insert_limit_headers(headers, state);
+        }
+        if let Some(cost) = &embedded.cost {
+            insert_cost_header(headers, cost);
+        }
         (response, model)
     }
 

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use gateway_core::ChatRequest;
+use gateway_core::{ChatRequest, EmbeddingRequest};
 use http::HeaderMap;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Array, StringValue, Value};
@@ -52,6 +52,33 @@ pub(crate) fn chat_span(headers: &HeaderMap) -> Span {
         gen_ai.output.messages = Empty,
         error.type = Empty,
     );
+    continue_trace(&span, headers);
+    span
+}
+
+/// The span of one embeddings request, as [`chat_span`]'s: named `embeddings` until the body
+/// is read, then `embeddings <model>`.
+pub(crate) fn embeddings_span(headers: &HeaderMap) -> Span {
+    let span = tracing::info_span!(
+        target: GEN_AI_TARGET,
+        "embeddings",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        gen_ai.operation.name = "embeddings",
+        gen_ai.provider.name = PROVIDER,
+        gen_ai.system = PROVIDER,
+        gen_ai.request.model = Empty,
+        gen_ai.embeddings.dimension.count = Empty,
+        gen_ai.response.model = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        error.type = Empty,
+    );
+    continue_trace(&span, headers);
+    span
+}
+
+/// Makes `span` continue the client's trace when it sent a W3C `traceparent`.
+fn continue_trace(span: &Span, headers: &HeaderMap) {
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(headers))
     });
@@ -59,7 +86,23 @@ pub(crate) fn chat_span(headers: &HeaderMap) -> Span {
         // Only fails when no OpenTelemetry layer is installed: then there is nothing to continue.
         let _ = span.set_parent(parent);
     }
-    span
+}
+
+/// What the client asked to embed (never the texts: they are content).
+pub(crate) fn record_embeddings_request(span: &Span, request: &EmbeddingRequest) {
+    span.context()
+        .span()
+        .update_name(format!("embeddings {}", request.model));
+    span.record("gen_ai.request.model", request.model.as_str());
+    if let Some(dimensions) = request.dimensions {
+        span.record("gen_ai.embeddings.dimension.count", i64::from(dimensions));
+    }
+}
+
+/// What answered, and the tokens it counted.
+pub(crate) fn record_embeddings_response(span: &Span, model_id: &str, input_tokens: u64) {
+    span.record("gen_ai.response.model", model_id);
+    span.record("gen_ai.usage.input_tokens", saturating_i64(input_tokens));
 }
 
 /// What the client asked for; `content`, the request body, only when the operator turned

@@ -114,6 +114,7 @@ fn service(provider: &Arc<GatedProvider>, models: &[&str]) -> ChatService {
         family: None,
         drop_unsupported_params: false,
         price: None,
+        kind: gateway_core::ModelKind::Chat,
     }))
     .unwrap();
     ChatService::new(Arc::new(catalog), provider.clone())

@@ -87,6 +87,7 @@ impl Gateway {
             family: None,
             drop_unsupported_params: false,
             price: None,
+            kind: gateway_core::ModelKind::Chat,
         };
         let catalog = ModelCatalog::new([entry]).unwrap();
         let provider = Arc::new(CountingProvider::default());

@@ -209,6 +209,7 @@ impl TestGateway {
             family: None,
             drop_unsupported_params: false,
             price: None,
+            kind: gateway_core::ModelKind::Chat,
         };
         // Throttled like `throttled`, behind a circuit breaker.
         let flaky = ModelEntry {

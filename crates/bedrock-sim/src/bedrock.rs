@@ -1,5 +1,7 @@
-//! Bedrock Runtime: `POST /model/{modelId}/converse`, `/converse-stream` and `/count-tokens`. Authenticates,
-//! records, validates the body and answers according to the model's [`Script`].
+//! Bedrock Runtime: `POST /model/{modelId}/converse`, `/converse-stream` and `/count-tokens`.
+//! Authenticates, records, validates the body and answers according to the model's
+//! [`Script`]; `/invoke` (embedding models, see [`crate::embedding`]) after the same
+//! authentication, recording and failures.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,7 +117,7 @@ pub(crate) async fn handle(
                     message,
                 }],
             )),
-            Operation::Converse | Operation::CountTokens => {
+            Operation::Converse | Operation::CountTokens | Operation::InvokeModel => {
                 let (status, kind) = exception_status(&exception_type);
                 error_response(status, &kind, &message)
             }
@@ -139,6 +141,9 @@ async fn answer_script(
         );
     }
 
+    if operation == Operation::InvokeModel {
+        return crate::embedding::response(model_id, body);
+    }
     let script = shared.script_for(model_id);
     if matches!(*script, Script::Fixed) && !shared.verify {
         return fixed(shared, operation);
@@ -180,7 +185,7 @@ async fn answer_script(
             Operation::ConverseStream => {
                 stream_response(spawn_stream(shared, vec![StreamStep::Hold]))
             }
-            Operation::Converse | Operation::CountTokens => {
+            Operation::Converse | Operation::CountTokens | Operation::InvokeModel => {
                 shutdown_signal(shared.shutdown.clone()).await;
                 let (status, kind, message) = shutting_down_error();
                 error_response(status, kind, message)
@@ -188,10 +193,14 @@ async fn answer_script(
         },
         Script::Stream(steps) => match operation {
             Operation::ConverseStream => stream_response(spawn_stream(shared, steps.clone())),
-            Operation::Converse | Operation::CountTokens => match aggregate(shared, steps).await {
-                Aggregated::Reply(reply) => json_response(&reply.to_converse_json(latency())),
-                Aggregated::Error(status, kind, message) => error_response(status, &kind, &message),
-            },
+            Operation::Converse | Operation::CountTokens | Operation::InvokeModel => {
+                match aggregate(shared, steps).await {
+                    Aggregated::Reply(reply) => json_response(&reply.to_converse_json(latency())),
+                    Aggregated::Error(status, kind, message) => {
+                        error_response(status, &kind, &message)
+                    }
+                }
+            }
         },
         Script::Reply(reply) => answer(shared, operation, &model.fixed(reply), latency()),
         Script::Echo | Script::Sequence(_) => answer(shared, operation, &model.echo(), latency()),
@@ -235,7 +244,7 @@ fn answer(
     latency: u64,
 ) -> Response<SimBody> {
     match operation {
-        Operation::Converse | Operation::CountTokens => {
+        Operation::Converse | Operation::CountTokens | Operation::InvokeModel => {
             json_response(&reply.to_converse_json(latency))
         }
         Operation::ConverseStream => stream_response(spawn_stream(
@@ -247,7 +256,7 @@ fn answer(
 
 fn fixed(shared: &Shared, operation: Operation) -> Response<SimBody> {
     match operation {
-        Operation::Converse | Operation::CountTokens => with_type(
+        Operation::Converse | Operation::CountTokens | Operation::InvokeModel => with_type(
             Response::new(SimBody::full(shared.fixed.converse.clone())),
             HeaderValue::from_static("application/json"),
         ),

@@ -9,6 +9,9 @@
 //! - serves ApplyGuardrail, `POST /guardrail/{id}/version/{version}/apply`: PII masked, or
 //!   the word and input filters of the [`Script`] set for the guardrail id (calls counted
 //!   under the id, not recorded; see `apply_guardrail.rs`);
+//! - serves `POST /model/{modelId}/invoke` for the embedding models (Titan Text Embeddings,
+//!   Cohere Embed) with their own bodies: deterministic vectors from the text's hash,
+//!   honouring dimensions and normalisation, one token per word;
 //! - verifies SigV4 (service `bedrock`, any region, 5 minutes of clock skew) against the
 //!   configured access keys and the temporary credentials it issued, or accepts Bedrock API keys
 //!   (`Authorization: Bearer <key>`);
@@ -178,6 +181,7 @@ mod bedrock;
 mod body;
 mod clock;
 mod documents;
+mod embedding;
 mod failure;
 mod frame;
 mod guardrail;
@@ -725,6 +729,8 @@ pub enum Operation {
     ConverseStream,
     /// `POST /model/{modelId}/count-tokens`.
     CountTokens,
+    /// `POST /model/{modelId}/invoke`, for the embedding models (Titan, Cohere Embed).
+    InvokeModel,
 }
 
 /// How a recorded request authenticated (as presented; rejected requests are recorded too).

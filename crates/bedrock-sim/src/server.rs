@@ -225,6 +225,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "converse" => Route::Bedrock(Operation::Converse, label),
         "converse-stream" => Route::Bedrock(Operation::ConverseStream, label),
         "count-tokens" => Route::CountTokens(label),
+        "invoke" => Route::Bedrock(Operation::InvokeModel, label),
         _ => Route::Unknown,
     }
 }
@@ -281,7 +282,7 @@ mod tests {
             (Method::POST, "/guardrail/g/version/1/apply/more"),
             (Method::POST, "/guardrail/g/1/apply"),
             (Method::GET, "/model/a/converse"),
-            (Method::POST, "/model/a/invoke"),
+            (Method::POST, "/model/a/invoke-with-response-stream"),
             (Method::POST, "/model/a/b/converse"),
             (Method::POST, "/model//converse"),
             (Method::POST, "/foo"),

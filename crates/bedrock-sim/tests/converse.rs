@@ -238,7 +238,7 @@ async fn invalid_bodies_are_validation_exceptions() {
 async fn unknown_operations_are_404() {
     let sim = sim(Script::Echo).await;
     for path in [
-        "/model/x/invoke",
+        "/model/x/invoke-with-response-stream",
         "/v1/chat/completions",
         "/model/a/b/converse",
     ] {

@@ -100,6 +100,7 @@ Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), 
         demo/thinker (Claude Sonnet 4.5: reasoning_effort, native response_format, cache_control, file parts),
         demo/thinker-tools (thinking tool loop calling get_weather), demo/on-demand (bare id retried as a us. profile),
         demo/nova (Nova Pro: response_format through a forced tool, prompt caching),
+        demo/titan-embed, demo/cohere-embed (embedding models, at POST /v1/embeddings),
         claude-ha (virtual model: demo-east/claude-3, always throttled, fails over to demo-west/claude-3 in us-west-2;
                    the header x-gateway-target names the target that answered)
 
@@ -118,6 +119,10 @@ curl -N {gateway_url}/v1/chat/completions \
 curl {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
   -d '{{"model":"demo/thinker","reasoning_effort":"low","messages":[{{"role":"user","content":"Think first, then answer."}}]}}'
+
+curl {gateway_url}/v1/embeddings \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"model":"demo/titan-embed","input":["Hello, Bedrock!"],"dimensions":256}}'
 
 python3 - <<'PY'
 from openai import OpenAI

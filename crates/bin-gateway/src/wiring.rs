@@ -191,6 +191,7 @@ async fn build(
     let mut service = ChatService::new(catalog, Arc::new(provider.clone()))
         .with_guardrails(Arc::new(guardrails))
         .with_guardrail_checker(Arc::new(provider.clone()))
+        .with_embeddings(Arc::new(provider.clone()))
         .with_circuit_breakers(Arc::new(breakers))
         .with_limits(Arc::clone(&limits.store), config.limits.on_backend_error)
         .with_clock(clock.clone());
@@ -247,6 +248,7 @@ fn shard_apps(base: HttpApp, built: &Built, shards: usize) -> Vec<HttpApp> {
         let service = built
             .service
             .with_provider(Arc::clone(&own) as Arc<dyn ChatProvider>)
+            .with_embeddings(Arc::clone(&own) as Arc<dyn gateway_core::EmbeddingProvider>)
             .with_guardrail_checker(own);
         apps.push(base.with_service(service));
     }

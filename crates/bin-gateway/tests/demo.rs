@@ -43,13 +43,20 @@ impl DemoClient {
         json_of(self.send(body).await).await
     }
 
+    async fn embed(&self, body: &Value) -> (http::StatusCode, Value) {
+        json_of(self.send_to("/v1/embeddings", body).await).await
+    }
+
     async fn send(&self, body: &Value) -> http::Response<Incoming> {
-        let request =
-            http::Request::post(format!("{}/v1/chat/completions", self.demo.gateway.url()))
-                .header("content-type", "application/json")
-                .header("authorization", format!("Bearer {DEMO_KEY}"))
-                .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
-                .unwrap();
+        self.send_to("/v1/chat/completions", body).await
+    }
+
+    async fn send_to(&self, path: &str, body: &Value) -> http::Response<Incoming> {
+        let request = http::Request::post(format!("{}{path}", self.demo.gateway.url()))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {DEMO_KEY}"))
+            .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
             .await
             .expect("the demo answers within 30 s")
@@ -105,9 +112,13 @@ async fn every_model_answers_as_described() {
         _ => 200,
     };
     for model in configured_models() {
-        let (status, body) = demo
-            .chat(&json!({"model": model, "messages": user("Hello")}))
-            .await;
+        let (status, body) = if model.ends_with("-embed") {
+            demo.embed(&json!({"model": model, "input": ["Hello", "world"]}))
+                .await
+        } else {
+            demo.chat(&json!({"model": model, "messages": user("Hello")}))
+                .await
+        };
         assert_eq!(status.as_u16(), expected_status(&model), "{model}: {body}");
     }
     demo.shutdown().await;

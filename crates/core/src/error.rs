@@ -8,7 +8,7 @@ use crate::governance::{LimitKind, LimitState};
 use crate::guardrail::GuardrailPolicyError;
 use crate::guardrail_check::GuardrailCheckError;
 use crate::request_limits::RequestLimitError;
-use crate::router::RouteError;
+use crate::router::{ModelKind, RouteError};
 
 /// What can go wrong at a provider, independent of its protocol. The HTTP adapter maps each
 /// kind to an OpenAI status and error type in one place.
@@ -111,7 +111,8 @@ impl ProviderError {
     }
 }
 
-/// A feature of [`ChatRequest`](crate::ChatRequest) a provider may be unable to honour.
+/// A feature of a request (a [`ChatRequest`](crate::ChatRequest) or an
+/// [`EmbeddingRequest`](crate::EmbeddingRequest)) a provider may be unable to honour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RequestFeature {
@@ -133,6 +134,12 @@ pub enum RequestFeature {
     AdditionalResponseFields,
     /// Counting a request's input tokens ([`ChatProvider::count_tokens`](crate::ChatProvider::count_tokens)).
     CountTokens,
+    /// [`EmbeddingRequest::dimensions`](crate::EmbeddingRequest::dimensions).
+    EmbeddingDimensions,
+    /// [`EmbeddingRequest::normalize`](crate::EmbeddingRequest::normalize).
+    EmbeddingNormalize,
+    /// [`EmbeddingRequest::input_type`](crate::EmbeddingRequest::input_type).
+    EmbeddingInputType,
 }
 
 /// Why the gateway could not answer a chat request.
@@ -154,6 +161,17 @@ pub enum GatewayError {
     /// and neither its key nor the account lets the gateway drop it.
     #[error("{param} is not supported by this gateway's models; ask the operator to set drop_unsupported_params = true to have it ignored")]
     UnsupportedParameter { param: String },
+    /// The model answers another kind of request (a chat request to an embedding model, or
+    /// the reverse); nothing reached a provider.
+    #[error("the model `{model}` is {} model and cannot answer {} requests", .kind.with_article(), .requested.as_str())]
+    WrongModelKind {
+        /// The name the client asked for.
+        model: String,
+        /// What the model (or, for a virtual model, its targets) answers.
+        kind: ModelKind,
+        /// What the client asked for.
+        requested: ModelKind,
+    },
     /// The caller's gateway key is over one of its limits; nothing reached a provider.
     #[error("{}", rate_limited_message(*.kind, .state, *.retry_after))]
     RateLimited {

@@ -22,7 +22,7 @@
 //! use gateway_core::guardrail::GuardrailPolicy;
 //! use gateway_core::{
 //!     Caller, ChatEventStream, ChatProvider, ChatRequest, ChatResponse, ChatService,
-//!     ContentPart, FinishReason, FinishReasonStyle, Message, ModelCatalog, ModelEntry,
+//!     ContentPart, FinishReason, FinishReasonStyle, Message, ModelCatalog, ModelEntry, ModelKind,
 //!     ProviderError, ProviderRequest, Role, StopReason, Strategy, Usage, VirtualModelEntry,
 //! };
 //!
@@ -83,6 +83,7 @@
 //!     family: None,
 //!     drop_unsupported_params: false,
 //!     price: None,
+//!     kind: ModelKind::Chat,
 //! }])
 //! .expect("model names are unique")
 //! .with_virtual_models([VirtualModelEntry {
@@ -116,6 +117,7 @@ pub mod chat;
 pub mod circuit_breaker;
 pub mod clock;
 pub mod document;
+pub mod embedding;
 pub mod error;
 pub mod finish_reason;
 pub mod governance;
@@ -132,6 +134,7 @@ pub mod service;
 pub use chat::*;
 pub use circuit_breaker::{CircuitBreakerSettings, CircuitBreakers, CircuitState};
 pub use document::{Document, DocumentFormat};
+pub use embedding::{EmbeddingInputType, EmbeddingRequest, EmbeddingResponse};
 pub use error::{GatewayError, ProviderError, RequestFeature};
 pub use finish_reason::{FinishReason, FinishReasonStyle, StopReason};
 pub use governance::{
@@ -152,13 +155,16 @@ pub use media::{Base64, Base64Error, MediaError};
 pub use options::{
     JsonSchemaFormat, Latency, Reasoning, ReasoningEffort, ResponseFormat, ServiceTier,
 };
-pub use ports::{ChatEventStream, ChatProvider, GuardrailChecker, ModelRouter, ProviderRequest};
+pub use ports::{
+    ChatEventStream, ChatProvider, EmbeddingProvider, GuardrailChecker, ModelRouter,
+    ProviderRequest,
+};
 pub use request_limits::RequestLimitError;
 pub use router::{
-    ModelCatalog, ModelEntry, Resolution, Route, RouteError, Strategy, VirtualModel,
+    ModelCatalog, ModelEntry, ModelKind, Resolution, Route, RouteError, Strategy, VirtualModel,
     VirtualModelEntry, VirtualModelError,
 };
 pub use service::{
     Attempt, AttemptOutcome, Caller, ChatFailure, ChatService, Completion, CompletionStream,
-    GuardrailCheck, TokenCount,
+    Embedded, GuardrailCheck, TokenCount,
 };

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
+use crate::embedding::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::{ProviderError, RequestFeature};
 use crate::guardrail::GuardrailConfig;
 use crate::guardrail_check::{GuardrailCheckOutcome, GuardrailSource};
@@ -75,6 +76,21 @@ pub trait ChatProvider: Send + Sync {
             ),
         })
     }
+}
+
+/// A provider of embeddings (Bedrock's embedding models, or a host's own). The service has
+/// already checked that `route` is an embedding model and that the request is within the
+/// caps of [`check_embedding_request`](crate::embedding::check_embedding_request).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait EmbeddingProvider: Send + Sync {
+    /// One vector per input of `request`, in order. Errors fail over as a chat call's do
+    /// ([`ProviderError::fails_over`]).
+    async fn embed(
+        &self,
+        route: &Route,
+        request: &EmbeddingRequest,
+    ) -> Result<EmbeddingResponse, ProviderError>;
 }
 
 /// Resolves public model names and lists the models clients may use.

@@ -43,6 +43,48 @@ pub struct Route {
     /// against a budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
+    /// What the model answers: chat requests or embedding requests.
+    #[serde(default)]
+    pub kind: ModelKind,
+}
+
+/// What a model answers. A request of the other kind is refused before any call
+/// ([`GatewayError::WrongModelKind`](crate::GatewayError::WrongModelKind)).
+///
+/// Matched exhaustively: a new kind needs its own use case in the service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Chat completions (Converse).
+    #[default]
+    Chat,
+    /// Embeddings (one vector per text).
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding => "embedding",
+        }
+    }
+}
+
+impl ModelKind {
+    /// `a chat`, `an embedding`: for messages.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Chat => "a chat",
+            Self::Embedding => "an embedding",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Route {
@@ -64,6 +106,9 @@ pub struct ModelEntry {
     pub family: Option<String>,
     pub drop_unsupported_params: bool,
     pub price: Option<Price>,
+    /// Decided by the host (from the model id or configuration); [`ModelKind::Chat`] by
+    /// default.
+    pub kind: ModelKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -230,6 +275,14 @@ pub enum VirtualModelProblem {
     WeightCount { weights: usize, targets: usize },
     #[error("must be greater than 0")]
     ZeroWeight { index: usize },
+    /// A virtual model answers one kind of request: its targets are all chat models or all
+    /// embedding models.
+    #[error("`{target}` is {kind} model, unlike the first target")]
+    MixedKinds {
+        index: usize,
+        target: String,
+        kind: &'static str,
+    },
 }
 
 impl VirtualModelError {
@@ -240,9 +293,8 @@ impl VirtualModelError {
             VirtualModelProblem::NameTaken => None,
             VirtualModelProblem::NoTargets => Some("targets".into()),
             VirtualModelProblem::UnknownTarget { index, .. }
-            | VirtualModelProblem::RepeatedTarget { index, .. } => {
-                Some(format!("targets[{index}]"))
-            }
+            | VirtualModelProblem::RepeatedTarget { index, .. }
+            | VirtualModelProblem::MixedKinds { index, .. } => Some(format!("targets[{index}]")),
             VirtualModelProblem::WeightsMissing
             | VirtualModelProblem::WeightsWithoutWeighted
             | VirtualModelProblem::WeightCount { .. } => Some("weights".into()),
@@ -287,6 +339,7 @@ impl ModelCatalog {
                 family: entry.family,
                 drop_unsupported_params: entry.drop_unsupported_params,
                 price: entry.price,
+                kind: entry.kind,
             };
             if catalog
                 .routes
@@ -340,6 +393,17 @@ impl ModelCatalog {
             };
             if !seen.insert(target.clone()) {
                 return Err(fail(VirtualModelProblem::RepeatedTarget { index, target }));
+            }
+            if targets
+                .first()
+                .is_some_and(|first: &Arc<Route>| first.kind != route.kind)
+            {
+                let kind = route.kind.with_article();
+                return Err(fail(VirtualModelProblem::MixedKinds {
+                    index,
+                    target,
+                    kind,
+                }));
             }
             targets.push(Arc::clone(route));
         }
@@ -417,7 +481,53 @@ mod tests {
             family: None,
             drop_unsupported_params: false,
             price: None,
+            kind: ModelKind::Chat,
         }
+    }
+
+    #[test]
+    fn a_virtual_model_over_chat_and_embedding_models_is_refused() {
+        let embedder = ModelEntry {
+            kind: ModelKind::Embedding,
+            ..entry("east", "titan", "amazon.titan-embed-text-v2:0")
+        };
+        let catalog = ModelCatalog::new([
+            entry("east", "claude", "us.claude"),
+            embedder.clone(),
+            ModelEntry {
+                model: "titan-2".into(),
+                ..embedder
+            },
+        ])
+        .unwrap();
+        let error = catalog
+            .clone()
+            .with_virtual_models([virtual_entry(
+                "mixed",
+                Strategy::Failover,
+                &["east/claude", "east/titan"],
+                None,
+            )])
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "virtual model `mixed`, targets[1]: `east/titan` is an embedding model, unlike the first target"
+        );
+        let embedders = catalog
+            .with_virtual_models([virtual_entry(
+                "embed-ha",
+                Strategy::Failover,
+                &["east/titan", "east/titan-2"],
+                None,
+            )])
+            .unwrap();
+        let Resolution::Virtual(model) = embedders.resolve("embed-ha").unwrap() else {
+            panic!("a virtual model");
+        };
+        assert!(model
+            .targets
+            .iter()
+            .all(|target| target.kind == ModelKind::Embedding));
     }
 
     #[test]

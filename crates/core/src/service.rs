@@ -27,6 +27,7 @@ use thiserror::Error;
 use crate::chat::{ChatEvent, ChatRequest, ChatResponse, Usage};
 use crate::circuit_breaker::CircuitBreakers;
 use crate::clock::SharedClock;
+use crate::embedding::{check_embedding_request, EmbeddingRequest, EmbeddingResponse};
 use crate::error::{GatewayError, ProviderError};
 use crate::finish_reason::{FinishReason, FinishReasonStyle};
 use crate::governance::{
@@ -39,9 +40,12 @@ use crate::guardrail_check::{
     GuardrailCheckOutcome, GuardrailCheckRequest,
 };
 use crate::options::ServiceTier;
-use crate::ports::{ChatEventStream, ChatProvider, GuardrailChecker, ModelRouter, ProviderRequest};
+use crate::ports::{
+    ChatEventStream, ChatProvider, EmbeddingProvider, GuardrailChecker, ModelRouter,
+    ProviderRequest,
+};
 use crate::random::SplitMix64;
-use crate::router::{Route, VirtualModel};
+use crate::router::{ModelKind, Resolution, Route, VirtualModel};
 
 /// Characters per token in the estimate of a stream that ended without usage: the usual
 /// rule of thumb for English text.
@@ -120,6 +124,22 @@ pub struct GuardrailCheck {
     pub limit_state: Option<LimitState>,
 }
 
+/// Embeddings with what the client needs to present them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// The model name the client asked for.
+    pub model: String,
+    /// The target that answered.
+    pub route: Arc<Route>,
+    pub response: EmbeddingResponse,
+    /// The targets skipped or failed before `route` answered, in order.
+    pub attempts: Vec<Attempt>,
+    /// As [`Completion::limit_state`].
+    pub limit_state: Option<LimitState>,
+    /// The input tokens at the route's input price; `None` when the model has none.
+    pub cost: Option<Cost>,
+}
+
 /// A started stream; map each `Stop` with `finish_reason_style`.
 pub struct CompletionStream {
     /// The model name the client asked for.
@@ -157,7 +177,7 @@ impl std::fmt::Debug for CompletionStream {
     }
 }
 
-/// Why a request got no answer, and every target that was skipped or tried on the way (the
+/// Why a request (chat or embedding) got no answer, and every target that was skipped or tried on the way (the
 /// last one tried is the one whose error `error` is, when the error came from a provider).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{error}")]
@@ -196,6 +216,8 @@ impl From<GatewayError> for ChatFailure {
 pub struct ChatService {
     router: Arc<dyn ModelRouter>,
     provider: Arc<dyn ChatProvider>,
+    /// `None`: embedding requests are refused as unavailable.
+    embeddings: Option<Arc<dyn EmbeddingProvider>>,
     breakers: Arc<CircuitBreakers>,
     /// Draws for weighted virtual models.
     random: Arc<SplitMix64>,
@@ -229,6 +251,7 @@ impl ChatService {
         Self {
             router,
             provider,
+            embeddings: None,
             breakers: Arc::new(CircuitBreakers::default()),
             random: Arc::new(SplitMix64::unpredictable()),
             limits: None,
@@ -354,6 +377,13 @@ impl ChatService {
         })
     }
 
+    /// Answers embedding requests through `provider` (replacing any set before), with the
+    /// same routing, limits, breakers and failover as chat requests.
+    pub fn with_embeddings(mut self, provider: Arc<dyn EmbeddingProvider>) -> Self {
+        self.embeddings = Some(provider);
+        self
+    }
+
     pub fn models(&self) -> Vec<Arc<Route>> {
         self.router.models()
     }
@@ -402,8 +432,9 @@ impl ChatService {
         request: ChatRequest,
         limit_state: Option<LimitState>,
     ) -> Result<Completion, ChatFailure> {
+        let context = (&*self.provider, &request);
         let (target, response, attempts) = self
-            .first_to_answer(targets, &request, call_complete)
+            .first_to_answer(targets, &request.model, &context, call_complete)
             .await?;
         let cost = self
             .meter(caller, &target.route, request.service_tier)
@@ -430,8 +461,9 @@ impl ChatService {
         request: ChatRequest,
     ) -> Result<TokenCount, ChatFailure> {
         let targets = self.prepare(caller, &request)?;
+        let context = (&*self.provider, &request);
         let (target, input_tokens, attempts) = self
-            .first_to_answer(targets, &request, call_count_tokens)
+            .first_to_answer(targets, &request.model, &context, call_count_tokens)
             .await?;
         Ok(TokenCount {
             route: target.route,
@@ -462,8 +494,10 @@ impl ChatService {
         request: ChatRequest,
         limit_state: Option<LimitState>,
     ) -> Result<CompletionStream, ChatFailure> {
-        let (target, events, attempts) =
-            self.first_to_answer(targets, &request, call_stream).await?;
+        let context = (&*self.provider, &request);
+        let (target, events, attempts) = self
+            .first_to_answer(targets, &request.model, &context, call_stream)
+            .await?;
         let meter = self.meter(caller, &target.route, request.service_tier);
         Ok(CompletionStream {
             model: request.model,
@@ -476,35 +510,95 @@ impl ChatService {
         })
     }
 
-    /// The failover loop shared by complete and stream calls: tries the targets in order,
-    /// skipping those whose breaker is open, until one answers; an error that does not fail
-    /// over ends the request there.
-    async fn first_to_answer<T>(
+    /// The failover loop shared by complete, stream and embedding calls: tries the targets
+    /// in order, skipping those whose breaker is open, until one answers; an error that does
+    /// not fail over ends the request there. `call` makes one call to one target with what
+    /// `context` holds (the provider and the request).
+    async fn first_to_answer<P: Target, C, T>(
         &self,
-        targets: Vec<Prepared>,
-        request: &ChatRequest,
-        call: impl for<'a> Fn(&'a dyn ChatProvider, ProviderRequest<'a>) -> ProviderCall<'a, T>,
-    ) -> Result<(Prepared, T, Vec<Attempt>), ChatFailure> {
+        targets: Vec<P>,
+        model: &str,
+        context: &C,
+        call: impl for<'a> Fn(&'a C, &'a P) -> ProviderCall<'a, T>,
+    ) -> Result<(P, T, Vec<Attempt>), ChatFailure> {
         let mut attempts = Vec::new();
         for target in targets {
-            let Some(permit) = self.breakers.admit(&target.route.public_name) else {
-                attempts.push(Attempt::skipped(target.route));
+            let Some(permit) = self.breakers.admit(&target.route().public_name) else {
+                attempts.push(Attempt::skipped(Arc::clone(target.route())));
                 continue;
             };
-            match call(&*self.provider, target.provider_request(request)).await {
+            match call(context, &target).await {
                 Ok(answer) => {
                     permit.succeeded();
                     return Ok((target, answer, attempts));
                 }
                 Err(error) => {
                     if !settle_failure(permit, &error) {
-                        return Err(stop_at(target.route, error, attempts));
+                        return Err(stop_at(Arc::clone(target.route()), error, attempts));
                     }
-                    attempts.push(Attempt::failed(target.route, error));
+                    attempts.push(Attempt::failed(Arc::clone(target.route()), error));
                 }
             }
         }
-        Err(exhausted(&request.model, attempts))
+        Err(exhausted(model, attempts))
+    }
+
+    /// Embeds `request.inputs` with the requested embedding model (or the first of a
+    /// virtual model's targets to answer), governed as a chat request is: admitted once,
+    /// then its input tokens recorded against the key at the route's input price.
+    pub async fn embed(
+        &self,
+        caller: &Caller,
+        request: EmbeddingRequest,
+    ) -> Result<Embedded, ChatFailure> {
+        check_embedding_request(&request).map_err(GatewayError::from)?;
+        let resolution = self
+            .router
+            .resolve(&request.model)
+            .map_err(GatewayError::from)?;
+        let targets = self.embedding_targets(&request.model, &resolution)?;
+        let Some(provider) = self.embeddings.as_deref() else {
+            return Err(GatewayError::from(ProviderError::Unavailable {
+                message: "this gateway has no embedding provider".into(),
+            })
+            .into());
+        };
+        let limit_state = self.admit(caller).await?;
+        let context = (provider, &request);
+        let (route, response, attempts) = self
+            .first_to_answer(targets, &request.model, &context, call_embed)
+            .await
+            .map_err(|failure| failure.with_limit_state(limit_state))?;
+        let usage = Usage {
+            input_tokens: response.input_tokens,
+            total_tokens: response.input_tokens,
+            ..Usage::default()
+        };
+        let cost = self.meter(caller, &route, None).settle(&usage, false);
+        Ok(Embedded {
+            model: request.model,
+            route,
+            response,
+            attempts,
+            limit_state,
+            cost,
+        })
+    }
+
+    /// The targets of an embedding request in the order to try them; every one must be an
+    /// embedding model.
+    fn embedding_targets(
+        &self,
+        model: &str,
+        resolution: &Resolution,
+    ) -> Result<Vec<Arc<Route>>, GatewayError> {
+        resolution
+            .target_order(|| self.random.next_u64())
+            .map(|route| {
+                check_kind(model, route, ModelKind::Embedding)?;
+                Ok(Arc::clone(route))
+            })
+            .collect()
     }
 
     /// The limits to enforce on `caller`'s key, and the key; `None` when there is nothing to
@@ -679,26 +773,66 @@ impl ChatFailure {
 /// One call to a provider, as `first_to_answer` makes it.
 type ProviderCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
+/// What `first_to_answer` needs of a target: its route.
+trait Target {
+    fn route(&self) -> &Arc<Route>;
+}
+
+impl Target for Prepared {
+    fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
+}
+
+impl Target for Arc<Route> {
+    fn route(&self) -> &Arc<Route> {
+        self
+    }
+}
+
+/// A chat call's context: the provider and the client's request.
+type ChatContext<'p> = (&'p dyn ChatProvider, &'p ChatRequest);
+
 fn call_complete<'a>(
-    provider: &'a dyn ChatProvider,
-    request: ProviderRequest<'a>,
+    (provider, request): &'a ChatContext<'_>,
+    target: &'a Prepared,
 ) -> ProviderCall<'a, ChatResponse> {
-    provider.complete(request)
+    provider.complete(target.provider_request(request))
 }
 
 fn call_count_tokens<'a>(
-    provider: &'a dyn ChatProvider,
-    request: ProviderRequest<'a>,
+    (provider, request): &'a ChatContext<'_>,
+    target: &'a Prepared,
 ) -> ProviderCall<'a, u64> {
-    provider.count_tokens(request)
+    provider.count_tokens(target.provider_request(request))
 }
 
 /// A stream has started once its first event arrives: an error before that fails over.
 fn call_stream<'a>(
-    provider: &'a dyn ChatProvider,
-    request: ProviderRequest<'a>,
+    (provider, request): &'a ChatContext<'_>,
+    target: &'a Prepared,
 ) -> ProviderCall<'a, ChatEventStream> {
+    let request = target.provider_request(request);
     Box::pin(async move { first_event(provider.stream(request).await?).await })
+}
+
+fn call_embed<'a>(
+    (provider, request): &'a (&'_ dyn EmbeddingProvider, &'_ EmbeddingRequest),
+    route: &'a Arc<Route>,
+) -> ProviderCall<'a, EmbeddingResponse> {
+    provider.embed(route, request)
+}
+
+/// A route answers only requests of its kind; `model` is the name the client asked for.
+fn check_kind(model: &str, route: &Route, requested: ModelKind) -> Result<(), GatewayError> {
+    if route.kind == requested {
+        return Ok(());
+    }
+    Err(GatewayError::WrongModelKind {
+        model: model.to_owned(),
+        kind: route.kind,
+        requested,
+    })
 }
 
 /// Tells the breaker about a failed call; true when the next target may answer instead.
@@ -815,6 +949,7 @@ impl Prepared {
         request: &ChatRequest,
         route: &Arc<Route>,
     ) -> Result<Self, GatewayError> {
+        check_kind(&request.model, route, ModelKind::Chat)?;
         let drop_unsupported = caller
             .drop_unsupported_params
             .unwrap_or(route.drop_unsupported_params);
@@ -864,6 +999,7 @@ mod tests {
             family: None,
             drop_unsupported_params: false,
             price: None,
+            kind: ModelKind::Chat,
         })
     }
 
@@ -1170,6 +1306,7 @@ mod tests {
             family: None,
             drop_unsupported_params,
             price: None,
+            kind: ModelKind::Chat,
         }
     }
 
@@ -2518,5 +2655,241 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(failure.error, GatewayError::Provider(throttled()));
+    }
+
+    // Embeddings: the same routing, kind checks, limits, breakers and failover.
+
+    use crate::embedding::{EmbeddingRequest, EmbeddingResponse};
+    use crate::ports::MockEmbeddingProvider;
+
+    fn embedder(name: &str) -> ModelEntry {
+        ModelEntry {
+            kind: ModelKind::Embedding,
+            ..priced(name)
+        }
+    }
+
+    fn embed_request(model: &str) -> EmbeddingRequest {
+        EmbeddingRequest {
+            model: model.into(),
+            inputs: vec!["one".into(), "two".into()],
+            ..EmbeddingRequest::default()
+        }
+    }
+
+    fn vectors(input_tokens: u64) -> EmbeddingResponse {
+        EmbeddingResponse {
+            vectors: vec![vec![0.5, 0.5], vec![1.0, 0.0]],
+            input_tokens,
+        }
+    }
+
+    /// A chat provider that must never be called.
+    fn no_chat() -> MockChatProvider {
+        MockChatProvider::new()
+    }
+
+    fn embedding_service(
+        router: Arc<ModelCatalog>,
+        embeddings: MockEmbeddingProvider,
+    ) -> ChatService {
+        on(router, no_chat()).with_embeddings(Arc::new(embeddings))
+    }
+
+    #[tokio::test]
+    async fn embeddings_of_a_virtual_model_fail_over_like_chat() {
+        let router = catalog(
+            vec![embedder("a/e"), embedder("b/e")],
+            Strategy::Failover,
+            &["a/e", "b/e"],
+            None,
+        );
+        let mut provider = MockEmbeddingProvider::new();
+        let mut order = mockall::Sequence::new();
+        provider
+            .expect_embed()
+            .withf(|route, request| route.public_name == "a/e" && request.model == "ha")
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_, _| Err(throttled()));
+        provider
+            .expect_embed()
+            .withf(|route, _| route.public_name == "b/e")
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_, _| Ok(vectors(7)));
+        let embedded = embedding_service(router, provider)
+            .embed(&Caller::default(), embed_request("ha"))
+            .await
+            .unwrap();
+        assert_eq!(embedded.model, "ha");
+        assert_eq!(embedded.route.public_name, "b/e");
+        assert_eq!(embedded.response, vectors(7));
+        assert_eq!(outcomes(&embedded.attempts), [("a/e".into(), "throttled")]);
+        // 7 input tokens at 1 USD per million.
+        assert_eq!(embedded.cost.map(|cost| cost.total_micros()), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_validation_error_from_the_embedder_is_the_answer() {
+        let router = catalog(
+            vec![embedder("a/e"), embedder("b/e")],
+            Strategy::Failover,
+            &["a/e", "b/e"],
+            None,
+        );
+        let mut provider = MockEmbeddingProvider::new();
+        provider.expect_embed().times(1).returning(|_, _| {
+            Err(ProviderError::InvalidRequest {
+                message: "too long".into(),
+            })
+        });
+        let failure = embedding_service(router, provider)
+            .embed(&Caller::default(), embed_request("ha"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error.to_string(), "too long");
+        assert_eq!(
+            outcomes(&failure.attempts),
+            [("a/e".into(), "invalid_request")]
+        );
+    }
+
+    #[tokio::test]
+    async fn chat_on_an_embedding_model_and_the_reverse_are_refused_before_any_call() {
+        let router = Arc::new(ModelCatalog::new([open("a/chat"), embedder("a/e")]).unwrap());
+        // Neither mock expects a call: any call fails the test.
+        let service = embedding_service(router, MockEmbeddingProvider::new());
+        let chat = service
+            .complete(&Caller::default(), ask("a/e"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            chat.error,
+            GatewayError::WrongModelKind {
+                model: "a/e".into(),
+                kind: ModelKind::Embedding,
+                requested: ModelKind::Chat,
+            }
+        );
+        assert_eq!(
+            chat.error.to_string(),
+            "the model `a/e` is an embedding model and cannot answer chat requests"
+        );
+        let stream = service.stream(&Caller::default(), ask("a/e")).await;
+        assert!(matches!(
+            stream.map(|_| ()).unwrap_err().error,
+            GatewayError::WrongModelKind { .. }
+        ));
+        let embed = service
+            .embed(&Caller::default(), embed_request("a/chat"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            embed.error.to_string(),
+            "the model `a/chat` is a chat model and cannot answer embedding requests"
+        );
+    }
+
+    #[tokio::test]
+    async fn embedding_requests_break_no_cap_and_need_an_embedding_provider() {
+        let router = Arc::new(ModelCatalog::new([embedder("a/e")]).unwrap());
+        let empty = EmbeddingRequest {
+            inputs: vec![],
+            ..embed_request("a/e")
+        };
+        let service = embedding_service(router.clone(), MockEmbeddingProvider::new());
+        let failure = service.embed(&Caller::default(), empty).await.unwrap_err();
+        assert!(matches!(failure.error, GatewayError::InvalidRequest(_)));
+        let without = on(router, no_chat());
+        let failure = without
+            .embed(&Caller::default(), embed_request("a/e"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure.error.to_string(),
+            "this gateway has no embedding provider"
+        );
+    }
+
+    #[tokio::test]
+    async fn embedding_tokens_count_toward_the_keys_tpm_and_are_told_to_the_observer() {
+        let router = Arc::new(ModelCatalog::new([embedder("a/e")]).unwrap());
+        let mut provider = MockEmbeddingProvider::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        provider.expect_embed().returning(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(vectors(600))
+        });
+        let clock = ManualClock::at_unix(1_699_920_000);
+        let observed = Arc::new(Observed::default());
+        let service = embedding_service(router, provider)
+            .with_limits(Arc::new(InMemoryLimits::new()), OnBackendError::Allow)
+            .with_clock(SharedClock::new(clock.clone()))
+            .with_usage_observer(observed.clone());
+        let caller = limited(KeyLimits {
+            tpm: Some(1000),
+            ..KeyLimits::default()
+        });
+        service.embed(&caller, embed_request("a/e")).await.unwrap();
+        service.embed(&caller, embed_request("a/e")).await.unwrap();
+        let third = service.embed(&caller, embed_request("a/e")).await;
+        assert!(matches!(
+            third.unwrap_err().error,
+            GatewayError::RateLimited {
+                kind: LimitKind::Tokens,
+                ..
+            }
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "refused before the call");
+        let told = observed.taken();
+        assert_eq!(told.len(), 2);
+        let (key, route, usage, cost, estimated) = &told[0];
+        assert_eq!(key.as_deref(), Some(KEY));
+        assert_eq!(route, "a/e");
+        assert_eq!((usage.input_tokens, usage.output_tokens), (600, 0));
+        assert_eq!(cost.map(|cost| cost.input_micros), Some(600));
+        assert!(!estimated);
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_skips_an_embedding_target() {
+        let router = catalog(
+            vec![embedder("a/e"), embedder("b/e")],
+            Strategy::Failover,
+            &["a/e", "b/e"],
+            None,
+        );
+        let mut provider = MockEmbeddingProvider::new();
+        provider
+            .expect_embed()
+            .withf(|route, _| route.public_name == "a/e")
+            .times(1)
+            .returning(|_, _| Err(throttled()));
+        provider
+            .expect_embed()
+            .withf(|route, _| route.public_name == "b/e")
+            .times(2)
+            .returning(|_, _| Ok(vectors(1)));
+        let settings = CircuitBreakerSettings {
+            failures: NonZeroU32::MIN,
+            cooldown: COOLDOWN,
+        };
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let breakers = Arc::new(CircuitBreakers::new(
+            SharedClock::new(clock),
+            [("a/e".into(), settings)],
+        ));
+        let service = embedding_service(router, provider).with_circuit_breakers(breakers);
+        service
+            .embed(&Caller::default(), embed_request("ha"))
+            .await
+            .unwrap();
+        let second = service
+            .embed(&Caller::default(), embed_request("ha"))
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&second.attempts), [("a/e".into(), "skipped")]);
     }
 }

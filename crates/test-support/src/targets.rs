@@ -164,6 +164,7 @@ fn routes() -> &'static [Route] {
             drop_unsupported_params: false,
             price: None,
             family: None,
+            kind: Default::default(),
         })
         .collect()
     })

@@ -58,5 +58,6 @@ pub fn route(account: &str, public_name: String, model_id: &str, region: &str) -
         drop_unsupported_params: false,
         price: None,
         family: None,
+        kind: gateway_core::ModelKind::Chat,
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod chunk;
 mod door;
+pub(crate) mod embeddings;
 pub(crate) mod models;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -37,6 +38,7 @@ pub(crate) mod test_support {
             drop_unsupported_params: false,
             family: None,
             price: None,
+            kind: gateway_core::ModelKind::Chat,
         })
     }
 }

@@ -9,7 +9,8 @@ use gateway_adapter_bedrock::{
 };
 use gateway_adapter_http::GatewayKey;
 use gateway_core::{
-    CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, OnBackendError, Price, Strategy,
+    CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, ModelKind, OnBackendError, Price,
+    Strategy,
 };
 use serde::Deserialize;
 
@@ -139,6 +140,9 @@ pub(super) struct RawModel {
     pub timeouts: TimeoutOverrides,
     /// USD per million tokens; checked in `validate`.
     pub price: Option<Price>,
+    /// `chat` or `embedding`; absent: read from `model_id` (Titan and Cohere embedding
+    /// models are `embedding`, every other model `chat`).
+    pub kind: Option<ModelKind>,
 }
 
 /// `[virtual_models."<name>"]`; the rules spanning its fields and the catalog are core's.

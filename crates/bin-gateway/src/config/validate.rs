@@ -6,13 +6,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use gateway_adapter_bedrock::{BedrockAccountConfig, TimeoutOverrides, Timeouts};
+use gateway_adapter_bedrock::{
+    is_embedding_model, BedrockAccountConfig, TimeoutOverrides, Timeouts,
+};
 use gateway_adapter_http::{GatewayKey, HttpSettings};
 use gateway_adapter_redis::RedisLimits;
 use gateway_core::guardrail::GuardrailPolicy;
 use gateway_core::{
     CheckableGuardrail, ConfiguredGuardrail, GuardrailCatalog, GuardrailConfig, GuardrailTrace,
-    ModelCatalog, ModelEntry, StreamProcessingMode, VirtualModelEntry, VirtualModelError,
+    ModelCatalog, ModelEntry, ModelKind, StreamProcessingMode, VirtualModelEntry,
+    VirtualModelError,
 };
 use secrecy::ExposeSecret;
 
@@ -202,6 +205,11 @@ impl RawConfig {
                         invalid(format!("{model_key}.price.{}", error.field), error.problem)
                     })?;
                 }
+                let kind = raw.kind.unwrap_or(if is_embedding_model(&raw.model_id) {
+                    ModelKind::Embedding
+                } else {
+                    ModelKind::Chat
+                });
                 models.push(ModelEntry {
                     account: name.clone(),
                     model,
@@ -216,6 +224,7 @@ impl RawConfig {
                     family: raw.family.map(|family| family.as_str().to_owned()),
                     drop_unsupported_params: drop_unsupported_params.unwrap_or(false),
                     price: raw.price,
+                    kind,
                 });
             }
             for (guardrail, raw) in raw_guardrails {

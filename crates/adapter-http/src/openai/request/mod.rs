@@ -31,14 +31,18 @@ use gateway_core::request_limits::check_model_name;
 use gateway_core::ChatRequest;
 
 pub(crate) use fields::{FieldErrorCode, RequestError};
+// Shared with the other OpenAI doors (embeddings), so a field error reads the same on each.
+pub(crate) use fields::{
+    duplicate_key, invalid_type, invalid_value, missing, optional, unsupported, At,
+};
 pub(crate) use messages::MessagePositions;
 pub(crate) use openai_only::unsupported_parameter_name;
+pub(crate) use params::{boolean, positive_u32};
 pub(crate) use raw::strict_object;
 
-use fields::{duplicate_key, invalid_type, invalid_value, missing, optional, At};
 use guardrail::guardrail_config;
 use messages::conversation;
-use params::{boolean, number_in, positive_u32, stop_sequences, stream_options};
+use params::{number_in, stop_sequences, stream_options};
 use raw::RawRequest;
 use serde_json::Value;
 use tools::{check_tool_choice, tool_choice, tools};
