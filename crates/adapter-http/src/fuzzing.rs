@@ -25,6 +25,19 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
         .map_err(|error| format!("{error:?}"))
 }
 
+/// The chat request the Anthropic Messages door makes of `body`, or its error message.
+pub fn parse_messages_request(body: &[u8]) -> Result<ChatRequest, String> {
+    use crate::anthropic::request::{parse_messages_request, Purpose};
+    parse_messages_request(body, Purpose::Answer).map_err(|error| format!("{error:?}"))
+}
+
+/// The chat request the OpenAI Responses door makes of `body`, or its error message.
+pub fn parse_responses_request(body: &[u8]) -> Result<ChatRequest, String> {
+    crate::responses::request::parse_responses_request(body)
+        .map(|parsed| parsed.chat)
+        .map_err(|error| format!("{error:?}"))
+}
+
 /// A stream fixture: the events a provider streams, then what the client asked for, from a
 /// model with `price` if it has one.
 #[derive(Debug, Deserialize)]

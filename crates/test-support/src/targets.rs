@@ -36,7 +36,7 @@ pub struct Target {
 }
 
 /// Every fuzz target.
-pub const TARGETS: [Target; 4] = [
+pub const TARGETS: [Target; 6] = [
     Target {
         name: "openai_request",
         run: openai_request,
@@ -45,6 +45,20 @@ pub const TARGETS: [Target; 4] = [
             "openai/request_invalid",
             "openai/request_refused_by_bedrock",
         ],
+        extension: "json",
+        seed_of: as_is,
+    },
+    Target {
+        name: "anthropic_request",
+        run: anthropic_request,
+        seed_dirs: &["anthropic/request", "anthropic/request_invalid"],
+        extension: "json",
+        seed_of: as_is,
+    },
+    Target {
+        name: "responses_request",
+        run: responses_request,
+        seed_dirs: &["responses/request", "responses/request_invalid"],
         extension: "json",
         seed_of: as_is,
     },
@@ -194,6 +208,20 @@ pub fn is_known_gap(violation: &Violation) -> bool {
 /// accept.
 pub fn openai_request(data: &[u8]) {
     if let Ok(request) = parse_chat_request(data) {
+        converts_to_valid_converse_bodies(&request);
+    }
+}
+
+/// The Anthropic Messages parser, held to the same property as [`openai_request`].
+pub fn anthropic_request(data: &[u8]) {
+    if let Ok(request) = gateway_adapter_http::fuzzing::parse_messages_request(data) {
+        converts_to_valid_converse_bodies(&request);
+    }
+}
+
+/// The OpenAI Responses parser, held to the same property as [`openai_request`].
+pub fn responses_request(data: &[u8]) {
+    if let Ok(request) = gateway_adapter_http::fuzzing::parse_responses_request(data) {
         converts_to_valid_converse_bodies(&request);
     }
 }

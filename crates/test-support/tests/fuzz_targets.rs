@@ -277,6 +277,18 @@ fn openai_request() {
     );
 }
 
+#[test]
+fn anthropic_request() {
+    let target = named("anthropic_request");
+    run(target, mutated_seeds(target));
+}
+
+#[test]
+fn responses_request() {
+    let target = named("responses_request");
+    run(target, mutated_seeds(target));
+}
+
 /// Most accepted fixtures convert to a body the property checks: it is not vacuous.
 #[test]
 fn the_accepted_request_fixtures_convert_to_valid_bodies() {

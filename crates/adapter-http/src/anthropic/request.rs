@@ -11,6 +11,7 @@
 //! Messages map one to one (the system prompt is apart already), so an error the service
 //! reports about `messages[i]` names the client's `messages[i]`.
 
+use crate::openai::request::thinking_blocks::redacted;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use gateway_core::request_limits::{
@@ -284,9 +285,8 @@ fn content_blocks(
                 signature: optional_string(&mut block, "signature", &at)?,
             }),
             ("redacted_thinking", Role::Assistant) => {
-                ContentPart::Reasoning(ReasoningBlock::Redacted {
-                    data: required_string(&mut block, "data", &at)?,
-                })
+                let data = required_string(&mut block, "data", &at)?;
+                ContentPart::Reasoning(redacted(data, &at.key("data"))?)
             }
             (other, role) => {
                 return Err(unsupported(

@@ -9,6 +9,7 @@
 //! holds the provider's signature (or, prefixed with [`REDACTED_PREFIX`], a redacted block):
 //! without it no provider can verify the reasoning, so the item is skipped.
 
+use crate::openai::request::thinking_blocks::redacted;
 use gateway_core::request_limits::{
     check_count, check_tool_name, check_tool_use_id, MediaBudget, MAX_CONTENT_BLOCKS, MAX_MESSAGES,
 };
@@ -416,9 +417,8 @@ fn reasoning(
         return Ok(None);
     };
     if let Some(data) = encrypted.strip_prefix(REDACTED_PREFIX) {
-        return Ok(Some(ReasoningBlock::Redacted {
-            data: data.to_owned(),
-        }));
+        let at = at.key("encrypted_content");
+        return redacted(data.to_owned(), &at).map(Some);
     }
     Ok(Some(ReasoningBlock::Thinking {
         text: if content.is_empty() { summary } else { content },

@@ -24,7 +24,7 @@ mod openai_only;
 pub(crate) mod options;
 pub(crate) mod params;
 pub(crate) mod raw;
-mod thinking_blocks;
+pub(crate) mod thinking_blocks;
 mod tools;
 
 use gateway_core::request_limits::check_model_name;

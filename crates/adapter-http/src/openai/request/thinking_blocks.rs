@@ -39,14 +39,7 @@ pub(super) fn thinking_blocks(
                 }),
                 "redacted_thinking" => {
                     let data = required_string(&mut block, "data", &at)?;
-                    // Checked, not decoded: the same strict base64 rule as inline media.
-                    if Base64::parse(&data).is_err() {
-                        return Err(invalid_value(
-                            &at.key("data"),
-                            "is not the base64 of a redacted thinking block",
-                        ));
-                    }
-                    Ok(ReasoningBlock::Redacted { data })
+                    redacted(data, &at.key("data"))
                 }
                 other => Err(invalid_value(
                     &at.key("type"),
@@ -55,4 +48,17 @@ pub(super) fn thinking_blocks(
             }
         })
         .collect()
+}
+
+/// A redacted reasoning block given back by any door: its data goes to Bedrock as bytes, so
+/// it must be the base64 the gateway answered with (checked, not decoded: the same strict rule
+/// as inline media); anything else is a 400 at `at` rather than Bedrock's ValidationException.
+pub(crate) fn redacted(data: String, at: &At<'_>) -> Result<ReasoningBlock, RequestError> {
+    if Base64::parse(&data).is_err() {
+        return Err(invalid_value(
+            at,
+            "is not the base64 of a redacted thinking block",
+        ));
+    }
+    Ok(ReasoningBlock::Redacted { data })
 }
