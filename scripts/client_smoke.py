@@ -1,7 +1,9 @@
 # Smoke test of real clients (OpenAI Python SDK, LangChain) against `gateway demo`.
 # Run: cargo run --release -p gateway -- demo --listen 127.0.0.1:18080 & python3 scripts/client_smoke.py
+# (another address: GATEWAY_URL=http://127.0.0.1:18247 python3 scripts/client_smoke.py)
 # (pip install openai langchain-openai pydantic)
 # Prints one line per check; exits 1 if any expectation failed.
+import os
 import base64
 import json
 import struct
@@ -12,7 +14,7 @@ import openai
 from openai import OpenAI
 from pydantic import BaseModel
 
-BASE = "http://127.0.0.1:18080/v1"
+BASE = os.environ.get("GATEWAY_URL", "http://127.0.0.1:18080") + "/v1"
 KEY = "demo-key-not-secret"
 client = OpenAI(base_url=BASE, api_key=KEY, max_retries=0)
 WEATHER_TOOL = {"type": "function", "function": {
