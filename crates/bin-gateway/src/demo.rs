@@ -94,6 +94,8 @@ pub async fn start_demo(listen: SocketAddr) -> Result<Demo, DemoError> {
 pub fn instructions(gateway_url: &str) -> String {
     format!(
         r#"AI gateway demo: OpenAI-compatible API at {gateway_url}/v1, answered by the built-in Bedrock simulator.
+Also: POST /v1/messages (Anthropic Messages, key in x-api-key), /v1/responses (OpenAI Responses),
+      /v1/embeddings, /v1/guardrails/check (guardrail "pii").
 Gateway key: {DEMO_KEY}
 Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), demo/blocked (enforced guardrail blocks input),
         demo/tools (tool call), demo/throttled (Bedrock throttling -> 429),
@@ -119,6 +121,10 @@ curl -N {gateway_url}/v1/chat/completions \
 curl {gateway_url}/v1/chat/completions \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
   -d '{{"model":"demo/thinker","reasoning_effort":"low","messages":[{{"role":"user","content":"Think first, then answer."}}]}}'
+
+curl {gateway_url}/v1/guardrails/check \
+  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
+  -d '{{"guardrail":"pii","source":"OUTPUT","content":["Mail Elon Musk at elon@example.com"]}}'
 
 curl {gateway_url}/v1/embeddings \
   -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
