@@ -45,6 +45,17 @@ pub fn check() -> Result<(), String> {
         ));
     }
     materialize(&snapshot, &root.join(DB_PATH).join(DB_DIR_NAME))?;
+    // cargo-deny runs offline (GitHub is out of reach) but reads every package's manifest and
+    // the index entries for yanked versions: on a fresh machine, where this step comes before
+    // any build, those are fetched first (crates.io is reachable).
+    let fetched = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["fetch", "--locked"])
+        .status()
+        .map_err(|e| format!("cannot run cargo fetch: {e}"))?;
+    if !fetched.success() {
+        return Err(format!("cargo fetch --locked: {fetched}"));
+    }
     let status = Command::new("cargo-deny")
         .current_dir(&root)
         .args(["--offline", "check"])
