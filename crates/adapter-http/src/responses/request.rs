@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::openai::request::fields::{
-    duplicate_key, invalid_type, invalid_value, missing, optional, optional_string,
-    required_string, unsupported, At, RequestError,
+    invalid_type, invalid_value, missing, optional, optional_string, required_string, unsupported,
+    At, RequestError,
 };
 use crate::openai::request::guardrail::guardrail_config;
 use crate::openai::request::options::{
@@ -25,7 +25,7 @@ use crate::openai::request::options::{
     service_tier,
 };
 use crate::openai::request::params::{boolean, number_in, positive_u32};
-use crate::openai::request::raw::top_level;
+use crate::openai::request::raw::{read_top_level, top_level};
 
 use super::input::{input, InputPositions};
 
@@ -84,26 +84,10 @@ pub(crate) struct ParsedResponsesRequest {
 
 /// Parses and validates a Responses request body.
 pub(crate) fn parse_responses_request(body: &[u8]) -> Result<ParsedResponsesRequest, RequestError> {
-    let raw: RawResponsesRequest = serde_json::from_slice(body).map_err(|error| {
-        RequestError::InvalidJson(if error.is_data() {
-            "the request body must be a JSON object".to_owned()
-        } else {
-            format!("the request body is not valid JSON: {error}")
-        })
-    })?;
-    convert(raw)
+    convert(read_top_level(body)?)
 }
 
 fn convert(mut raw: RawResponsesRequest) -> Result<ParsedResponsesRequest, RequestError> {
-    if let Some(param) = raw.unknown {
-        return Err(RequestError::UnknownParameter { param });
-    }
-    if let Some(param) = raw.duplicate {
-        return Err(duplicate_key(param.to_owned()));
-    }
-    if let Some(path) = raw.nested_duplicate.take() {
-        return Err(duplicate_key(path));
-    }
     refuse_state(&mut raw)?;
     check_ignored(&mut raw)?;
     let mut request = ChatRequest::default();

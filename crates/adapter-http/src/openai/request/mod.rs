@@ -56,27 +56,10 @@ pub(crate) struct ParsedRequest {
 
 /// Parses and validates an OpenAI chat-completion request body.
 pub(crate) fn parse_chat_request(body: &[u8]) -> Result<ParsedRequest, RequestError> {
-    let raw: RawRequest = serde_json::from_slice(body).map_err(|error| {
-        RequestError::InvalidJson(if error.is_data() {
-            // The only data error: the top level is not an object (fields are read as JSON).
-            "the request body must be a JSON object".to_owned()
-        } else {
-            format!("the request body is not valid JSON: {error}")
-        })
-    })?;
-    convert(raw)
+    convert(raw::read_top_level(body)?)
 }
 
 fn convert(mut raw: RawRequest) -> Result<ParsedRequest, RequestError> {
-    if let Some(param) = raw.unknown {
-        return Err(RequestError::UnknownParameter { param });
-    }
-    if let Some(param) = raw.duplicate {
-        return Err(duplicate_key(param.to_owned()));
-    }
-    if let Some(path) = raw.nested_duplicate.take() {
-        return Err(duplicate_key(path));
-    }
     openai_only::refuse_deprecated(&raw)?;
     openai_only::check_ignored(&mut raw)?;
     let mut request = ChatRequest {

@@ -72,6 +72,10 @@ macro_rules! top_level {
             fn duplicate(&mut self) -> &mut Option<&'static str> {
                 &mut self.duplicate
             }
+
+            fn nested_duplicate(&mut self) -> &mut Option<String> {
+                &mut self.nested_duplicate
+            }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
@@ -95,6 +99,35 @@ pub(crate) trait TopLevel: Default {
     fn unknown(&mut self) -> &mut Option<String>;
 
     fn duplicate(&mut self) -> &mut Option<&'static str>;
+
+    fn nested_duplicate(&mut self) -> &mut Option<String>;
+}
+
+/// A door's request body read as its top level `T`: not JSON, not an object, an unknown key
+/// (`unknown_parameter`) or a key given twice at any depth (`duplicate_key`) is refused here,
+/// once for every door that declares its fields with [`top_level!`].
+pub(crate) fn read_top_level<T>(body: &[u8]) -> Result<T, RequestError>
+where
+    T: TopLevel + for<'de> Deserialize<'de>,
+{
+    let mut raw: T = serde_json::from_slice(body).map_err(|error| {
+        RequestError::InvalidJson(if error.is_data() {
+            // The only data error: the top level is not an object (fields are read as JSON).
+            "the request body must be a JSON object".to_owned()
+        } else {
+            format!("the request body is not valid JSON: {error}")
+        })
+    })?;
+    if let Some(param) = raw.unknown().take() {
+        return Err(RequestError::UnknownParameter { param });
+    }
+    if let Some(param) = raw.duplicate().take() {
+        return Err(duplicate_key(param.to_owned()));
+    }
+    if let Some(path) = raw.nested_duplicate().take() {
+        return Err(duplicate_key(path));
+    }
+    Ok(raw)
 }
 
 top_level! {
