@@ -251,12 +251,20 @@ impl Target {
 }
 
 /// The path of `operation` on `model_id`: `/model/{percent-encoded id}/converse[-stream]`.
+#[cfg(any(test, feature = "test-util"))]
 pub fn model_path(model_id: &str, operation: Operation) -> String {
-    format!(
-        "/model/{}/{}",
-        utf8_percent_encode(model_id, LABEL),
-        operation.path_suffix()
-    )
+    let mut path = String::with_capacity(model_id.len() + 32);
+    push_model_path(&mut path, model_id, operation);
+    path
+}
+
+/// Appends the path of `operation` on `model_id` (`/model/{percent-encoded id}/{operation}`)
+/// to `out`, with no intermediate string.
+fn push_model_path(out: &mut String, model_id: &str, operation: Operation) {
+    out.push_str("/model/");
+    out.extend(utf8_percent_encode(model_id, LABEL));
+    out.push('/');
+    out.push_str(operation.path_suffix());
 }
 
 /// The target of the spans the trace exporter takes (the same as adapter-http's).
@@ -303,7 +311,10 @@ fn record_server(span: &tracing::Span, host: &str) {
 
 /// The URL of `operation` on `model_id` at `endpoint`.
 fn model_url(endpoint: &Target, model_id: &str, operation: Operation) -> String {
-    format!("{}{}", endpoint.base, model_path(model_id, operation))
+    let mut url = String::with_capacity(endpoint.base.len() + model_id.len() + 32);
+    url.push_str(&endpoint.base);
+    push_model_path(&mut url, model_id, operation);
+    url
 }
 
 /// The unsigned request for `operation`, as [`post_json`] makes it: `POST url` with

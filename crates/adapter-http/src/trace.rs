@@ -108,6 +108,10 @@ pub(crate) fn record_embeddings_response(span: &Span, model_id: &str, input_toke
 /// What the client asked for; `content`, the request body, only when the operator turned
 /// content capture on.
 pub(crate) fn record_request(span: &Span, request: &ChatRequest, content: Option<&[u8]>) {
+    // Without a trace exporter the span is disabled: nothing to name or fill.
+    if span.is_disabled() {
+        return;
+    }
     // The OpenTelemetry span exists already (its parent was set when the request came in),
     // so it is renamed through the API rather than with `otel.name`.
     span.context()

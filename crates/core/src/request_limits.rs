@@ -140,18 +140,24 @@ impl MediaBudget {
     }
 }
 
+/// Names the failure of a check at `path`, made only when the check fails: the happy path
+/// formats no path.
+fn at<P: FnOnce() -> String>(path: P) -> impl FnOnce(String) -> RequestLimitError {
+    move |message| RequestLimitError::new(path(), message)
+}
+
 /// Every cap and rule of this module over a whole request, paths in the domain's terms.
 pub fn check_request(request: &ChatRequest) -> Result<(), RequestLimitError> {
-    let at = |path: String| move |message: String| RequestLimitError::new(path, message);
-    check_model_name(&request.model).map_err(at("model".into()))?;
+    check_model_name(&request.model).map_err(at(|| "model".into()))?;
     let system_blocks = request
         .system
         .iter()
         .filter(|part| !matches!(part, SystemPart::CachePoint(_)))
         .count();
     check_count(system_blocks, MAX_CONTENT_BLOCKS, "content blocks")
-        .map_err(at("system".into()))?;
-    check_count(request.messages.len(), MAX_MESSAGES, "messages").map_err(at("messages".into()))?;
+        .map_err(at(|| "system".into()))?;
+    check_count(request.messages.len(), MAX_MESSAGES, "messages")
+        .map_err(at(|| "messages".into()))?;
     let mut media = MediaBudget::default();
     for (i, message) in request.messages.iter().enumerate() {
         let blocks = message
@@ -160,35 +166,35 @@ pub fn check_request(request: &ChatRequest) -> Result<(), RequestLimitError> {
             .filter(|part| !matches!(part, ContentPart::CachePoint(_)))
             .count();
         check_count(blocks, MAX_CONTENT_BLOCKS, "content blocks")
-            .map_err(at(format!("messages[{i}].content")))?;
+            .map_err(at(|| format!("messages[{i}].content")))?;
         for (j, part) in message.content.iter().enumerate() {
             let path = || format!("messages[{i}].content[{j}]");
             match part {
-                ContentPart::Image(image) => media.image(image).map_err(at(path()))?,
-                ContentPart::Document(document) => media.document(document).map_err(at(path()))?,
+                ContentPart::Image(image) => media.image(image).map_err(at(path))?,
+                ContentPart::Document(document) => media.document(document).map_err(at(path))?,
                 ContentPart::ToolUse(call) => {
-                    check_tool_use_id(&call.id).map_err(at(format!("{}.id", path())))?;
-                    check_tool_name(&call.name).map_err(at(format!("{}.name", path())))?
+                    check_tool_use_id(&call.id).map_err(at(|| format!("{}.id", path())))?;
+                    check_tool_name(&call.name).map_err(at(|| format!("{}.name", path())))?
                 }
                 ContentPart::ToolResult(result) => check_tool_use_id(&result.tool_use_id)
-                    .map_err(at(format!("{}.tool_use_id", path())))?,
+                    .map_err(at(|| format!("{}.tool_use_id", path())))?,
                 _ => {}
             }
         }
     }
-    check_count(request.tools.len(), MAX_TOOLS, "tools").map_err(at("tools".into()))?;
+    check_count(request.tools.len(), MAX_TOOLS, "tools").map_err(at(|| "tools".into()))?;
     for (i, tool) in request.tools.iter().enumerate() {
-        check_tool_name(&tool.name).map_err(at(format!("tools[{i}].name")))?;
+        check_tool_name(&tool.name).map_err(at(|| format!("tools[{i}].name")))?;
     }
     if let Some(ToolChoice::Tool(name)) = &request.tool_choice {
-        check_tool_name(name).map_err(at("tool_choice.name".into()))?;
+        check_tool_name(name).map_err(at(|| "tool_choice.name".into()))?;
     }
     check_count(
         request.inference.stop.len(),
         MAX_STOP_SEQUENCES,
         "stop sequences",
     )
-    .map_err(at("inference.stop".into()))?;
+    .map_err(at(|| "inference.stop".into()))?;
     Ok(())
 }
 
