@@ -180,18 +180,49 @@ pub fn converse_body(
     converse_body_and_forced_tool(call, operation).map(|(body, _)| body)
 }
 
+/// About how long the Converse JSON of `request` is: its text and inline media (which
+/// dominate any large request) and a little for the structure around each part.
+fn estimated_body_len(request: &ChatRequest) -> usize {
+    const PER_PART: usize = 48;
+    let system: usize = request
+        .system
+        .iter()
+        .map(|part| match part {
+            SystemPart::Text(text) | SystemPart::GuardedText(text) => text.len() + PER_PART,
+            _ => PER_PART,
+        })
+        .sum();
+    let messages: usize = request
+        .messages
+        .iter()
+        .flat_map(|message| &message.content)
+        .map(|part| match part {
+            ContentPart::Text(text) | ContentPart::GuardedText(text) => text.len() + PER_PART,
+            ContentPart::Image(image) => image.base64_data.len() + PER_PART,
+            ContentPart::Document(document) => document.base64_data.len() + PER_PART,
+            _ => 4 * PER_PART,
+        })
+        .sum();
+    512 + system + messages
+}
+
 /// [`converse_body`], and the tool the response side unwraps into text (see
 /// [`crate::structured_output`]).
 pub(crate) fn converse_body_and_forced_tool(
     call: ProviderRequest<'_>,
     operation: Operation,
 ) -> Result<(Vec<u8>, Option<&'static str>), ProviderError> {
+    // Sized for the request's bulk before writing: a long prompt or an inline image would
+    // otherwise be copied again each time the buffer doubled.
+    let mut body = Vec::with_capacity(estimated_body_len(call.chat));
     let (request, forced_tool) = converse_request(call, operation)?;
-    let body = match operation {
-        Operation::CountTokens => serde_json::to_vec(&CountTokensRequest::converse(request)),
+    match operation {
+        Operation::CountTokens => {
+            serde_json::to_writer(&mut body, &CountTokensRequest::converse(request))
+        }
         // InvokeModel bodies are the model's own (`crate::embeddings`), never built here.
         Operation::Converse | Operation::ConverseStream | Operation::InvokeModel => {
-            serde_json::to_vec(&request)
+            serde_json::to_writer(&mut body, &request)
         }
     }
     .map_err(|error| ProviderError::InvalidRequest {
