@@ -1,0 +1,100 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { useApi } from '../poll.js';
+import { Loading } from '../format.jsx';
+
+const REFRESH_MS = 5000;
+const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
+
+// One chart per measure, one line per model (requests and errors also show the total).
+const CHARTS = [
+  { id: 'requests', title: 'Requests / s', unit: '/s', pick: (m) => m.requests_per_second, total: 'requests_per_second' },
+  { id: 'errors', title: 'Errors / s', unit: '/s', pick: (m) => m.errors_per_second, total: 'errors_per_second' },
+  {
+    id: 'interventions',
+    title: 'Guardrail interventions / s',
+    unit: '/s',
+    pick: (m) => m.guardrail_interventions_per_second,
+  },
+  { id: 'p50', title: 'Latency p50 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p50 },
+  { id: 'p95', title: 'Latency p95 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p95 },
+  { id: 'p99', title: 'Latency p99 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p99 },
+];
+
+export function Traffic({ onUnauthorized }) {
+  const { data, error } = useApi('traffic?minutes=15', onUnauthorized, REFRESH_MS);
+  if (!data) return <Loading error={error} />;
+  return (
+    <>
+      <p class="muted">
+        Last 15 minutes in {data.interval_seconds} s steps, from the gateway's own metrics; refreshed every 5 s.
+        {data.models.length === 0 && ' No model has had traffic yet.'}
+      </p>
+      {error && <p class="error" role="alert">Refresh failed: {error}</p>}
+      <div class="charts">
+        {CHARTS.map((chart) => (
+          <Chart chart={chart} traffic={data} />
+        ))}
+      </div>
+    </>
+  );
+}
+
+function seriesOf(chart, traffic) {
+  const lines = traffic.models.map((m, i) => ({
+    label: m.model,
+    values: chart.pick(m),
+    stroke: PALETTE[i % PALETTE.length],
+  }));
+  if (chart.total && traffic.totals) {
+    lines.unshift({ label: 'all models', values: traffic.totals[chart.total], stroke: '#64748b', dash: [6, 4] });
+  }
+  return lines;
+}
+
+function Chart({ chart, traffic }) {
+  const holder = useRef(null);
+  const plot = useRef(null);
+  const lines = seriesOf(chart, traffic);
+  const shape = lines.map((l) => l.label).join('\n');
+
+  // The chart is rebuilt when its set of lines changes, and only fed new data otherwise.
+  useEffect(() => {
+    const width = Math.max(280, holder.current.clientWidth);
+    plot.current = new uPlot(
+      {
+        width,
+        height: 220,
+        legend: { live: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${chart.unit}`), size: 70 }],
+        series: [
+          {},
+          ...lines.map((l) => ({ label: l.label, stroke: l.stroke, width: 2, dash: l.dash, spanGaps: false })),
+        ],
+      },
+      [traffic.timestamps, ...lines.map((l) => l.values)],
+      holder.current,
+    );
+    const resize = () => plot.current?.setSize({ width: Math.max(280, holder.current.clientWidth), height: 220 });
+    addEventListener('resize', resize);
+    return () => {
+      removeEventListener('resize', resize);
+      plot.current.destroy();
+      plot.current = null;
+    };
+  }, [shape]);
+
+  useEffect(() => {
+    plot.current?.setData([traffic.timestamps, ...lines.map((l) => l.values)]);
+  }, [traffic]);
+
+  return (
+    <figure class="chart" data-testid={`chart-${chart.id}`}>
+      <figcaption>{chart.title}</figcaption>
+      <div ref={holder} />
+    </figure>
+  );
+}

@@ -1,0 +1,35 @@
+// Builds the console into the gateway's crate, where the server embeds it (include_bytes!).
+// Fixed file names (no hashes): the server serves exactly index.html, assets/app.js and
+// assets/app.css. The CSP allows only same-origin scripts and styles, so nothing inline: no
+// module-preload polyfill, CSS in its own file.
+import { defineConfig } from 'vite';
+import { mockApi } from './mock/api.js';
+
+export default defineConfig({
+  base: '/console/',
+  oxc: {
+    jsx: { runtime: 'automatic', importSource: 'preact' },
+  },
+  build: {
+    outDir: '../crates/adapter-http/src/console/dist',
+    emptyOutDir: true,
+    modulePreload: { polyfill: false },
+    cssCodeSplit: false,
+    assetsInlineLimit: 0,
+    sourcemap: false,
+    target: 'es2022',
+    rolldownOptions: {
+      output: {
+        entryFileNames: 'assets/app.js',
+        chunkFileNames: 'assets/[name].js',
+        assetFileNames: (asset) =>
+          asset.names.some((name) => name.endsWith('.css')) ? 'assets/app.css' : 'assets/[name][extname]',
+      },
+    },
+  },
+  // `npm run dev` / `npm run preview`: the admin API from fixtures (mock/), the public API from
+  // a running `gateway demo` (GATEWAY_URL, default http://127.0.0.1:8080).
+  plugins: [mockApi()],
+  server: { proxy: { '/v1': process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080' } },
+  preview: { proxy: { '/v1': process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080' } },
+});
