@@ -19,6 +19,8 @@ use aws_smithy_types::error::ErrorMetadata;
 use gateway_core::clock::SharedClock;
 use gateway_core::ProviderError;
 
+use super::{CredentialState, CredentialStatus};
+
 /// Renew at most this long before expiry (with 1 h STS sessions, renewal starts at 55 min).
 const MAX_REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);
 /// Credentials without an expiry (keys from the environment or a profile) are re-read this
@@ -59,6 +61,8 @@ struct CacheState {
     last_error: Option<ProviderError>,
     background_running: bool,
     background_not_before: Option<SystemTime>,
+    /// When the last fetch that succeeded ended, for operators (the console).
+    last_refresh: Option<SystemTime>,
 }
 
 #[derive(Clone)]
@@ -191,6 +195,7 @@ impl RefreshingCache {
                     "obtained AWS credentials"
                 );
                 state.current = Some(cached);
+                state.last_refresh = Some(now);
                 state.last_error = None;
                 state.background_not_before = None;
                 Ok(credentials)
@@ -238,6 +243,34 @@ impl RefreshingCache {
                 state.background_not_before = Some(cache.clock.now() + pause);
             }
         });
+    }
+
+    /// What the cache holds now, for operators; never a secret. Reads only: it fetches
+    /// nothing and starts no renewal.
+    pub(super) fn status(&self) -> CredentialStatus {
+        let now = self.clock.now();
+        let state = self.state();
+        let last_error = state.last_error.as_ref().map(ToString::to_string);
+        let (kind, valid_until) = match &state.current {
+            Some(cached) if cached.usable_at(now) => {
+                let renewing = state.background_running || now >= cached.refresh_at;
+                let kind = if renewing {
+                    CredentialState::Refreshing
+                } else {
+                    CredentialState::Valid
+                };
+                (kind, cached.credentials.expiry())
+            }
+            _ if last_error.is_some() => (CredentialState::Error, None),
+            Some(cached) => (CredentialState::Expired, cached.credentials.expiry()),
+            None => (CredentialState::Unknown, None),
+        };
+        CredentialStatus {
+            state: kind,
+            valid_until,
+            last_refresh: state.last_refresh,
+            last_error,
+        }
     }
 
     /// Drops `stale` if they are still the cached credentials. True if a retry may help:
