@@ -5,6 +5,7 @@ import { useApi } from '../poll.js';
 import { Loading } from '../format.jsx';
 
 const REFRESH_MS = 5000;
+const WINDOW_MINUTES = 15;
 const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 // One chart per measure, one line per model (requests and errors also show the total).
@@ -23,12 +24,12 @@ const CHARTS = [
 ];
 
 export function Traffic({ onUnauthorized }) {
-  const { data, error } = useApi('traffic?minutes=15', onUnauthorized, REFRESH_MS);
+  const { data, error } = useApi(`traffic?minutes=${WINDOW_MINUTES}`, onUnauthorized, REFRESH_MS);
   if (!data) return <Loading error={error} />;
   return (
     <>
       <p class="muted">
-        Last 15 minutes in {data.interval_seconds} s steps, from the gateway's own metrics; refreshed every 5 s.
+        Last {WINDOW_MINUTES} minutes in {data.interval_seconds} s steps, from the gateway's own metrics; refreshed every 5 s.
         {data.models.length === 0 && ' No model has had traffic yet.'}
       </p>
       {error && <p class="error" role="alert">Refresh failed: {error}</p>}
@@ -39,6 +40,11 @@ export function Traffic({ onUnauthorized }) {
       </div>
     </>
   );
+}
+
+function windowEndingAt(lastSample) {
+  const end = lastSample ?? Date.now() / 1000;
+  return [end - WINDOW_MINUTES * 60, end];
 }
 
 function seriesOf(chart, traffic) {
@@ -68,7 +74,12 @@ function Chart({ chart, traffic }) {
         height: 220,
         legend: { live: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        scales: {
+          // Always the whole window, ending at the last sample: a young gateway's few samples
+          // sit at the right instead of being stretched over the chart.
+          x: { time: true, range: (_u, _min, max) => windowEndingAt(max) },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
         axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${chart.unit}`), size: 70 }],
         series: [
           {},

@@ -20,9 +20,7 @@ use std::time::Instant;
 
 use bedrock_sim::{stream, Gate, Script, StreamStep};
 use bytes::Bytes;
-use gateway::demo::{start_demo, Demo, DEMO_KEY};
-// TEMPORARY until console-server lands the demo admin key.
-const DEMO_ADMIN_KEY: &str = "demo-admin-key";
+use gateway::demo::{start_demo, Demo, DEMO_ADMIN_KEY, DEMO_KEY};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
