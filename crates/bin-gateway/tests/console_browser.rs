@@ -413,7 +413,8 @@ async fn traffic_charts_show_the_requests(console: &Console) {
     console.screenshot("traffic").await;
 }
 
-/// The listener works and the policy holds: an inline style added now is refused and reported.
+/// Both watches work and the policy holds: an inline style added now is refused, reported to
+/// the page's listener and logged to the console.
 async fn csp_is_enforced_and_watched(console: &Console) {
     console
         .browser
@@ -440,5 +441,12 @@ async fn csp_is_enforced_and_watched(console: &Console) {
     assert!(
         reported[0].as_str().unwrap().starts_with("style-src"),
         "{reported:?}"
+    );
+    let logged = console.browser.console_log().await;
+    assert!(
+        logged
+            .iter()
+            .any(|message| message.contains("Content Security Policy")),
+        "the console log shows CSP violations too: {logged:?}"
     );
 }
