@@ -93,7 +93,6 @@ function traffic(minutes) {
 }
 
 function handle(req, res, next) {
-  if (req.url.startsWith('/console')) res.setHeader('content-security-policy', CSP);
   if (!req.url.startsWith('/console/api/')) return next();
   const url = new URL(req.url, 'http://mock');
   const send = (status, body) => {
@@ -112,10 +111,20 @@ function handle(req, res, next) {
   }
 }
 
+// The built pages get the gateway's CSP, so a violation shows in preview as it would in the
+// gateway; the dev server injects CSS through <style> elements and cannot run under it.
+function withCsp(req, res, next) {
+  if (req.url.startsWith('/console')) res.setHeader('content-security-policy', CSP);
+  next();
+}
+
 export function mockApi() {
   return {
     name: 'console-mock-api',
     configureServer(server) { server.middlewares.use(handle); },
-    configurePreviewServer(server) { server.middlewares.use(handle); },
+    configurePreviewServer(server) {
+      server.middlewares.use(withCsp);
+      server.middlewares.use(handle);
+    },
   };
 }
