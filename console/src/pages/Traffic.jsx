@@ -18,9 +18,9 @@ const CHARTS = [
     unit: '/s',
     pick: (m) => m.guardrail_interventions_per_second,
   },
-  { id: 'p50', title: 'Latency p50 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p50 },
-  { id: 'p95', title: 'Latency p95 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p95 },
-  { id: 'p99', title: 'Latency p99 (ms)', unit: ' ms', pick: (m) => m.latency_ms.p99 },
+  { id: 'p50', title: 'Latency p50 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p50 },
+  { id: 'p95', title: 'Latency p95 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p95 },
+  { id: 'p99', title: 'Latency p99 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p99 },
 ];
 
 export function Traffic({ onUnauthorized }) {
@@ -78,7 +78,11 @@ function Chart({ chart, traffic }) {
           // Always the whole window, ending at the last sample: a young gateway's few samples
           // sit at the right instead of being stretched over the chart.
           x: { time: true, range: (_u, _min, max) => windowEndingAt(max) },
-          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+          // Latencies span milliseconds (an echo) to seconds (retried throttling): on a log
+          // scale both stay readable.
+          y: chart.log
+            ? { distr: 3, log: 10 }
+            : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
         },
         axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${chart.unit}`), size: 70 }],
         series: [
