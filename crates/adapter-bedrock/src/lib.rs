@@ -45,6 +45,7 @@ pub use credentials::{
     AccountCredentials, CredentialState, CredentialStatus, CredentialsError, RequestAuth,
 };
 pub use embeddings::is_embedding_model;
+pub use inference_profile::names_inference_profile;
 pub use model_family::{ModelFamily, UnknownModelFamily};
 pub use provider::{BedrockProvider, BuildError};
 pub use retry::RetryStats;

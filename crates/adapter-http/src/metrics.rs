@@ -409,7 +409,8 @@ impl Metrics {
                 };
                 self.cost_usd.get(&labels).map(|counter| counter.get())
             })
-            .sum()
+            // Not `sum()`: an empty f64 sum is -0.0.
+            .fold(0.0, |total, usd| total + usd)
     }
 
     /// Records one chat under the GenAI names.

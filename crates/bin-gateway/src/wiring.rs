@@ -20,7 +20,8 @@ use std::thread;
 use std::time::Duration;
 
 use gateway_adapter_bedrock::{
-    AccountCredentials, BedrockProvider, CredentialState as BedrockCredentialState, RetryStats,
+    names_inference_profile, AccountCredentials, BedrockProvider,
+    CredentialState as BedrockCredentialState, RetryStats,
 };
 use gateway_adapter_http::{
     serve, serve_live, AccountDescription, ConsoleSettings, CredentialReport, CredentialState,
@@ -302,6 +303,12 @@ fn console_settings(config: &GatewayConfig, provider: &BedrockProvider) -> Conso
             LimitsBackend::Memory => LimitsBackendKind::Memory,
             LimitsBackend::Redis { .. } => LimitsBackendKind::Redis,
         },
+        inference_profiles: config
+            .models
+            .iter()
+            .filter(|model| names_inference_profile(&model.model_id))
+            .map(|model| model.model_id.clone())
+            .collect(),
     }
 }
 

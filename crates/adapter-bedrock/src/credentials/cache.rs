@@ -638,4 +638,43 @@ mod tests {
         assert_eq!(key(&h.creds.get().await.unwrap()), "AKID2");
         assert_eq!(h.fake.calls.load(Ordering::SeqCst), 2);
     }
+
+    #[tokio::test]
+    async fn status_tells_operators_where_the_credentials_stand_without_fetching() {
+        let h = harness(Some(Duration::from_secs(3600)));
+        let start = h.clock.now();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Unknown);
+        assert_eq!(
+            h.fake.calls.load(Ordering::SeqCst),
+            0,
+            "status fetches nothing"
+        );
+
+        h.creds.get().await.unwrap();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Valid);
+        assert_eq!(status.valid_until, Some(start + Duration::from_secs(3600)));
+        assert_eq!(status.last_refresh, Some(start));
+        assert_eq!(status.last_error, None);
+
+        // Inside the refresh buffer: still usable, due for renewal.
+        h.clock.advance(Duration::from_secs(3600 - 60));
+        assert_eq!(h.creds.status().state, CredentialState::Refreshing);
+
+        // Expired, and the fetch fails: an error naming the role, never the external id.
+        h.clock.advance(Duration::from_secs(120));
+        h.fake.fail.store(true, Ordering::SeqCst);
+        background_idle(&h.creds).await;
+        h.creds.get().await.unwrap_err();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Error);
+        let error = status.last_error.unwrap();
+        assert!(
+            error.contains("arn:aws:iam::111122223333:role/r"),
+            "{error}"
+        );
+        assert!(!error.contains("ext-secret-1"), "{error}");
+        assert_eq!(status.last_refresh, Some(start), "the last success stays");
+    }
 }

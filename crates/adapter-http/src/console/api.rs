@@ -149,7 +149,7 @@ struct Model<'a> {
     account: String,
     region: String,
     model_id: String,
-    /// The configuration names one model id; a profile id or ARN is that id.
+    /// `model_id` again when it names an inference profile.
     inference_profile: Option<&'a str>,
     guardrail: Option<ModelGuardrail>,
     price: Option<Price>,
@@ -213,7 +213,12 @@ pub(super) fn routes(context: &Context<'_>) -> Vec<u8> {
             account: route.account.clone(),
             region: route.region.clone(),
             model_id: route.model_id.clone(),
-            inference_profile: None,
+            inference_profile: context
+                .console
+                .settings
+                .inference_profiles
+                .contains(&route.model_id)
+                .then_some(route.model_id.as_str()),
             guardrail: route
                 .guardrail
                 .configured

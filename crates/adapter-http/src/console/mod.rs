@@ -13,6 +13,7 @@ mod api;
 mod assets;
 pub(crate) mod traffic;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -48,6 +49,9 @@ pub struct ConsoleSettings {
     pub guardrails: Vec<GuardrailDescription>,
     /// Where the keys' limits are counted.
     pub limits_backend: LimitsBackendKind,
+    /// The configured model ids that name an inference profile rather than a model (the
+    /// host's provider knows which).
+    pub inference_profiles: BTreeSet<String>,
 }
 
 /// One upstream account as the status page shows it: never a secret.

@@ -407,27 +407,41 @@ fn validate_keys(keys: Vec<GatewayKey>) -> Result<Vec<GatewayKey>, ConfigError> 
             "configure at least one gateway key; clients send it as `Authorization: Bearer <key>`",
         ));
     }
+    unique_names_and_keys(
+        "auth.keys",
+        keys.iter()
+            .map(|key| (key.name.as_str(), key.key.expose_secret())),
+    )?;
+    Ok(keys)
+}
+
+/// Every `(name, key)` of the list at `list` named, and no name or key twice; errors name
+/// the entry, never a key.
+fn unique_names_and_keys<'a>(
+    list: &str,
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     let mut secrets = HashSet::new();
-    for (i, key) in keys.iter().enumerate() {
-        let at = format!("auth.keys[{i}]");
-        if key.name.trim().is_empty() {
+    for (i, (name, key)) in keys.enumerate() {
+        let at = format!("{list}[{i}]");
+        if name.trim().is_empty() {
             return Err(invalid(format!("{at}.name"), "must not be empty"));
         }
-        if !names.insert(key.name.as_str()) {
+        if !names.insert(name) {
             return Err(invalid(
                 format!("{at}.name"),
-                format!("`{}` is used twice", key.name),
+                format!("`{name}` is used twice"),
             ));
         }
-        if !secrets.insert(key.key.expose_secret()) {
+        if !secrets.insert(key) {
             return Err(invalid(
                 format!("{at}.key"),
                 "the same key is configured twice",
             ));
         }
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// Admin keys: named, unique, and none of them a gateway key, so that a key leaked from a
@@ -437,25 +451,13 @@ fn validate_console(
     console: RawConsole,
     gateway_keys: &[GatewayKey],
 ) -> Result<ConsoleConfig, ConfigError> {
-    let mut names = HashSet::new();
-    let mut secrets = HashSet::new();
+    let admin_keys = console
+        .admin_keys
+        .iter()
+        .map(|admin| (admin.name.as_str(), admin.key.expose_secret()));
+    unique_names_and_keys("console.admin_keys", admin_keys)?;
     for (i, admin) in console.admin_keys.iter().enumerate() {
         let at = format!("console.admin_keys[{i}]");
-        if admin.name.trim().is_empty() {
-            return Err(invalid(format!("{at}.name"), "must not be empty"));
-        }
-        if !names.insert(admin.name.as_str()) {
-            return Err(invalid(
-                format!("{at}.name"),
-                format!("`{}` is used twice", admin.name),
-            ));
-        }
-        if !secrets.insert(admin.key.expose_secret()) {
-            return Err(invalid(
-                format!("{at}.key"),
-                "the same admin key is configured twice",
-            ));
-        }
         if let Some(gateway) = gateway_keys
             .iter()
             .find(|gateway| gateway.key.expose_secret() == admin.key.expose_secret())
