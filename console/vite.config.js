@@ -3,7 +3,14 @@
 // assets/app.css. The CSP allows only same-origin scripts and styles, so nothing inline: no
 // module-preload polyfill, CSS in its own file.
 import { defineConfig } from 'vite';
-import { mockApi } from './mock/api.js';
+import { mockApi, previewCsp } from './mock/api.js';
+
+const gateway = process.env.GATEWAY_URL;
+
+function proxy() {
+  const target = gateway ?? 'http://127.0.0.1:8080';
+  return gateway ? { '/v1': target, '/console/api': target } : { '/v1': target };
+}
 
 export default defineConfig({
   base: '/console/',
@@ -27,9 +34,10 @@ export default defineConfig({
       },
     },
   },
-  // `npm run dev` / `npm run preview`: the admin API from fixtures (mock/), the public API from
-  // a running `gateway demo` (GATEWAY_URL, default http://127.0.0.1:8080).
-  plugins: [mockApi()],
-  server: { proxy: { '/v1': process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080' } },
-  preview: { proxy: { '/v1': process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080' } },
+  // `npm run dev` / `npm run preview`: with GATEWAY_URL set, every API call goes to that
+  // gateway (a `gateway demo`, say); without it the admin API is answered from fixtures
+  // (mock/) and /v1 goes to http://127.0.0.1:8080.
+  plugins: [previewCsp(), ...(gateway ? [] : [mockApi()])],
+  server: { proxy: proxy() },
+  preview: { proxy: proxy() },
 });

@@ -122,9 +122,13 @@ export function mockApi() {
   return {
     name: 'console-mock-api',
     configureServer(server) { server.middlewares.use(handle); },
-    configurePreviewServer(server) {
-      server.middlewares.use(withCsp);
-      server.middlewares.use(handle);
-    },
+    configurePreviewServer(server) { server.middlewares.use(handle); },
+  };
+}
+
+export function previewCsp() {
+  return {
+    name: 'console-preview-csp',
+    configurePreviewServer(server) { server.middlewares.use(withCsp); },
   };
 }

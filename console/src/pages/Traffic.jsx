@@ -9,18 +9,21 @@ const WINDOW_MINUTES = 15;
 const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 // One chart per measure, one line per model (requests and errors also show the total).
+const perSecond = (t) => `${+t.toFixed(2)}/s`;
+const duration = (ms) => (ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${+ms.toFixed(1)} ms`);
+
 const CHARTS = [
-  { id: 'requests', title: 'Requests / s', unit: '/s', pick: (m) => m.requests_per_second, total: 'requests_per_second' },
-  { id: 'errors', title: 'Errors / s', unit: '/s', pick: (m) => m.errors_per_second, total: 'errors_per_second' },
+  { id: 'requests', title: 'Requests / s', format: perSecond, pick: (m) => m.requests_per_second, total: 'requests_per_second' },
+  { id: 'errors', title: 'Errors / s', format: perSecond, pick: (m) => m.errors_per_second, total: 'errors_per_second' },
   {
     id: 'interventions',
     title: 'Guardrail interventions / s',
-    unit: '/s',
+    format: perSecond,
     pick: (m) => m.guardrail_interventions_per_second,
   },
-  { id: 'p50', title: 'Latency p50 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p50 },
-  { id: 'p95', title: 'Latency p95 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p95 },
-  { id: 'p99', title: 'Latency p99 (ms, log scale)', unit: ' ms', log: true, pick: (m) => m.latency_ms.p99 },
+  { id: 'p50', title: 'Latency p50 (log scale)', format: duration, log: true, pick: (m) => m.latency_ms.p50 },
+  { id: 'p95', title: 'Latency p95 (log scale)', format: duration, log: true, pick: (m) => m.latency_ms.p95 },
+  { id: 'p99', title: 'Latency p99 (log scale)', format: duration, log: true, pick: (m) => m.latency_ms.p99 },
 ];
 
 export function Traffic({ onUnauthorized }) {
@@ -84,7 +87,8 @@ function Chart({ chart, traffic }) {
             ? { distr: 3, log: 10 }
             : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
         },
-        axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${chart.unit}`), size: 70 }],
+        // A log scale leaves some ticks unlabelled (null).
+        axes: [{}, { values: (_u, ticks) => ticks.map((t) => (t == null ? '' : chart.format(t))), size: 70 }],
         series: [
           {},
           ...lines.map((l) => ({ label: l.label, stroke: l.stroke, width: 2, dash: l.dash, spanGaps: false })),

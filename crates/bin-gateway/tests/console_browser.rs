@@ -2,7 +2,7 @@
 //! `chromium-driver`) against `gateway demo` on loopback, driven over WebDriver. Signs in with
 //! the admin key, reads the status and routes pages, sends the seed's guardrail request from
 //! the playground, watches a stream render part by part, waits for the traffic charts, and
-//! checks that the strict Content-Security-Policy was never violated. Screenshots of each page
+//! checks that the strict Content-Security-Policy was never violated and no script failed. Screenshots of each page
 //! go to `target/console-screenshots/` (docs/console.md shows them).
 
 #![cfg(feature = "demo")]
@@ -114,8 +114,9 @@ impl Console {
             .to_owned()
     }
 
-    /// No CSP violation was reported to the page's listener or logged to the console.
-    async fn assert_no_csp_violations(&self) {
+    /// No CSP violation was reported to the page's listener or logged to the console, and no
+    /// script failed.
+    async fn assert_clean_console(&self) {
         let reported = self
             .browser
             .execute("return window.cspViolations;", vec![])
@@ -126,9 +127,14 @@ impl Console {
             .console_log()
             .await
             .into_iter()
-            .filter(|message| message.contains("Content Security Policy"))
+            .filter(|message| {
+                message.contains("Content Security Policy") || message.contains("Uncaught")
+            })
             .collect();
-        assert!(logged.is_empty(), "CSP violations logged: {logged:?}");
+        assert!(
+            logged.is_empty(),
+            "CSP violations or script errors logged: {logged:?}"
+        );
     }
 
     /// GET an admin API path with the demo's admin key.
@@ -187,7 +193,7 @@ async fn a_wrong_admin_key_is_refused_and_the_login_stays() {
         assert_eq!(stored, Value::Null, "a refused key is not kept");
     }
     console.screenshot("login-refused").await;
-    console.assert_no_csp_violations().await;
+    console.assert_clean_console().await;
     console.shutdown().await;
 }
 
@@ -246,7 +252,7 @@ async fn every_console_page_works_in_a_real_browser() {
     playground_renders_a_stream_as_it_arrives(&console).await;
     traffic_charts_show_the_requests(&console).await;
 
-    console.assert_no_csp_violations().await;
+    console.assert_clean_console().await;
     csp_is_enforced_and_watched(&console).await;
     console.shutdown().await;
 }
