@@ -352,22 +352,40 @@ async fn traffic_shows_the_requests_of_each_model() {
 
     let (_, body) = admin_json(&gw, "/console/api/traffic?minutes=1").await;
     assert_eq!(body["interval_seconds"], 5);
+    // The two samples taken here, and any the 5 s sampler took meanwhile (a slow machine):
+    // the counts are the same however they are split.
     let timestamps = body["timestamps"].as_array().unwrap();
-    assert_eq!(timestamps.len(), 2, "{body}");
+    assert!(timestamps.len() >= 2, "{body}");
+    let requests = |series: &Value| -> f64 {
+        assert_eq!(series.as_array().unwrap().len(), timestamps.len(), "{body}");
+        series
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() * 5.0)
+            .sum()
+    };
     let models = body["models"].as_array().unwrap();
     let claude = models
         .iter()
         .find(|model| model["model"] == "sim/claude-3")
         .unwrap_or_else(|| panic!("sim/claude-3 in {body}"));
-    assert_eq!(claude["requests_per_second"], json!([0.0, 0.6]), "{body}");
-    assert_eq!(claude["errors_per_second"], json!([0.0, 0.0]));
-    assert_eq!(
-        claude["guardrail_interventions_per_second"],
-        json!([0.0, 0.0])
-    );
-    assert!(claude["latency_ms"]["p50"][0].is_null(), "{body}");
     assert!(
-        claude["latency_ms"]["p99"][1].as_f64().unwrap() > 0.0,
+        (requests(&claude["requests_per_second"]) - 3.0).abs() < 1e-9,
+        "{body}"
+    );
+    assert_eq!(requests(&claude["errors_per_second"]), 0.0, "{body}");
+    assert_eq!(requests(&claude["guardrail_interventions_per_second"]), 0.0);
+    assert!(
+        claude["latency_ms"]["p50"][0].is_null(),
+        "before any request: {body}"
+    );
+    assert!(
+        claude["latency_ms"]["p99"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p99| p99.as_f64().is_some_and(|ms| ms > 0.0)),
         "{body}"
     );
     // Unknown names share one series, as in /metrics.
@@ -375,11 +393,11 @@ async fn traffic_shows_the_requests_of_each_model() {
         models.iter().any(|model| model["model"] == "other"),
         "{body}"
     );
-    assert_eq!(body["totals"]["requests_per_second"], json!([0.0, 0.8]));
+    assert!((requests(&body["totals"]["requests_per_second"]) - 4.0).abs() < 1e-9);
 
-    // The JSON API's default is the whole history.
+    // The JSON API's default is the whole history (here: all of it).
     let (_, all) = admin_json(&gw, "/console/api/traffic").await;
-    assert_eq!(all["timestamps"], body["timestamps"]);
+    assert!(all["timestamps"].as_array().unwrap().len() >= timestamps.len());
 }
 
 #[tokio::test]

@@ -300,7 +300,7 @@ pub(super) fn minutes(query: Option<&str>) -> Result<u64, ApiError> {
         .into_iter()
         .flat_map(|query| query.split('&'))
         .filter_map(|pair| pair.strip_prefix("minutes="))
-        .last();
+        .next_back();
     match given {
         None => Ok(most),
         Some(text) => text

@@ -75,7 +75,7 @@ pub(crate) struct Sample {
 #[derive(Debug)]
 pub(crate) struct Traffic {
     bounds: [f64; BUCKETS - 1],
-    counters: RwLock<HashMap<ModelLabel, Arc<ModelCounters>>>,
+    counters: RwLock<HashMap<ModelLabel, ModelCounters>>,
     history: Mutex<History>,
 }
 
@@ -99,7 +99,9 @@ impl Traffic {
         }
     }
 
-    /// Counts one request to `model` that ended after `elapsed`.
+    /// Counts one request to `model` that ended after `elapsed`. Every thread records here:
+    /// a read lock and relaxed atomic additions, the write lock only for a model's first
+    /// request.
     pub(crate) fn record(
         &self,
         model: &ModelLabel,
@@ -107,39 +109,36 @@ impl Traffic {
         error: bool,
         intervened: bool,
     ) {
-        let counters = self.counters_of(model);
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if intervened {
-            counters.interventions.fetch_add(1, Ordering::Relaxed);
-        }
         let seconds = elapsed.as_secs_f64();
         let bucket = self
             .bounds
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(BUCKETS - 1);
-        if let Some(count) = counters.buckets.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
+        let count = |counters: &ModelCounters| {
+            counters.requests.fetch_add(1, Ordering::Relaxed);
+            if error {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if intervened {
+                counters.interventions.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(requests) = counters.buckets.get(bucket) {
+                requests.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        {
+            let known = self.counters.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(counters) = known.get(model) {
+                count(counters);
+                return;
+            }
         }
-    }
-
-    fn counters_of(&self, model: &ModelLabel) -> Arc<ModelCounters> {
-        let known = self
+        let mut all = self
             .counters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(model)
-            .cloned();
-        known.unwrap_or_else(|| {
-            let mut counters = self
-                .counters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(counters.entry(Arc::clone(model)).or_default())
-        })
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        count(all.entry(Arc::clone(model)).or_default());
     }
 
     /// Every model's totals since start.
