@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useApi } from '../poll.js';
 import { errorMessage } from '../api.js';
 import { Loading, usd } from '../format.jsx';
@@ -37,6 +37,8 @@ function PlaygroundForm({ routes }) {
   const [result, setResult] = useState(null);
   const [snippet, setSnippet] = useState(null);
   const abort = useRef(null);
+  // Leaving the page stops a request still running.
+  useEffect(() => () => abort.current?.abort(), []);
 
   const set = (patch) => setForm((old) => ({ ...old, ...patch }));
   const setGuardrail = (patch) => setForm((old) => ({ ...old, guardrail: { ...old.guardrail, ...patch } }));
@@ -49,6 +51,12 @@ function PlaygroundForm({ routes }) {
       return { ...old, turns: [...old.turns, { role, content: '' }] };
     });
   const removeTurn = (index) => setForm((old) => ({ ...old, turns: old.turns.filter((_, i) => i !== index) }));
+  // The answer becomes the assistant's turn and an empty user turn follows: a conversation.
+  const continueWith = (answer) =>
+    setForm((old) => ({
+      ...old,
+      turns: [...old.turns, { role: 'assistant', content: answer }, { role: 'user', content: '' }],
+    }));
 
   const configured = routes.models.find((m) => m.name === form.model)?.guardrail;
   const body = chatBody(form);
@@ -189,7 +197,7 @@ function PlaygroundForm({ routes }) {
         {snippet && <Snippet code={SNIPPETS.find((s) => s.id === snippet).make(body, baseUrl)} />}
       </form>
 
-      <Result result={result} />
+      <Result result={result} onContinue={continueWith} />
     </div>
   );
 }
@@ -311,7 +319,7 @@ function ms(value) {
   return value == null ? '–' : `${Math.round(value)} ms`;
 }
 
-function Result({ result }) {
+function Result({ result, onContinue }) {
   if (!result) {
     return (
       <section class="panel result">
@@ -353,6 +361,11 @@ function Result({ result }) {
           <h3>Tool calls</h3>
           <pre class="json">{JSON.stringify(result.toolCalls, null, 2)}</pre>
         </>
+      )}
+      {!result.running && !result.error && result.content && (
+        <button type="button" class="secondary small" onClick={() => onContinue(result.content)}>
+          Continue the conversation
+        </button>
       )}
       {result.trace && (
         <details data-testid="guardrail-trace">

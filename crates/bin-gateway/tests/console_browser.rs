@@ -72,7 +72,7 @@ impl Console {
     async fn sign_in(&self, key: &str) {
         let field = self.browser.field("Admin key").await;
         self.browser.type_into(&field, key).await;
-        let submit = self.browser.element("button[type=submit]").await;
+        let submit = self.browser.button("Sign in").await;
         self.browser.click(&submit).await;
     }
 
@@ -307,7 +307,7 @@ async fn playground_masks_the_seed_request(console: &Console) {
 
     // The same request as code: the key from the environment, guardrailConfig in extra_body.
     browser
-        .click(&browser.element(".copy-as button:nth-of-type(2)").await)
+        .click(&browser.button("Python (openai SDK)").await)
         .await;
     let python = browser
         .wait_for_text("[data-testid=snippet]", |t| t.contains("OpenAI("))
@@ -326,9 +326,7 @@ async fn playground_masks_the_seed_request(console: &Console) {
         )
         .await;
     console.screenshot("playground").await;
-    browser
-        .click(&browser.element(".copy-as button:nth-of-type(1)").await)
-        .await;
+    browser.click(&browser.button("curl").await).await;
     let curl = browser
         .wait_for_text("[data-testid=snippet]", |t| t.starts_with("curl"))
         .await;
@@ -386,6 +384,19 @@ async fn playground_renders_a_stream_as_it_arrives(console: &Console) {
         .await;
     assert_eq!(answer, "Streaming arrives in parts.");
     assert!(started.elapsed() < DEADLINE);
+
+    // The answer can become the assistant's turn of a longer conversation.
+    browser
+        .click(&browser.button("Continue the conversation").await)
+        .await;
+    browser.field("Message 3").await;
+    let turns = browser
+        .execute(
+            "return [2, 3].map((n) => document.getElementById(`turn-${n}`).value);",
+            vec![],
+        )
+        .await;
+    assert_eq!(turns, json!(["Streaming arrives in parts.", ""]));
     console.demo.sim.set_script(CLAUDE_3, Script::Echo);
 }
 

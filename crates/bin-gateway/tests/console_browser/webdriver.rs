@@ -233,6 +233,21 @@ impl Browser {
         found[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned()))
     }
 
+    /// Waits for a `<button>` whose text is exactly `text` (as a person finds it).
+    pub async fn button(&self, text: &str) -> Element {
+        self.wait_for(&format!("a button {text:?}"), || async {
+            let found = self
+                .execute(
+                    "return [...document.querySelectorAll('button')]
+                       .find((b) => b.textContent.trim() === arguments[0]) ?? null;",
+                    vec![json!(text)],
+                )
+                .await;
+            found[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned()))
+        })
+        .await
+    }
+
     /// Polls `condition` until it answers `Some`, failing with `what` after [`DEADLINE`].
     pub async fn wait_for<T, F, Fut>(&self, what: &str, mut condition: F) -> T
     where
