@@ -400,10 +400,11 @@ async fn playground_renders_a_stream_as_it_arrives(console: &Console) {
     console.demo.sim.set_script(CLAUDE_3, Script::Echo);
 }
 
-/// After the playground's requests, the sampler's next intervals show them: the traffic page
-/// draws its charts with a line for the model.
+/// After the playground's requests, the sampler's next interval shows them (taken now rather
+/// than in up to 5 s): the traffic page draws its charts with a line for the model.
 async fn traffic_charts_show_the_requests(console: &Console) {
     let browser = &console.browser;
+    console.demo.gateway.traffic_sampler().sample_now();
     browser
         .wait_for("the traffic sampler to count demo/guarded", || async {
             let traffic = console.admin_api("/console/api/traffic?minutes=1").await;
