@@ -41,9 +41,7 @@ pub use config::{
     Region, RequiredSecret, RetryConfig, RoleArn, SessionDuration, SessionName, TimeLimit,
     TimeoutOverrides, Timeouts,
 };
-pub use credentials::{
-    AccountCredentials, CredentialState, CredentialStatus, CredentialsError, RequestAuth,
-};
+pub use credentials::{AccountCredentials, CredentialsError, RequestAuth};
 pub use embeddings::is_embedding_model;
 pub use inference_profile::names_inference_profile;
 pub use model_family::{ModelFamily, UnknownModelFamily};

@@ -39,8 +39,8 @@ mod sse;
 pub mod trace;
 
 pub use console::{
-    AccountDescription, ConsoleSettings, CredentialReport, CredentialState, CredentialStatusSource,
-    GuardrailDescription, LimitsBackendKind, TrafficSampler,
+    AccountDescription, ConsoleSettings, CredentialStatusSource, GuardrailDescription,
+    LimitsBackendKind, TrafficSampler,
 };
 pub use governance::LimitBackendErrors;
 pub use lifecycle::{serve, serve_live, LiveApp, Phase};

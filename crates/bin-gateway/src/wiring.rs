@@ -20,19 +20,18 @@ use std::thread;
 use std::time::Duration;
 
 use gateway_adapter_bedrock::{
-    names_inference_profile, AccountCredentials, BedrockProvider,
-    CredentialState as BedrockCredentialState, RetryStats,
+    names_inference_profile, AccountCredentials, BedrockProvider, RetryStats,
 };
 use gateway_adapter_http::{
-    serve, serve_live, AccountDescription, ConsoleSettings, CredentialReport, CredentialState,
-    CredentialStatusSource, GuardrailDescription, HttpApp, HttpSettings, LimitBackendErrors,
-    LimitsBackendKind, LiveApp, Phase, Readiness, RetryCounters, TrafficSampler,
+    serve, serve_live, AccountDescription, ConsoleSettings, CredentialStatusSource,
+    GuardrailDescription, HttpApp, HttpSettings, LimitBackendErrors, LimitsBackendKind, LiveApp,
+    Phase, Readiness, RetryCounters, TrafficSampler,
 };
 use gateway_adapter_redis::{BackendErrors, RedisLimits};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatProvider, ChatService, CircuitBreakers, GuardrailCatalog, InMemoryLimits, LimitStore,
-    ModelCatalog, ModelRouter, VirtualModelError,
+    ChatProvider, ChatService, CircuitBreakers, CredentialState, CredentialStatus,
+    GuardrailCatalog, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter, VirtualModelError,
 };
 use secrecy::ExposeSecret;
 use thiserror::Error;
@@ -317,27 +316,14 @@ fn console_settings(config: &GatewayConfig, provider: &BedrockProvider) -> Conso
 struct CredentialCacheStatus(Option<AccountCredentials>);
 
 impl CredentialStatusSource for CredentialCacheStatus {
-    fn status(&self) -> CredentialReport {
-        let Some(credentials) = &self.0 else {
-            return CredentialReport {
+    fn status(&self) -> CredentialStatus {
+        match &self.0 {
+            Some(credentials) => credentials.status(),
+            // Every configured account has credentials; this is only a fallback.
+            None => CredentialStatus {
                 state: CredentialState::Unknown,
-                valid_until: None,
-                last_refresh: None,
-                last_error: None,
-            };
-        };
-        let status = credentials.status();
-        CredentialReport {
-            state: match status.state {
-                BedrockCredentialState::Valid => CredentialState::Valid,
-                BedrockCredentialState::Refreshing => CredentialState::Refreshing,
-                BedrockCredentialState::Expired => CredentialState::Expired,
-                BedrockCredentialState::Error => CredentialState::Error,
-                BedrockCredentialState::Unknown => CredentialState::Unknown,
+                ..CredentialStatus::fixed()
             },
-            valid_until: status.valid_until,
-            last_refresh: status.last_refresh,
-            last_error: status.last_error,
         }
     }
 }

@@ -17,9 +17,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::ErrorMetadata;
 use gateway_core::clock::SharedClock;
-use gateway_core::ProviderError;
-
-use super::{CredentialState, CredentialStatus};
+use gateway_core::{CredentialState, CredentialStatus, ProviderError};
 
 /// Renew at most this long before expiry (with 1 h STS sessions, renewal starts at 55 min).
 const MAX_REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);

@@ -15,14 +15,14 @@ mod cache;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::Region as AwsRegion;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use gateway_core::clock::SharedClock;
-use gateway_core::ProviderError;
+use gateway_core::{CredentialStatus, ProviderError};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 
@@ -47,34 +47,6 @@ impl fmt::Debug for RequestAuth {
             Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
         }
     }
-}
-
-/// Where an account's credentials stand, for operators (the console's status page). It holds
-/// times and a message naming the account and role, never a key or token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialStatus {
-    pub state: CredentialState,
-    /// When the held credentials expire; `None` for keys that do not (or none held).
-    pub valid_until: Option<SystemTime>,
-    /// When credentials were last obtained; `None` for fixed keys and before the first fetch.
-    pub last_refresh: Option<SystemTime>,
-    /// Why the latest fetch failed, when it did.
-    pub last_error: Option<String>,
-}
-
-/// The state in [`CredentialStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialState {
-    /// Usable credentials are held (fixed keys and API keys always are).
-    Valid,
-    /// Usable credentials are held and new ones are being (or are due to be) fetched.
-    Refreshing,
-    /// The held credentials expired and none were fetched since.
-    Expired,
-    /// The latest fetch failed and no usable credentials are held.
-    Error,
-    /// Nothing was fetched yet (the first request or readiness check fetches).
-    Unknown,
 }
 
 /// A credential source that cannot be built from its configuration.
@@ -270,12 +242,7 @@ impl AccountCredentials {
     /// Where the credentials stand, without fetching any.
     pub fn status(&self) -> CredentialStatus {
         match &self.source {
-            Source::Static(_) => CredentialStatus {
-                state: CredentialState::Valid,
-                valid_until: None,
-                last_refresh: None,
-                last_error: None,
-            },
+            Source::Static(_) => CredentialStatus::fixed(),
             Source::Refreshing(cache) => cache.status(),
         }
     }

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
-use gateway_core::ChatService;
+use gateway_core::{ChatService, CredentialStatus};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -85,38 +85,7 @@ pub enum LimitsBackendKind {
 
 /// Where an account's credentials stand now; the host asks its credential cache.
 pub trait CredentialStatusSource: fmt::Debug + Send + Sync + 'static {
-    fn status(&self) -> CredentialReport;
-}
-
-/// An account's credentials as the status page shows them: times and a message that names
-/// the account and role, never a key or token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialReport {
-    pub state: CredentialState,
-    pub valid_until: Option<SystemTime>,
-    pub last_refresh: Option<SystemTime>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialState {
-    Valid,
-    Refreshing,
-    Expired,
-    Error,
-    Unknown,
-}
-
-impl CredentialState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "valid",
-            Self::Refreshing => "refreshing",
-            Self::Expired => "expired",
-            Self::Error => "error",
-            Self::Unknown => "unknown",
-        }
-    }
+    fn status(&self) -> CredentialStatus;
 }
 
 /// One configuration's console: its admin keys and descriptions, and the process-wide
