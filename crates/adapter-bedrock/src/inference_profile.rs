@@ -41,6 +41,20 @@ pub(crate) fn profile_geography(model_id: &str, region: &str) -> Option<&'static
     .find_map(|(region_prefix, geography)| region.starts_with(region_prefix).then_some(geography))
 }
 
+/// Whether `model_id` names an inference profile (a geographic profile id such as
+/// `us.anthropic...`, or a system-defined or application inference profile's ARN) rather
+/// than a model.
+pub fn names_inference_profile(model_id: &str) -> bool {
+    if model_id.starts_with("arn:") {
+        return model_id.contains(":inference-profile/")
+            || model_id.contains(":application-inference-profile/");
+    }
+    let first_segment = model_id
+        .split_once('.')
+        .map_or(model_id, |(first, _)| first);
+    GEO_PREFIXES.contains(&first_segment)
+}
+
 /// The profile id for `model_id` in `geography`.
 pub(crate) fn profile_id(geography: &str, model_id: &str) -> Arc<str> {
     Arc::from(format!("{geography}.{model_id}"))
@@ -101,6 +115,25 @@ mod tests {
             ("af-south-1", None),
         ] {
             assert_eq!(profile_geography(MODEL, region), geography, "{region}");
+        }
+    }
+
+    #[test]
+    fn profiles_are_named_by_geo_prefix_or_profile_arn() {
+        for profile in [
+            "us.anthropic.claude-3-haiku-20240307-v1:0",
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+        ] {
+            assert!(names_inference_profile(profile), "{profile}");
+        }
+        for model in [
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            "amazon.nova-pro-v1:0",
+        ] {
+            assert!(!names_inference_profile(model), "{model}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! Gateway keys: who may call (and within which limits), compared in constant time.
+//! Gateway keys: who may call (and within which limits), and the console's admin keys, all
+//! compared in constant time.
 
 use std::fmt;
 
@@ -7,7 +8,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::settings::GatewayKey;
+use crate::settings::{AdminKey, GatewayKey};
 
 /// The configured keys, checked against each request's bearer token.
 pub(crate) struct KeyStore {
@@ -45,6 +46,11 @@ impl KeyStore {
         self.authenticate_token(token)
     }
 
+    /// The configured keys, for the console (names and limits; never shown whole).
+    pub(crate) fn keys(&self) -> &[GatewayKey] {
+        &self.keys
+    }
+
     /// The caller one token identifies, or `None`.
     ///
     /// Every key is compared in full whatever matched before, and each comparison runs over
@@ -71,6 +77,40 @@ impl fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyStore")
             .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The console's admin keys: they open its API and nothing else.
+pub(crate) struct AdminKeys(Vec<AdminKey>);
+
+impl AdminKeys {
+    pub(crate) fn new(keys: Vec<AdminKey>) -> Self {
+        Self(keys)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name of the admin key in the request's one `Authorization: Bearer <key>`, or
+    /// `None`. Every key is compared in full, as gateway keys are.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Option<&str> {
+        let token = bearer_token(only(headers, &AUTHORIZATION).ok()??)?;
+        let mut matched = None;
+        for key in &self.0 {
+            if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
+                matched = Some(key.name.as_str());
+            }
+        }
+        matched
+    }
+}
+
+impl fmt::Debug for AdminKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminKeys")
+            .field("keys", &self.0.len())
             .finish()
     }
 }
@@ -215,6 +255,39 @@ mod tests {
         ] {
             assert_eq!(name(refused), None, "{refused:?}");
         }
+    }
+
+    #[test]
+    fn admin_keys_open_only_with_their_own_bearer_token() {
+        let admins = AdminKeys::new(vec![AdminKey {
+            name: "ops".into(),
+            key: "admin-key-long".into(),
+        }]);
+        let name = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(*name, HeaderValue::from_static(value));
+            }
+            admins.authenticate(&headers).map(str::to_owned)
+        };
+        assert_eq!(
+            name(&[("authorization", "Bearer admin-key-long")]),
+            Some("ops".into())
+        );
+        for refused in [
+            &[("authorization", "Bearer admin-key-lon")][..],
+            &[("authorization", "Bearer sk-a")],
+            &[("x-api-key", "admin-key-long")],
+            &[
+                ("authorization", "Bearer admin-key-long"),
+                ("authorization", "Bearer admin-key-long"),
+            ],
+            &[],
+        ] {
+            assert_eq!(name(refused), None, "{refused:?}");
+        }
+        // A gateway key store knows nothing of admin keys.
+        assert_eq!(store().authenticate_token(b"admin-key-long"), None);
     }
 
     #[test]

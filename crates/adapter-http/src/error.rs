@@ -14,6 +14,9 @@
 //! | guardrail check: the key may not use the guardrail | 403 | `invalid_request_error` | `guardrail_not_allowed` (`param` = `guardrail`) |
 //! | guardrail check: empty `content` | 400 | `invalid_request_error` | `invalid_value` (`param` = `content`) |
 //! | unknown path | 404 | `invalid_request_error` | `unknown_url` |
+//! | `/console...` while the console has no admin keys | 404 | `invalid_request_error` | `console_disabled` |
+//! | the console's API without a valid admin key | 401 | `invalid_request_error` | `invalid_admin_key` |
+//! | the console's API with a bad query parameter | 400 | `invalid_request_error` | `invalid_value` (`param` = the parameter) |
 //! | wrong method | 405 | `invalid_request_error` | `method_not_allowed` |
 //! | body over the limit | 413 | `invalid_request_error` | `request_too_large` |
 //! | more header lines than `max_headers` (HTTP/2; hyper answers HTTP/1 itself) | 431 | `invalid_request_error` | `request_header_fields_too_large` |
@@ -205,6 +208,39 @@ impl ApiError {
             "unknown_url",
             format!("unknown URL ({method} {path})"),
         )
+    }
+
+    /// Any `/console` URL while no admin key is configured.
+    pub(crate) fn console_disabled() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "console_disabled",
+            "the console is disabled: set [console] admin_keys (docs/console.md)".into(),
+        )
+    }
+
+    /// The console's API without an admin key it knows (a gateway key is not one).
+    pub(crate) fn invalid_admin_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            INVALID_REQUEST,
+            "invalid_admin_key",
+            "missing or invalid admin key: send `Authorization: Bearer <admin key>` \
+             (a [console] admin key, not a gateway key)"
+                .into(),
+        )
+    }
+
+    /// A query parameter of the console's API out of its range.
+    pub(crate) fn invalid_query(param: &'static str, message: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            FieldErrorCode::InvalidValue.as_str(),
+            message,
+        )
+        .with_param(param)
     }
 
     pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Self {

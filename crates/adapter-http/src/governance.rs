@@ -85,6 +85,12 @@ impl fmt::Debug for UsageMetrics {
 pub trait LimitBackendErrors: fmt::Debug + Send + Sync + 'static {
     /// Failures so far, admissions and records alike.
     fn errors(&self) -> u64;
+
+    /// Whether the last call failed (the console's status page); a backend that cannot
+    /// tell says no.
+    fn failing(&self) -> bool {
+        false
+    }
 }
 
 /// Encodes a [`LimitBackendErrors`] at each scrape.

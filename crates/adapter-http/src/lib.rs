@@ -16,6 +16,7 @@ mod anthropic;
 mod auth;
 mod body;
 mod connections;
+mod console;
 mod door;
 mod error;
 #[doc(hidden)]
@@ -37,10 +38,14 @@ mod shed;
 mod sse;
 pub mod trace;
 
+pub use console::{
+    AccountDescription, ConsoleSettings, CredentialStatusSource, GuardrailDescription,
+    LimitsBackendKind, TrafficSampler,
+};
 pub use governance::LimitBackendErrors;
 pub use lifecycle::{serve, serve_live, LiveApp, Phase};
 pub use readiness::Readiness;
 pub use retry_metrics::RetryCounters;
 pub use server::HttpApp;
-pub use settings::{GatewayKey, HttpSettings};
+pub use settings::{AdminKey, GatewayKey, HttpSettings};
 pub use trace::TraceExportFailures;

@@ -46,6 +46,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::connections::ConnectionLimit;
+use crate::console::traffic::Traffic;
 use crate::shed::ConcurrencyLimit;
 
 /// A model label: a configured public name, or `other`. Shared, so recording costs no copy.
@@ -95,6 +96,8 @@ pub(crate) enum Endpoint {
     Health,
     Ready,
     Metrics,
+    /// The web console, its assets and its admin API (`/console...`).
+    Console,
     Other,
 }
 
@@ -111,6 +114,7 @@ impl Endpoint {
             Self::Health => "health",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
+            Self::Console => "console",
             Self::Other => "other",
         }
     }
@@ -122,6 +126,11 @@ impl Endpoint {
                 self,
                 Self::CountTokens | Self::GuardrailCheck | Self::Embeddings
             )
+    }
+
+    /// A request for a model (a chat or embeddings), which the console's traffic page counts.
+    pub(crate) fn is_model_traffic(self) -> bool {
+        self.is_chat() || self == Self::Embeddings
     }
 
     /// A chat door: a request that goes through the one chat path, and that the GenAI
@@ -210,8 +219,13 @@ fn gen_ai_token_histogram() -> Histogram {
 }
 
 /// The GenAI conventions' buckets for `gen_ai.server.request.duration`: 0.01 s .. 81.92 s.
+/// The console's traffic percentiles use them too, so they agree with `/metrics`.
+pub(crate) fn gen_ai_duration_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.01, 2.0, 14)
+}
+
 fn gen_ai_duration_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+    Histogram::new(gen_ai_duration_bounds())
 }
 
 /// The GenAI conventions' buckets for `gen_ai.server.time_to_first_token`.
@@ -246,6 +260,8 @@ pub(crate) struct Metrics {
     gen_ai_tokens: HistogramFamily<GenAiTokenLabels>,
     gen_ai_duration: HistogramFamily<GenAiDurationLabels>,
     gen_ai_first_token: HistogramFamily<GenAiModelLabels>,
+    /// The console's per-model counts and their history.
+    traffic: Arc<Traffic>,
 }
 
 impl fmt::Debug for Metrics {
@@ -369,7 +385,32 @@ impl Metrics {
             gen_ai_tokens,
             gen_ai_duration,
             gen_ai_first_token,
+            traffic: Arc::new(Traffic::new()),
         }
+    }
+
+    /// The console's traffic counts, recorded with the GenAI metrics.
+    pub(crate) fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
+    }
+
+    /// The spend of `key` on `models`, in USD, as `gateway_cost_usd` counts it.
+    pub(crate) fn spend_usd<'a>(
+        &self,
+        key: &KeyLabel,
+        models: impl IntoIterator<Item = &'a ModelLabel>,
+    ) -> f64 {
+        models
+            .into_iter()
+            .filter_map(|model| {
+                let labels = SpendLabels {
+                    key: Arc::clone(key),
+                    model: Arc::clone(model),
+                };
+                self.cost_usd.get(&labels).map(|counter| counter.get())
+            })
+            // Not `sum()`: an empty f64 sum is -0.0.
+            .fold(0.0, |total, usd| total + usd)
     }
 
     /// Records one chat under the GenAI names.

@@ -137,6 +137,16 @@ impl RequestLog {
             Some(StopReason::GuardrailIntervened) => "intervened",
             _ => "none",
         };
+        if self.endpoint.is_model_traffic() {
+            // A stream that failed after its head answered 200 with an error type.
+            let failed_midway = self.status.is_success() && self.error_type.is_some();
+            self.metrics.traffic().record(
+                &self.model_label,
+                elapsed,
+                self.status.is_server_error() || failed_midway,
+                guardrail == "intervened",
+            );
+        }
         if self.endpoint.is_chat() {
             self.metrics.gen_ai_request(
                 &self.model_label,
@@ -166,7 +176,8 @@ impl RequestLog {
         let first_token_ms = self.first_token.map(millis);
         let input_tokens = self.usage.map(|usage| usage.input_tokens);
         let output_tokens = self.usage.map(|usage| usage.output_tokens);
-        // Probes and scrapes come every few seconds: their lines are `debug`.
+        // Probes, scrapes and the console's polls come every few seconds: their lines are
+        // `debug`.
         macro_rules! line {
             ($level:expr) => {
                 tracing::event!(
@@ -190,7 +201,9 @@ impl RequestLog {
             };
         }
         match self.endpoint {
-            Endpoint::Health | Endpoint::Ready | Endpoint::Metrics => line!(tracing::Level::DEBUG),
+            Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Console => {
+                line!(tracing::Level::DEBUG)
+            }
             _ => line!(tracing::Level::INFO),
         }
     }

@@ -18,6 +18,7 @@
 //! - `GET /ready`, `/readyz`: no key; readiness, as the host last reported it (see
 //!   [`crate::readiness`]).
 //! - `GET /metrics`: no key (see [`crate::metrics`]).
+//! - `GET /console...`: the web console and its admin API (see [`crate::console`]).
 //!
 //! Only chats and embeddings take a slot: health and readiness checks, metrics and the model list answer
 //! however loaded the gateway is.
@@ -25,7 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
@@ -48,6 +49,7 @@ use crate::anthropic::{AnthropicContext, AnthropicMessages};
 use crate::auth::KeyStore;
 use crate::body::{read_limited, ReadError, ResponseBody};
 use crate::connections::ConnectionSettings;
+use crate::console::{self, Console, TrafficSampler};
 use crate::door::ChatDoor;
 use crate::error::{ApiError, NOT_READY};
 use crate::governance::{
@@ -95,6 +97,10 @@ pub struct HttpApp {
     readiness: Readiness,
     /// Send each chat's request id to Bedrock as `requestMetadata`.
     request_id_to_bedrock: bool,
+    /// This configuration's console (admin keys, account descriptions).
+    console: Arc<Console>,
+    /// When the process's first app was made: the console's uptime.
+    started_at: SystemTime,
 }
 
 impl fmt::Debug for HttpApp {
@@ -189,6 +195,11 @@ impl HttpApp {
         if let Some(counters) = settings.retry_counters {
             metrics.register_collector(Box::new(RetryCollector(counters)));
         }
+        let console = Arc::new(Console::new(
+            settings.console,
+            settings.limit_backend_errors.clone(),
+            settings.trace_export_failures.clone(),
+        ));
         if let Some(errors) = settings.limit_backend_errors {
             metrics.register_collector(Box::new(LimitBackendCollector(errors)));
         }
@@ -205,13 +216,15 @@ impl HttpApp {
             body_read_timeout: settings.body_read_timeout,
             connections,
             capture_content: settings.capture_content,
-            clock,
             metrics: Arc::new(metrics),
             models,
             concurrency,
             key_labels,
             readiness: Readiness::new(),
             request_id_to_bedrock: settings.request_id_to_bedrock,
+            console,
+            started_at: clock.now(),
+            clock,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -241,6 +254,12 @@ impl HttpApp {
             concurrency: self.concurrency.with_max(settings.max_concurrent_requests),
             readiness: self.readiness.clone(),
             request_id_to_bedrock: settings.request_id_to_bedrock,
+            console: Arc::new(Console::new(
+                settings.console,
+                settings.limit_backend_errors,
+                settings.trace_export_failures,
+            )),
+            started_at: self.started_at,
         };
         app.service = app.observed(app.service.clone());
         app
@@ -284,6 +303,18 @@ impl HttpApp {
             key_labels: Arc::clone(&self.key_labels),
             readiness: self.readiness.clone(),
             request_id_to_bedrock: self.request_id_to_bedrock,
+            console: Arc::clone(&self.console),
+            started_at: self.started_at,
+        }
+    }
+
+    /// The console's traffic sampler: the host runs [`TrafficSampler::run`] for as long as
+    /// the server runs, so the traffic page has history from the start. Every app made from
+    /// this one shares its history.
+    pub fn traffic_sampler(&self) -> TrafficSampler {
+        TrafficSampler {
+            traffic: Arc::clone(self.metrics.traffic()),
+            clock: self.clock.clone(),
         }
     }
 
@@ -326,6 +357,7 @@ impl HttpApp {
             "/health" | "/healthz" => Endpoint::Health,
             "/ready" | "/readyz" => Endpoint::Ready,
             "/metrics" => Endpoint::Metrics,
+            path if console::is_console_path(path) => Endpoint::Console,
             _ => Endpoint::Other,
         };
         let allowed = match endpoint {
@@ -428,11 +460,28 @@ impl HttpApp {
                     );
                     response
                 }
+                Endpoint::Console => console::respond(
+                    &console::Context {
+                        console: &self.console,
+                        service: &self.service,
+                        keys: &self.keys,
+                        key_labels: &self.key_labels,
+                        metrics: &self.metrics,
+                        models: &self.models,
+                        readiness: &self.readiness,
+                        clock: &self.clock,
+                        started_at: self.started_at,
+                    },
+                    &parts,
+                ),
                 Endpoint::Other => {
                     error_response(&ApiError::unknown_url(&parts.method, parts.uri.path()))
                 }
             }
         };
+        if endpoint == Endpoint::Console {
+            console::secure(response.headers_mut());
+        }
         let elapsed = started.elapsed();
         self.metrics
             .record_request(endpoint, &model.label, response.status(), elapsed);
@@ -989,7 +1038,7 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
 }
 
 /// `error` in OpenAI's shape, for the endpoints outside the chat doors.
-fn error_response(error: &ApiError) -> Response<ResponseBody> {
+pub(crate) fn error_response(error: &ApiError) -> Response<ResponseBody> {
     shaped_error(error, error.to_json())
 }
 

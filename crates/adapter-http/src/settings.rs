@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
+use crate::console::ConsoleSettings;
 use crate::trace::TraceExportFailures;
 use crate::{LimitBackendErrors, RetryCounters};
 
@@ -147,6 +148,19 @@ fn key_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString
     Ok(key.into())
 }
 
+/// A key that opens the console's admin API (`Authorization: Bearer <key>`). It is not a
+/// gateway key: it calls no model, and no gateway key opens the console. A host may
+/// deserialize it (`name`, `key`), which checks the key as a gateway key's is checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKey {
+    /// For the operator; never the key.
+    pub name: String,
+    /// Never printed; compared in constant time.
+    #[serde(deserialize_with = "key_secret")]
+    pub key: SecretString,
+}
+
 /// Limits and keys of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -188,6 +202,8 @@ pub struct HttpSettings {
     /// Chat spans carry the request body and the answer's text (`[telemetry]
     /// capture_content`); off by default, as prompts are the clients' data.
     pub capture_content: bool,
+    /// The web console at `/console`; disabled (404) without admin keys, the default.
+    pub console: ConsoleSettings,
 }
 
 impl HttpSettings {
@@ -242,6 +258,7 @@ impl Default for HttpSettings {
             trace_export_failures: None,
             request_id_to_bedrock: false,
             capture_content: false,
+            console: ConsoleSettings::default(),
         }
     }
 }

@@ -24,6 +24,11 @@ impl BackendErrors {
         self.shared.count.load(Ordering::Relaxed)
     }
 
+    /// Whether the last call failed (Redis unreachable, too slow or erring now).
+    pub fn is_failing(&self) -> bool {
+        self.shared.failing.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn failed(&self, operation: &'static str, error: &str) {
         self.shared.count.fetch_add(1, Ordering::Relaxed);
         if self.shared.failing.swap(true, Ordering::Relaxed) {

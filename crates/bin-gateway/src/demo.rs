@@ -13,6 +13,8 @@ use crate::wiring::{start_sharded, ShardedGateway, StartError};
 /// The demo's configuration file, an ordinary config with two variables filled in.
 pub const DEMO_CONFIG: &str = include_str!("../demo.toml");
 pub const DEMO_KEY: &str = "demo-key-not-secret";
+/// The console's admin key in `demo.toml` (the console's own, not a gateway key).
+pub const DEMO_ADMIN_KEY: &str = "demo-admin-key-not-secret";
 
 #[derive(Debug, Error)]
 pub enum DemoError {
@@ -97,6 +99,7 @@ pub fn instructions(gateway_url: &str) -> String {
 Also: POST /v1/messages (Anthropic Messages, key in x-api-key), /v1/responses (OpenAI Responses),
       /v1/embeddings, /v1/guardrails/check (guardrail "pii").
 Gateway key: {DEMO_KEY}
+Console: {gateway_url}/console (admin key: {DEMO_ADMIN_KEY}; the playground takes the gateway key)
 Models: demo/claude-3 (echo), demo/guarded (guardrail masks names and e-mails), demo/blocked (enforced guardrail blocks input),
         demo/tools (tool call), demo/throttled (Bedrock throttling -> 429),
         demo/thinker (Claude Sonnet 4.5: reasoning_effort, native response_format, cache_control, file parts),

@@ -19,16 +19,19 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::thread;
 use std::time::Duration;
 
-use gateway_adapter_bedrock::{AccountCredentials, BedrockProvider, RetryStats};
+use gateway_adapter_bedrock::{
+    names_inference_profile, AccountCredentials, BedrockProvider, RetryStats,
+};
 use gateway_adapter_http::{
-    serve, serve_live, HttpApp, HttpSettings, LimitBackendErrors, LiveApp, Phase, Readiness,
-    RetryCounters,
+    serve, serve_live, AccountDescription, ConsoleSettings, CredentialStatusSource,
+    GuardrailDescription, HttpApp, HttpSettings, LimitBackendErrors, LimitsBackendKind, LiveApp,
+    Phase, Readiness, RetryCounters, TrafficSampler,
 };
 use gateway_adapter_redis::{BackendErrors, RedisLimits};
 use gateway_core::clock::SharedClock;
 use gateway_core::{
-    ChatProvider, ChatService, CircuitBreakers, GuardrailCatalog, InMemoryLimits, LimitStore,
-    ModelCatalog, ModelRouter, VirtualModelError,
+    ChatProvider, ChatService, CircuitBreakers, CredentialState, CredentialStatus,
+    GuardrailCatalog, InMemoryLimits, LimitStore, ModelCatalog, ModelRouter, VirtualModelError,
 };
 use secrecy::ExposeSecret;
 use thiserror::Error;
@@ -63,9 +66,39 @@ pub struct RunningGateway {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
+    traffic: SampledTraffic,
+}
+
+/// The console's traffic sampler and its task, which ends with the gateway.
+#[derive(Debug)]
+struct SampledTraffic {
+    sampler: TrafficSampler,
+    task: JoinHandle<()>,
+}
+
+impl SampledTraffic {
+    /// Starts sampling `app`'s traffic on the current runtime.
+    fn start(app: &HttpApp) -> Self {
+        let sampler = app.traffic_sampler();
+        let task = tokio::spawn(sampler.clone().run());
+        Self { sampler, task }
+    }
+}
+
+impl Drop for SampledTraffic {
+    fn drop(&mut self) {
+        // The sampler never ends by itself; it must not outlive the gateway it samples.
+        self.task.abort();
+    }
 }
 
 impl RunningGateway {
+    /// The console's traffic sampler; [`TrafficSampler::sample_now`] takes a sample at
+    /// once (tests), beside the one every 5 s.
+    pub fn traffic_sampler(&self) -> &TrafficSampler {
+        &self.traffic.sampler
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -129,6 +162,7 @@ pub async fn start_on_seeded(
     })?;
     // Boxed: building the app is a large future, awaited once per start.
     let (app, ..) = Box::pin(build_app(config, clock, weighted_seed)).await?;
+    let traffic = SampledTraffic::start(&app);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, Arc::new(app), async move {
         let _ = rx.await;
@@ -137,6 +171,7 @@ pub async fn start_on_seeded(
         addr,
         shutdown: Some(tx),
         task,
+        traffic,
     })
 }
 
@@ -211,6 +246,8 @@ async fn build(
         limit_backend_errors: limits.errors.clone(),
         request_id_to_bedrock: config.request_id_to_bedrock,
         capture_content: config.telemetry.capture_content,
+        trace_export_failures: crate::telemetry::export_failures(),
+        console: console_settings(config, &provider),
         ..HttpSettings::default()
     };
     Ok(Built {
@@ -218,6 +255,77 @@ async fn build(
         provider,
         settings,
     })
+}
+
+/// What the console shows of `config`: its admin keys, each account as configured (auth
+/// method, region, endpoint without user information) with its credential cache's status,
+/// the guardrails offered for checks and the limits backend.
+fn console_settings(config: &GatewayConfig, provider: &BedrockProvider) -> ConsoleSettings {
+    let credentials = provider.account_credentials();
+    let accounts = config
+        .accounts
+        .iter()
+        .map(|account| AccountDescription {
+            name: account.name.clone(),
+            auth: account.auth.kind(),
+            region: account.region.to_string(),
+            endpoint: account.endpoint.as_ref().map(|endpoint| {
+                // `host()` is the authority without user information; the path prefix stays.
+                let base = endpoint.base();
+                let scheme = base.split_once("://").map_or("https", |(scheme, _)| scheme);
+                let path = base
+                    .split_once("://")
+                    .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+                    .unwrap_or("");
+                format!("{scheme}://{}{path}", endpoint.host())
+            }),
+            credentials: Arc::new(CredentialCacheStatus(
+                credentials
+                    .iter()
+                    .find(|source| source.account() == account.name)
+                    .cloned(),
+            )),
+        })
+        .collect();
+    ConsoleSettings {
+        admin_keys: config.console.admin_keys.clone(),
+        accounts,
+        guardrails: config
+            .guardrails
+            .iter()
+            .map(|guardrail| GuardrailDescription {
+                name: guardrail.name.clone(),
+                account: guardrail.account.clone(),
+            })
+            .collect(),
+        limits_backend: match config.limits.backend {
+            LimitsBackend::Memory => LimitsBackendKind::Memory,
+            LimitsBackend::Redis { .. } => LimitsBackendKind::Redis,
+        },
+        inference_profiles: config
+            .models
+            .iter()
+            .filter(|model| names_inference_profile(&model.model_id))
+            .map(|model| model.model_id.clone())
+            .collect(),
+    }
+}
+
+/// An account's credential cache, as the console asks it.
+#[derive(Debug)]
+struct CredentialCacheStatus(Option<AccountCredentials>);
+
+impl CredentialStatusSource for CredentialCacheStatus {
+    fn status(&self) -> CredentialStatus {
+        match &self.0 {
+            Some(credentials) => credentials.status(),
+            // Every configured account has credentials; this is only a fallback.
+            None => CredentialStatus {
+                state: CredentialState::Unknown,
+                ..CredentialStatus::fixed()
+            },
+        }
+    }
 }
 
 /// The app of a new process, plus what a shard needs to make its own service, and the
@@ -232,7 +340,6 @@ async fn build_app(
     let retry_counters = Arc::new(BedrockRetryCounters::new(&built.provider));
     let settings = HttpSettings {
         retry_counters: Some(Arc::clone(&retry_counters) as Arc<dyn RetryCounters>),
-        trace_export_failures: crate::telemetry::export_failures(),
         ..std::mem::take(&mut built.settings)
     };
     let app = HttpApp::new(built.service.clone(), settings, clock);
@@ -302,6 +409,10 @@ struct RedisBackendErrors(BackendErrors);
 impl LimitBackendErrors for RedisBackendErrors {
     fn errors(&self) -> u64 {
         self.0.count()
+    }
+
+    fn failing(&self) -> bool {
+        self.0.is_failing()
     }
 }
 
@@ -380,6 +491,8 @@ struct Running {
     readiness: Readiness,
     /// Once [`ShardedGateway::check_readiness`] started them.
     readiness_checks: Option<JoinHandle<()>>,
+    /// On the runtime `start_sharded` was called on; aborted when the gateway is dropped.
+    traffic: SampledTraffic,
 }
 
 impl ShardedGateway {
@@ -394,6 +507,11 @@ impl ShardedGateway {
     /// How many threads serve.
     pub fn shards(&self) -> usize {
         self.shards
+    }
+
+    /// The console's traffic sampler (see [`RunningGateway::traffic_sampler`]).
+    pub fn traffic_sampler(&self) -> &TrafficSampler {
+        &self.running.traffic.sampler
     }
 
     /// Starts checking every account's credentials for `/ready`: at once, then every
@@ -595,8 +713,9 @@ pub fn shard_count(config: &GatewayConfig) -> usize {
 /// says not ready until [`ShardedGateway::check_readiness`] found every account's
 /// credentials usable.
 ///
-/// Call from within a runtime (any flavour): the providers' credentials are prepared on it.
-/// The shards do not depend on it afterwards.
+/// Call from within a runtime (any flavour): the providers' credentials are prepared on it,
+/// and the console's traffic sampler runs on it until the gateway is dropped. The shards
+/// do not depend on it afterwards.
 pub async fn start_sharded(
     config: &GatewayConfig,
     clock: SharedClock,
@@ -618,6 +737,7 @@ pub async fn start_sharded(
 
     let accounts = built.provider.account_credentials();
     readiness::not_checked_yet(base.readiness(), &accounts);
+    let traffic = SampledTraffic::start(&base);
     let readiness = base.readiness().clone();
     let accounts = watch::Sender::new(accounts);
 
@@ -667,6 +787,7 @@ pub async fn start_sharded(
             accounts,
             readiness,
             readiness_checks: None,
+            traffic,
         },
     })
 }

@@ -187,3 +187,56 @@ async fn the_default_chain_uses_the_environments_keys_without_sts() {
         RecordedAuth::SigV4 { access_key_id, session_token: None } if access_key_id == ACCESS_KEY_ID
     ));
 }
+
+#[tokio::test]
+async fn the_console_shows_each_accounts_credentials_as_its_cache_holds_them() {
+    base_identity_in_environment();
+    let sim = sim()
+        .role(SimRole::new(ROLE).external_id(EXTERNAL_ID))
+        .role(SimRole::new(DENIED_ROLE).denied());
+    let config = format!(
+        "{CONFIG}\n[console]\nadmin_keys = [{{ name = \"ops\", key = \"console-admin-key\" }}]\n"
+    );
+    let gw = TestGateway::start_with_config(sim, &config, &[("EXTERNAL_ID", EXTERNAL_ID)]).await;
+    for model in ["cross-account/claude-3", "denied/claude-3"] {
+        gw.chat(&json!({"model": model, "messages": user("hi")}))
+            .await;
+    }
+    let (status, body) = gw
+        .get("/console/api/status", Some("console-admin-key"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains(EXTERNAL_ID) && !body.contains(SECRET),
+        "{body}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let account = |name: &str| {
+        status["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|account| account["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+            .clone()
+    };
+    let assumed = account("cross-account");
+    assert_eq!(assumed["auth"], "assume-role");
+    assert_eq!(assumed["credentials"]["state"], "valid", "{assumed}");
+    for time in ["valid_until", "last_refresh"] {
+        let text = assumed["credentials"][time].as_str().unwrap();
+        assert!(text.len() == 20 && text.ends_with('Z'), "{time}: {text}");
+    }
+    let denied = account("denied");
+    assert_eq!(denied["credentials"]["state"], "error", "{denied}");
+    assert!(
+        denied["credentials"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(DENIED_ROLE),
+        "{denied}"
+    );
+    // Never asked yet: nothing fetched.
+    assert_eq!(account("chain")["credentials"]["state"], "unknown");
+    assert_eq!(account("static")["credentials"]["state"], "valid");
+}

@@ -51,6 +51,7 @@ fn secrets_never_appear_in_debug_output() {
         "value-of-BEDROCK_API_KEY",
         "value-of-EXTERNAL_ID",
         "value-of-REDIS_PASSWORD",
+        "value-of-CONSOLE_ADMIN_KEY",
     ] {
         assert!(!shown.contains(secret), "{secret} leaked into {shown}");
     }

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::demo::{instructions, start_demo, Demo, DEMO_CONFIG, DEMO_KEY};
+use gateway::demo::{instructions, start_demo, Demo, DEMO_ADMIN_KEY, DEMO_CONFIG, DEMO_KEY};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -102,6 +102,29 @@ fn the_instructions_list_every_configured_model() {
     for model in configured_models() {
         assert!(text.contains(&model), "{model} missing from:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn the_console_is_on_with_the_admin_key_the_banner_prints() {
+    let text = instructions("http://127.0.0.1:8080");
+    assert!(text.contains("http://127.0.0.1:8080/console"), "{text}");
+    assert!(text.contains(DEMO_ADMIN_KEY), "{text}");
+    let demo = DemoClient::start().await;
+    let request = http::Request::get(format!("{}/console/api/status", demo.demo.gateway.url()))
+        .header("authorization", format!("Bearer {DEMO_ADMIN_KEY}"))
+        .body(Full::default())
+        .unwrap();
+    let (status, body) = json_of(demo.client.request(request).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let accounts: Vec<&str> = body["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|account| account["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, ["demo", "demo-east", "demo-west"], "{body}");
+    assert!(!body.to_string().contains("demo/secret"), "{body}");
+    demo.shutdown().await;
 }
 
 #[tokio::test]

@@ -68,8 +68,18 @@ fn config(on_backend_error: &str) -> String {
         )
         + &format!(
             "\n[limits]\nbackend = \"redis\"\nredis_url = \"${{REDIS_URL}}\"\n\
-             redis_timeout_ms = {REDIS_TIMEOUT_MS}\non_backend_error = \"{on_backend_error}\"\n"
+             redis_timeout_ms = {REDIS_TIMEOUT_MS}\non_backend_error = \"{on_backend_error}\"\n\
+             \n[console]\nadmin_keys = [{{ name = \"ops\", key = \"{ADMIN_KEY}\" }}]\n"
         )
+}
+
+const ADMIN_KEY: &str = "test-console-admin-key";
+
+/// The console's view of the limits backend: `limits` of its status.
+async fn console_limits(gw: &GatewayClient) -> Value {
+    let (status, body) = gw.get("/console/api/status", Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["limits"].clone()
 }
 
 const RPM_KEY: &str = "test-rpm-5-key";
@@ -377,6 +387,9 @@ async fn with_redis_stopped_allow_serves_within_the_timeout_and_counts_the_error
             None,
             "no limit state is known"
         );
+        let limits = console_limits(gw).await;
+        assert_eq!(limits["backend"], "redis", "{limits}");
+        assert_eq!(limits["state"], "error", "{limits}");
     })
     .await;
     assert_eq!(
@@ -390,6 +403,9 @@ async fn with_redis_stopped_allow_serves_within_the_timeout_and_counts_the_error
     }
 
     assert_enforced_again(&a, &b).await;
+    let limits = console_limits(&a).await;
+    assert_eq!(limits["state"], "ok", "{limits}");
+    assert_eq!(limits["last_error"], Value::Null, "{limits}");
     drop(redis);
 }
 

@@ -29,6 +29,7 @@ const API_KEY: &str = "ABSKQmVkcm9ja0FQSUtleVN3ZWVwMDAx";
 const WRONG_API_KEY: &str = "ABSKV3JvbmdCZWRyb2NrS2V5U3dlZXAwMg";
 const EXTERNAL_ID: &str = "sweep-external-id-3a7b1c";
 const WRONG_EXTERNAL_ID: &str = "sweep-wrong-external-id-6d2e";
+const ADMIN_KEY: &str = "sweep-console-admin-key-4b9e1d";
 const ROLE: &str = "arn:aws:iam::111122223333:role/bedrock-invoke";
 const DENIED_ROLE: &str = "arn:aws:iam::111122223333:role/not-for-you";
 const THROTTLED: &str = "anthropic.claude-3-haiku-20240307-v1:0";
@@ -48,6 +49,7 @@ const SECRETS: &[(&str, &str)] = &[
     ("wrong Bedrock API key", WRONG_API_KEY),
     ("external id", EXTERNAL_ID),
     ("wrong external id", WRONG_EXTERNAL_ID),
+    ("console admin key", ADMIN_KEY),
 ];
 
 async fn simulator() -> SimHandle {
@@ -112,6 +114,9 @@ keys = [
   {{ name = "sweep", key = "{GATEWAY_KEY}" }},
   {{ name = "second", key = "{OTHER_GATEWAY_KEY}", rpm = 1 }},
 ]
+
+[console]
+admin_keys = [{{ name = "ops", key = "{ADMIN_KEY}" }}]
 "#
     );
     let accounts = [
@@ -270,8 +275,19 @@ async fn no_credential_reaches_a_log_line_a_response_a_metric_or_a_span() {
     for (authorization, body) in &refused {
         seen_by_clients.push(exchange(&gateway, chat(&gateway, Some(authorization), body)).await);
     }
-    for path in ["/v1/models", "/health", "/ready", "/metrics", "/nope"] {
-        for authorization in [None, Some(bearer.as_str())] {
+    let admin = format!("Bearer {ADMIN_KEY}");
+    for path in [
+        "/v1/models",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/nope",
+        "/console",
+        "/console/api/status",
+        "/console/api/routes",
+        "/console/api/traffic",
+    ] {
+        for authorization in [None, Some(bearer.as_str()), Some(admin.as_str())] {
             let mut request = http::Request::get(gateway.url(path));
             if let Some(authorization) = authorization {
                 request = request.header("authorization", authorization);
@@ -280,6 +296,29 @@ async fn no_credential_reaches_a_log_line_a_response_a_metric_or_a_span() {
         }
     }
     let (_, metrics) = gateway.get_text("/metrics").await;
+
+    // The console's status shows the failing account's credentials as an error naming its
+    // role (and, as everything above, no secret).
+    let request = http::Request::get(gateway.url("/console/api/status"))
+        .header("authorization", &admin)
+        .body(Full::default())
+        .unwrap();
+    let (parts, body) = gateway.send(request).await.into_parts();
+    assert_eq!(parts.status, 200);
+    let status: serde_json::Value =
+        serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
+    let wrong_external = status["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["name"] == "wrongexternal")
+        .unwrap_or_else(|| panic!("wrongexternal in {status}"));
+    assert_eq!(wrong_external["auth"], "assume-role", "{status}");
+    assert_eq!(wrong_external["credentials"]["state"], "error", "{status}");
+    let error = wrong_external["credentials"]["last_error"]
+        .as_str()
+        .unwrap();
+    assert!(error.contains(ROLE), "{error}");
 
     // A reload refused for a bad value next to the secrets, then a good one.
     let good = config(&sim, otlp.trim_end_matches("/v1/traces"));

@@ -255,6 +255,62 @@ async fn a_reload_reaches_every_shard_and_metrics_follow_the_new_accounts() {
 }
 
 #[tokio::test]
+async fn a_reload_turns_the_console_on_everywhere_and_its_traffic_history_carries_on() {
+    let (sim, mut gateway) = start(sim()).await;
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http::<Full<Bytes>>();
+    let url = gateway.url();
+    let status_of = |key: &str| {
+        http::Request::get(format!("{url}/console/api/traffic"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    let response = client
+        .request(status_of("console-admin-key"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "disabled until configured");
+    for _ in 0..2 {
+        assert_eq!(
+            client.request(chat(&url, false)).await.unwrap().status(),
+            200
+        );
+    }
+    gateway.traffic_sampler().sample_now();
+
+    let base = format!(
+        "{BASE_CONFIG}\n[console]\nadmin_keys = [{{ name = \"ops\", key = \"console-admin-key\" }}]\n"
+    );
+    gateway
+        .reload(&sharded_config(&sim, &base, ""))
+        .await
+        .unwrap();
+    // Every shard (new connections spread over them) knows the admin key now.
+    for _ in 0..4 * SHARDS {
+        let response = client
+            .request(status_of("console-admin-key"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let traffic: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let requests: f64 = traffic["models"][0]["requests_per_second"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rate| rate.as_f64().unwrap() * 5.0)
+            .sum();
+        assert!(
+            (requests - 2.0).abs() < 1e-9,
+            "the requests from before the reload: {traffic}"
+        );
+    }
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_reload_keeps_counting_the_keys_limits_where_it_was() {
     let limited = BASE_CONFIG.replace(
         "{ name = \"strict\", key = \"test-strict-key\", finish_reason_style = \"strict\" }",

@@ -340,7 +340,10 @@ async fn a_refused_export_is_counted() {
     let endpoint = format!("http://{}/v1/traces", closed.local_addr().unwrap());
     drop(closed);
     let (traces, _guard) = trace_to(&endpoint);
-    let gw = TestGateway::start(sim().script(CLAUDE, Script::Echo)).await;
+    let config = format!(
+        "{BASE_CONFIG}\n[console]\nadmin_keys = [{{ name = \"ops\", key = \"console-admin-key\" }}]\n"
+    );
+    let gw = TestGateway::start_with_config(sim().script(CLAUDE, Script::Echo), &config, &[]).await;
     let (status, _) = gw
         .chat(&json!({"model": "sim/claude-3", "messages": user("hi")}))
         .await;
@@ -358,6 +361,17 @@ async fn a_refused_export_is_counted() {
         .parse()
         .unwrap();
     assert!(shown >= 1, "{shown}");
+    // And on the console's status page.
+    let (status, body) = gw
+        .get("/console/api/status", Some("console-admin-key"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["telemetry"]["otlp"], "on", "{body}");
+    assert!(
+        body["telemetry"]["export_failures"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
 }
 
 #[tokio::test]

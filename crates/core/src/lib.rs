@@ -116,6 +116,7 @@
 pub mod chat;
 pub mod circuit_breaker;
 pub mod clock;
+pub mod credential_status;
 pub mod document;
 pub mod embedding;
 pub mod error;
@@ -133,6 +134,7 @@ pub mod service;
 
 pub use chat::*;
 pub use circuit_breaker::{CircuitBreakerSettings, CircuitBreakers, CircuitState};
+pub use credential_status::{CredentialState, CredentialStatus};
 pub use document::{Document, DocumentFormat};
 pub use embedding::{EmbeddingInputType, EmbeddingRequest, EmbeddingResponse};
 pub use error::{GatewayError, ProviderError, RequestFeature};

@@ -17,7 +17,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::ErrorMetadata;
 use gateway_core::clock::SharedClock;
-use gateway_core::ProviderError;
+use gateway_core::{CredentialState, CredentialStatus, ProviderError};
 
 /// Renew at most this long before expiry (with 1 h STS sessions, renewal starts at 55 min).
 const MAX_REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);
@@ -59,6 +59,8 @@ struct CacheState {
     last_error: Option<ProviderError>,
     background_running: bool,
     background_not_before: Option<SystemTime>,
+    /// When the last fetch that succeeded ended, for operators (the console).
+    last_refresh: Option<SystemTime>,
 }
 
 #[derive(Clone)]
@@ -191,6 +193,7 @@ impl RefreshingCache {
                     "obtained AWS credentials"
                 );
                 state.current = Some(cached);
+                state.last_refresh = Some(now);
                 state.last_error = None;
                 state.background_not_before = None;
                 Ok(credentials)
@@ -238,6 +241,34 @@ impl RefreshingCache {
                 state.background_not_before = Some(cache.clock.now() + pause);
             }
         });
+    }
+
+    /// What the cache holds now, for operators; never a secret. Reads only: it fetches
+    /// nothing and starts no renewal.
+    pub(super) fn status(&self) -> CredentialStatus {
+        let now = self.clock.now();
+        let state = self.state();
+        let last_error = state.last_error.as_ref().map(ToString::to_string);
+        let (kind, valid_until) = match &state.current {
+            Some(cached) if cached.usable_at(now) => {
+                let renewing = state.background_running || now >= cached.refresh_at;
+                let kind = if renewing {
+                    CredentialState::Refreshing
+                } else {
+                    CredentialState::Valid
+                };
+                (kind, cached.credentials.expiry())
+            }
+            _ if last_error.is_some() => (CredentialState::Error, None),
+            Some(cached) => (CredentialState::Expired, cached.credentials.expiry()),
+            None => (CredentialState::Unknown, None),
+        };
+        CredentialStatus {
+            state: kind,
+            valid_until,
+            last_refresh: state.last_refresh,
+            last_error,
+        }
     }
 
     /// Drops `stale` if they are still the cached credentials. True if a retry may help:
@@ -604,5 +635,44 @@ mod tests {
         assert!(h.creds.invalidate(&first));
         assert_eq!(key(&h.creds.get().await.unwrap()), "AKID2");
         assert_eq!(h.fake.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn status_tells_operators_where_the_credentials_stand_without_fetching() {
+        let h = harness(Some(Duration::from_secs(3600)));
+        let start = h.clock.now();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Unknown);
+        assert_eq!(
+            h.fake.calls.load(Ordering::SeqCst),
+            0,
+            "status fetches nothing"
+        );
+
+        h.creds.get().await.unwrap();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Valid);
+        assert_eq!(status.valid_until, Some(start + Duration::from_secs(3600)));
+        assert_eq!(status.last_refresh, Some(start));
+        assert_eq!(status.last_error, None);
+
+        // Inside the refresh buffer: still usable, due for renewal.
+        h.clock.advance(Duration::from_secs(3600 - 60));
+        assert_eq!(h.creds.status().state, CredentialState::Refreshing);
+
+        // Expired, and the fetch fails: an error naming the role, never the external id.
+        h.clock.advance(Duration::from_secs(120));
+        h.fake.fail.store(true, Ordering::SeqCst);
+        background_idle(&h.creds).await;
+        h.creds.get().await.unwrap_err();
+        let status = h.creds.status();
+        assert_eq!(status.state, CredentialState::Error);
+        let error = status.last_error.unwrap();
+        assert!(
+            error.contains("arn:aws:iam::111122223333:role/r"),
+            "{error}"
+        );
+        assert!(!error.contains("ext-secret-1"), "{error}");
+        assert_eq!(status.last_refresh, Some(start), "the last success stays");
     }
 }

@@ -22,7 +22,7 @@ use aws_config::Region as AwsRegion;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use gateway_core::clock::SharedClock;
-use gateway_core::ProviderError;
+use gateway_core::{CredentialStatus, ProviderError};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 
@@ -236,6 +236,14 @@ impl AccountCredentials {
         match (&self.source, stale) {
             (Source::Refreshing(cache), RequestAuth::SigV4(stale)) => cache.invalidate(stale),
             _ => false,
+        }
+    }
+
+    /// Where the credentials stand, without fetching any.
+    pub fn status(&self) -> CredentialStatus {
+        match &self.source {
+            Source::Static(_) => CredentialStatus::fixed(),
+            Source::Refreshing(cache) => cache.status(),
         }
     }
 

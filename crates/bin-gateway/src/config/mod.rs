@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gateway_adapter_bedrock::{BedrockAccountConfig, Timeouts};
-use gateway_adapter_http::GatewayKey;
+use gateway_adapter_http::{AdminKey, GatewayKey};
 use gateway_core::{
     CheckableGuardrail, CircuitBreakerSettings, ModelEntry, OnBackendError, VirtualModelEntry,
 };
@@ -85,6 +85,15 @@ pub struct GatewayConfig {
     /// Where the keys' limits are counted.
     pub limits: LimitsConfig,
     pub telemetry: TelemetryConfig,
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// The keys that open the console's admin API; names unique, none equal to another or
+    /// to a gateway key. Empty: the console is disabled.
+    pub admin_keys: Vec<AdminKey>,
 }
 
 /// `[telemetry]`.

@@ -7,7 +7,7 @@ use gateway_adapter_bedrock::AuthConfig;
 use gateway_adapter_bedrock::{
     Endpoint, ModelFamily, Region, RetryConfig, TimeLimit, TimeoutOverrides,
 };
-use gateway_adapter_http::GatewayKey;
+use gateway_adapter_http::{AdminKey, GatewayKey};
 use gateway_core::{
     CircuitBreakerSettings, FinishReasonStyle, GuardrailMode, ModelKind, OnBackendError, Price,
     Strategy,
@@ -28,6 +28,16 @@ pub(super) struct RawConfig {
     pub accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
     pub virtual_models: BTreeMap<String, RawVirtualModel>,
+    #[serde(default)]
+    pub console: RawConsole,
+}
+
+/// `[console]`: the web console (docs/console.md); no admin keys, the default, disables it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    #[serde(default)]
+    pub admin_keys: Vec<AdminKey>,
 }
 
 /// `[telemetry]`: trace export (docs/operations.md, "Tracing").

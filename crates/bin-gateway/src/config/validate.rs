@@ -20,10 +20,13 @@ use gateway_core::{
 use secrecy::ExposeSecret;
 
 use super::raw::{
-    AccountKind, LimitsBackendKind, RawAccount, RawConfig, RawGuardrail, RawLimits, RawTelemetry,
-    RawVersion, RawVirtualModel,
+    AccountKind, LimitsBackendKind, RawAccount, RawConfig, RawConsole, RawGuardrail, RawLimits,
+    RawTelemetry, RawVersion, RawVirtualModel,
 };
-use super::{invalid, ConfigError, GatewayConfig, LimitsBackend, LimitsConfig, TelemetryConfig};
+use super::{
+    invalid, ConfigError, ConsoleConfig, GatewayConfig, LimitsBackend, LimitsConfig,
+    TelemetryConfig,
+};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Far above any core count worth sharding over; a typo such as 10000 fails loudly instead
@@ -147,6 +150,7 @@ impl RawConfig {
         .apply_to(Timeouts::default());
 
         let keys = validate_keys(self.auth.keys)?;
+        let console = validate_console(self.console, &keys)?;
         let limits = self.limits.validate()?;
         let telemetry = self.telemetry.validate()?;
         let mut accounts = Vec::new();
@@ -287,6 +291,7 @@ impl RawConfig {
             circuit_breakers,
             limits,
             telemetry,
+            console,
         })
     }
 }
@@ -402,27 +407,73 @@ fn validate_keys(keys: Vec<GatewayKey>) -> Result<Vec<GatewayKey>, ConfigError> 
             "configure at least one gateway key; clients send it as `Authorization: Bearer <key>`",
         ));
     }
+    unique_names_and_keys(
+        "auth.keys",
+        keys.iter()
+            .map(|key| (key.name.as_str(), key.key.expose_secret())),
+    )?;
+    Ok(keys)
+}
+
+/// Every `(name, key)` of the list at `list` named, and no name or key twice; errors name
+/// the entry, never a key.
+fn unique_names_and_keys<'a>(
+    list: &str,
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     let mut secrets = HashSet::new();
-    for (i, key) in keys.iter().enumerate() {
-        let at = format!("auth.keys[{i}]");
-        if key.name.trim().is_empty() {
+    for (i, (name, key)) in keys.enumerate() {
+        let at = format!("{list}[{i}]");
+        if name.trim().is_empty() {
             return Err(invalid(format!("{at}.name"), "must not be empty"));
         }
-        if !names.insert(key.name.as_str()) {
+        if !names.insert(name) {
             return Err(invalid(
                 format!("{at}.name"),
-                format!("`{}` is used twice", key.name),
+                format!("`{name}` is used twice"),
             ));
         }
-        if !secrets.insert(key.key.expose_secret()) {
+        if !secrets.insert(key) {
             return Err(invalid(
                 format!("{at}.key"),
                 "the same key is configured twice",
             ));
         }
     }
-    Ok(keys)
+    Ok(())
+}
+
+/// Admin keys: named, unique, and none of them a gateway key, so that a key leaked from a
+/// client never opens the console and an admin key never calls a model. Errors never show a
+/// key.
+fn validate_console(
+    console: RawConsole,
+    gateway_keys: &[GatewayKey],
+) -> Result<ConsoleConfig, ConfigError> {
+    let admin_keys = console
+        .admin_keys
+        .iter()
+        .map(|admin| (admin.name.as_str(), admin.key.expose_secret()));
+    unique_names_and_keys("console.admin_keys", admin_keys)?;
+    for (i, admin) in console.admin_keys.iter().enumerate() {
+        let at = format!("console.admin_keys[{i}]");
+        if let Some(gateway) = gateway_keys
+            .iter()
+            .find(|gateway| gateway.key.expose_secret() == admin.key.expose_secret())
+        {
+            return Err(invalid(
+                format!("{at}.key"),
+                format!(
+                    "is also the gateway key `{}`: an admin key must differ from every gateway key",
+                    gateway.name
+                ),
+            ));
+        }
+    }
+    Ok(ConsoleConfig {
+        admin_keys: console.admin_keys,
+    })
 }
 
 fn validate_name(key: &str, name: &str, slash_allowed: bool) -> Result<(), ConfigError> {
