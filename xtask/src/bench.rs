@@ -748,16 +748,14 @@ fn versus_floor(hops: &Hops<'_>, gateway: f64, floor: f64) -> (String, bool) {
 
 async fn latency_rows(plan: &Plan, hops: &Hops<'_>) -> Result<Vec<Row>, String> {
     let call = Call::new(MODEL_ID, Content::Text, KIB, false);
-    let n = plan.latency_requests;
-    let mut lat = PerHop {
-        direct: Some(client::latency(&call.shot(&hops.direct), n).await?),
-        ..PerHop::default()
-    };
-    if let Some(nginx) = &hops.nginx {
-        lat.nginx = Some(client::latency(&call.shot(nginx), n).await?);
+    let mut measured = vec![hops.direct];
+    measured.extend(hops.nginx);
+    measured.extend([hops.hyper, hops.gateway]);
+    let mut lat = PerHop::default();
+    let histograms = latencies(plan.cpu_rounds, &measured, &call, plan.latency_requests).await?;
+    for (hop, histogram) in measured.iter().zip(histograms) {
+        lat.set(hop.column, histogram);
     }
-    lat.hyper = Some(client::latency(&call.shot(&hops.hyper), n).await?);
-    lat.gateway = Some(client::latency(&call.shot(&hops.gateway), n).await?);
 
     let direct = lat.direct.as_ref().ok_or("no direct latency")?;
     let (d50, d99) = (p(direct, 0.5), p(direct, 0.99));
@@ -787,6 +785,27 @@ async fn latency_rows(plan: &Plan, hops: &Hops<'_>) -> Result<Vec<Row>, String> 
             .row("added p99 vs direct, 1 conn (µs)", u64::to_string)
             .target("gateway <= 250", g99 <= 250),
     ])
+}
+
+/// Latency at one connection of each hop, measured in interleaved rounds (so a slow moment of
+/// the machine does not land on one hop only), in the order of `hops`.
+async fn latencies(
+    rounds: usize,
+    hops: &[Hop<'_>],
+    call: &Call,
+    requests: usize,
+) -> Result<Vec<Histogram<u64>>, String> {
+    let mut merged = Vec::with_capacity(hops.len());
+    for _ in hops {
+        merged.push(Histogram::<u64>::new(3).map_err(|e| e.to_string())?);
+    }
+    for _ in 0..rounds {
+        for (hop, merged) in hops.iter().zip(&mut merged) {
+            let histogram = client::latency(&call.shot(hop), requests / rounds).await?;
+            merged.add(&histogram).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(merged)
 }
 
 /// Median CPU per request of each floor and the gateway over interleaved rounds.
@@ -851,13 +870,12 @@ async fn body_rows(plan: &Plan, hops: &Hops<'_>) -> Result<Vec<Row>, String> {
             let call = Call::new(MODEL_ID, content, size, false);
             let requests = plan.body_requests(size);
             let latency_requests = (requests / 4).max(50);
-            let direct = client::latency(&call.shot(&hops.direct), latency_requests).await?;
-            let floor_lat = client::latency(&call.shot(&floor), latency_requests).await?;
-            let gateway_lat = client::latency(&call.shot(&hops.gateway), latency_requests).await?;
-            let d50 = p(&direct, 0.5);
+            let measured = [hops.direct, floor, hops.gateway];
+            let lat = latencies(2, &measured, &call, latency_requests).await?;
+            let d50 = p(&lat[0], 0.5);
             let mut added = PerHop::default();
-            added.set(floor.column, p(&floor_lat, 0.5).saturating_sub(d50));
-            added.set(Column::Gateway, p(&gateway_lat, 0.5).saturating_sub(d50));
+            added.set(floor.column, p(&lat[1], 0.5).saturating_sub(d50));
+            added.set(Column::Gateway, p(&lat[2], 0.5).saturating_sub(d50));
 
             let medians = cpu_rounds(1, &[floor, hops.gateway], &call, 16, requests).await?;
             let mut cpu = PerHop::default();
@@ -920,34 +938,15 @@ async fn stream_rows(plan: &Plan, hops: &Hops<'_>) -> Result<Vec<Row>, String> {
     let deltas = Call::new(DELTAS_MODEL_ID, Content::Text, KIB, true);
     let tokens = (FAN_OUT_STREAMS * DELTAS_PER_STREAM) as f64;
     let mut per_core = PerHop::<f64>::default();
-    let mut wall = PerHop::<f64>::default();
-    let mut first_loaded = PerHop::<u64>::default();
-    for hop in [hops.direct, floor, hops.gateway] {
+    for hop in [floor, hops.gateway] {
         let mut cpu = Duration::ZERO;
-        let mut elapsed = Duration::ZERO;
-        let mut firsts = Vec::new();
         for _ in 0..plan.fan_out_rounds {
-            let fan =
+            cpu +=
                 client::fan_out_streams(&deltas.shot(&hop), hop.process, FAN_OUT_STREAMS).await?;
-            cpu += fan.cpu;
-            elapsed += fan.wall;
-            firsts.push(fan.first_byte_p50);
         }
-        firsts.sort_unstable();
-        let rounds = plan.fan_out_rounds as f64;
-        let core_rate = tokens * rounds / cpu.as_secs_f64().max(1e-9);
-        let wall_rate = tokens * rounds / elapsed.as_secs_f64().max(1e-9);
-        let first_p50 = firsts.get(firsts.len() / 2).copied().unwrap_or(0);
-        eprintln!(
-            "    {}: {core_rate:.0} tokens/s per core, {wall_rate:.0} tokens/s",
-            hop.name
-        );
-        // The simulator's own CPU is no proxy's cost.
-        if hop.column != Column::Direct {
-            per_core.set(hop.column, core_rate);
-        }
-        wall.set(hop.column, wall_rate);
-        first_loaded.set(hop.column, first_p50);
+        let core_rate = tokens * plan.fan_out_rounds as f64 / cpu.as_secs_f64().max(1e-9);
+        eprintln!("    {}: {core_rate:.0} tokens/s per core", hop.name);
+        per_core.set(hop.column, core_rate);
     }
     let g = per_core.gateway.unwrap_or(0.0);
     let f = per_core.judge().copied().unwrap_or(0.0);
@@ -965,10 +964,6 @@ async fn stream_rows(plan: &Plan, hops: &Hops<'_>) -> Result<Vec<Row>, String> {
             target: format!("gateway/{} is {:.2}", hops.judge_name, ratio(g, f)),
             ..per_core.row(format!("{fan}: tokens/s per core"), |v| format!("{v:.0}"))
         },
-        wall.row(format!("{fan}: tokens/s (wall clock)"), |v| {
-            format!("{v:.0}")
-        }),
-        first_loaded.row(format!("{fan}: first byte p50 (µs)"), u64::to_string),
     ])
 }
 
@@ -980,13 +975,15 @@ async fn tls_rows(
 ) -> Result<Vec<Row>, String> {
     let call = Call::new(MODEL_ID, Content::Text, KIB, false);
     let n = plan.latency_requests;
-    let d50 = p(&client::latency(&call.shot(&hops.direct), n).await?, 0.5);
     let mut measured: Vec<Hop<'_>> = nginx_tls.into_iter().collect();
     measured.push(gateway_tls);
+    let mut with_direct = vec![hops.direct];
+    with_direct.extend(&measured);
+    let lat = latencies(plan.cpu_rounds, &with_direct, &call, n).await?;
+    let d50 = p(&lat[0], 0.5);
     let mut added = PerHop::default();
-    for hop in &measured {
-        let p50 = p(&client::latency(&call.shot(hop), n).await?, 0.5);
-        added.set(hop.column, p50.saturating_sub(d50));
+    for (hop, histogram) in measured.iter().zip(&lat[1..]) {
+        added.set(hop.column, p(histogram, 0.5).saturating_sub(d50));
     }
     let medians = cpu_rounds(
         plan.cpu_rounds,
@@ -1043,9 +1040,16 @@ async fn key_rows(plan: &Plan, hops: &Hops<'_>, many: Hop<'_>) -> Result<Vec<Row
     .await?;
     let (one, lots) = (medians[0], medians[1]);
     let n = plan.latency_requests;
-    let d50 = p(&client::latency(&call.shot(&hops.direct), n).await?, 0.5);
-    let one50 = p(&client::latency(&call.shot(&hops.gateway), n).await?, 0.5).saturating_sub(d50);
-    let lots50 = p(&client::latency(&call.shot(&many), n).await?, 0.5).saturating_sub(d50);
+    let lat = latencies(
+        plan.cpu_rounds,
+        &[hops.direct, hops.gateway, many],
+        &call,
+        n,
+    )
+    .await?;
+    let d50 = p(&lat[0], 0.5);
+    let one50 = p(&lat[1], 0.5).saturating_sub(d50);
+    let lots50 = p(&lat[2], 0.5).saturating_sub(d50);
     let cpu_ratio = ratio(lots.as_secs_f64(), one.as_secs_f64());
     let label = format!("{MANY_KEYS} keys + {MANY_MODELS} models");
     Ok(vec![
