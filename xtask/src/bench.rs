@@ -1030,16 +1030,17 @@ async fn tls_rows(
 
 async fn key_rows(plan: &Plan, hops: &Hops<'_>, many: Hop<'_>) -> Result<Vec<Row>, String> {
     let call = Call::new(MODEL_ID, Content::Text, KIB, false);
+    // Smaller samples: a gateway whose cost grows with its keys would otherwise take minutes.
     let medians = cpu_rounds(
         plan.cpu_rounds,
         &[hops.gateway, many],
         &call,
         CPU_CONNECTIONS,
-        plan.cpu_requests / 2,
+        plan.cpu_requests / 8,
     )
     .await?;
     let (one, lots) = (medians[0], medians[1]);
-    let n = plan.latency_requests;
+    let n = plan.latency_requests / 4;
     let lat = latencies(
         plan.cpu_rounds,
         &[hops.direct, hops.gateway, many],

@@ -41,8 +41,22 @@ impl Shot {
     }
 }
 
+/// An error with its causes ("connection error: Connection reset by peer"), for hyper's
+/// errors, whose own message names only the kind.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 async fn connect(addr: SocketAddr) -> Result<TokioIo<TcpStream>, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(TokioIo::new(stream))
 }
@@ -69,7 +83,7 @@ impl Conn {
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{}: reading the answer: {}", shot.name, chain(&e)))?
             .to_bytes();
         if status != 200 {
             return Err(format!(
@@ -83,11 +97,14 @@ impl Conn {
 
     /// Sends `shot`; the answer's head must be a 200.
     pub async fn start(&mut self, shot: &Shot) -> Result<http::Response<Incoming>, String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| format!("{}: {}", shot.name, chain(&e)))?;
         self.sender
             .send_request(shot.request()?)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{}: sending: {}", shot.name, chain(&e)))
     }
 }
 
@@ -171,7 +188,7 @@ async fn read_stream(
     let mut first_at = None;
     let mut bytes = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
+        let frame = frame.map_err(|e| format!("{name}: reading the stream: {}", chain(&e)))?;
         if let Some(data) = frame.data_ref() {
             if first_at.is_none() && !data.is_empty() {
                 first_at = Some(Instant::now());
