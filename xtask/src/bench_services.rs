@@ -1,10 +1,11 @@
-//! The processes `cargo xtask bench` measures against: the simulator in fixed-answer mode and
-//! the floor, a do-nothing pass-through proxy.
+//! The processes `cargo xtask bench` measures against: the simulator in fixed-answer mode
+//! (plain HTTP, or HTTPS with `--tls <cert.pem> <key.pem>`) and the hyper floor, a do-nothing
+//! pass-through proxy.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
 
-use bedrock_sim::{BedrockSim, Script, StreamStep};
+use bedrock_sim::{BedrockSim, Reply, Script, StreamStep, TlsPem};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
@@ -28,8 +29,33 @@ fn announce(url: &str) {
     println!("{url}");
 }
 
-/// `xtask bench-sim`: the fixed-answer upstream; prints its URL, runs until killed.
-pub fn sim() -> ExitCode {
+/// Model ids of the bench's scripts besides the fixed answer.
+pub const HOLD_MODEL_ID: &str = "bench.hold";
+pub const DELTAS_MODEL_ID: &str = "bench.deltas";
+/// Text deltas in each `bench.deltas` stream.
+pub const DELTAS_PER_STREAM: usize = 500;
+
+/// `xtask bench-sim [--tls <cert.pem> <key.pem>]`: the fixed-answer upstream (`bench.hold`
+/// streams one delta and holds; `bench.deltas` streams 500 one-word deltas as fast as it can);
+/// prints its URL, runs until killed.
+pub fn sim(args: &[String]) -> ExitCode {
+    let tls = match args {
+        [] => None,
+        [flag, cert, key] if flag == "--tls" => match (std::fs::read(cert), std::fs::read(key)) {
+            (Ok(cert_chain), Ok(private_key)) => Some(TlsPem {
+                cert_chain,
+                private_key,
+            }),
+            _ => {
+                eprintln!("bench-sim: cannot read {cert} or {key}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => {
+            eprintln!("usage: xtask bench-sim [--tls <cert.pem> <key.pem>]");
+            return ExitCode::from(2);
+        }
+    };
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -42,13 +68,18 @@ pub fn sim() -> ExitCode {
             ),
             StreamStep::Hold,
         ];
-        let sim = BedrockSim::builder()
+        let deltas =
+            bedrock_sim::stream::from_reply(&Reply::text(&"tok ".repeat(DELTAS_PER_STREAM)));
+        let mut builder = BedrockSim::builder()
             .verify_signatures(false)
             .record_requests(false)
             .default_script(Script::Fixed)
-            .script("bench.hold", Script::Stream(hold))
-            .start()
-            .await;
+            .script(HOLD_MODEL_ID, Script::Stream(hold))
+            .script(DELTAS_MODEL_ID, Script::Stream(deltas));
+        if let Some(pem) = tls {
+            builder = builder.tls(pem);
+        }
+        let sim = builder.start().await;
         match sim {
             Ok(sim) => {
                 announce(&sim.url());

@@ -15,7 +15,7 @@ mod supply_chain;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: cargo xtask <ci | manifests | supply-chain | advisory-snapshot --from <dir> | bench [--quick] | fuzz [--time SECS] [TARGET]>";
+const USAGE: &str = "usage: cargo xtask <ci | manifests | supply-chain | advisory-snapshot --from <dir> | bench [--quick] [--only GROUP,...] | fuzz [--time SECS] [TARGET]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         ),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
-        Some("bench-sim") => bench_services::sim(),
+        Some("bench-sim") => bench_services::sim(&args[1..]),
         Some("bench-floor") if args.len() == 2 => bench_services::floor(&args[1]),
         _ => {
             eprintln!("{USAGE}");

@@ -199,6 +199,7 @@ mod sigv4;
 mod state;
 pub mod stream;
 mod sts;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -216,6 +217,7 @@ pub use guardrail::NAMES as GUARDRAIL_NAMES;
 pub use reasoning::{reasoning_signature, redacted_reasoning_data, REDACTED_THINKING_TRIGGER};
 pub use schema::minimal_instance;
 pub use script::{CacheUsage, Gate, Reply, Script, StreamStep};
+pub use tls::TlsPem;
 
 use body::DropLog;
 use clock::SimClock;
@@ -231,6 +233,9 @@ pub enum SimError {
     /// An event-stream frame could not be encoded.
     #[error("event-stream frame could not be encoded: {0}")]
     Frame(String),
+    /// The TLS certificate or key given to [`SimBuilder::tls`] is unusable.
+    #[error("bedrock-sim could not set up TLS: {0}")]
+    Tls(String),
 }
 
 /// Entry point: `BedrockSim::builder()...start().await`.
@@ -297,6 +302,7 @@ pub struct SimBuilder {
     profile_only: HashSet<String>,
     failures: HashMap<String, Failure>,
     default_failure: Option<Failure>,
+    tls: Option<TlsPem>,
 }
 
 impl Default for SimBuilder {
@@ -316,6 +322,7 @@ impl Default for SimBuilder {
             profile_only: HashSet::new(),
             failures: HashMap::new(),
             default_failure: None,
+            tls: None,
         }
     }
 }
@@ -352,6 +359,7 @@ impl fmt::Debug for SimBuilder {
             .field("profile_only", &self.profile_only)
             .field("failures", &self.failures)
             .field("default_failure", &self.default_failure)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -486,6 +494,14 @@ impl SimBuilder {
         self
     }
 
+    /// Serves HTTPS (HTTP/1.1 over TLS) with this certificate and key instead of plain HTTP;
+    /// [`SimHandle::url`] then starts with `https://`.
+    #[must_use]
+    pub fn tls(mut self, pem: TlsPem) -> Self {
+        self.tls = Some(pem);
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
     ///
     /// # Errors
@@ -501,9 +517,12 @@ impl SimBuilder {
     ///
     /// # Errors
     /// [`SimError::Bind`] if the listener's address cannot be read; [`SimError::Frame`] if
-    /// the fixed answer cannot be encoded (does not happen).
+    /// the fixed answer cannot be encoded (does not happen); [`SimError::Tls`] if the TLS
+    /// certificate or key is unusable.
     pub async fn start_on(self, listener: TcpListener) -> Result<SimHandle, SimError> {
         let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let tls = self.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let fixed = fixed_answers()?;
         let shared = Arc::new(Shared {
@@ -554,13 +573,15 @@ impl SimBuilder {
         shared.set_default_failure(self.default_failure);
         tokio::spawn(server::accept_loop(
             listener,
+            tls,
             Arc::clone(&shared),
             shutdown_rx,
         ));
-        tracing::debug!(%addr, "bedrock-sim listening");
+        tracing::debug!(%addr, scheme, "bedrock-sim listening");
         Ok(SimHandle {
             inner: Arc::new(HandleInner {
                 addr,
+                scheme,
                 shared,
                 shutdown: shutdown_tx,
             }),
@@ -596,6 +617,8 @@ pub struct SimHandle {
 
 struct HandleInner {
     addr: SocketAddr,
+    /// `http`, or `https` when serving TLS.
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
 }
@@ -620,9 +643,10 @@ impl SimHandle {
         self.inner.addr
     }
 
-    /// `http://127.0.0.1:PORT`: both the Bedrock Runtime endpoint and the STS endpoint.
+    /// `http://127.0.0.1:PORT` (`https://` with [`SimBuilder::tls`]): both the Bedrock Runtime
+    /// endpoint and the STS endpoint.
     pub fn url(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        format!("{}://{}", self.inner.scheme, self.inner.addr)
     }
 
     /// Every Bedrock request received so far (including rejected ones), in order.

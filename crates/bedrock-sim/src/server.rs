@@ -1,6 +1,7 @@
 //! The HTTP server: accept loop (TCP_NODELAY, one task per connection, HTTP/1.1 keep-alive or
-//! HTTP/2 prior knowledge via hyper-util's auto builder), routing, graceful shutdown, and
-//! connections dropped on purpose ([`crate::Fault::Close`], [`crate::Fault::Reset`]).
+//! HTTP/2 prior knowledge via hyper-util's auto builder, optionally inside TLS), routing,
+//! graceful shutdown, and connections dropped on purpose ([`crate::Fault::Close`],
+//! [`crate::Fault::Reset`]).
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 
 use crate::body::SimBody;
 use crate::state::{shutdown_signal, Shared};
@@ -25,6 +27,7 @@ use crate::{apply_guardrail, bedrock, sts, Operation};
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -37,6 +40,7 @@ pub(crate) async fn accept_loop(
             Ok((stream, _peer)) => {
                 tokio::spawn(serve_connection(
                     stream,
+                    tls.clone(),
                     Arc::clone(&shared),
                     shutdown.clone(),
                 ));
@@ -144,7 +148,12 @@ impl Drop for Socket {
     }
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "bedrock-sim could not set TCP_NODELAY");
     }
@@ -153,6 +162,23 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, shutdown: watc
         stream,
         control: Arc::clone(&control),
     };
+    match tls {
+        None => serve_http(socket, control, shared, shutdown).await,
+        Some(acceptor) => match acceptor.accept(socket).await {
+            Ok(tls_stream) => serve_http(tls_stream, control, shared, shutdown).await,
+            Err(e) => tracing::debug!(error = %e, "bedrock-sim TLS handshake failed"),
+        },
+    }
+}
+
+async fn serve_http<S>(
+    socket: S,
+    control: Arc<ConnectionControl>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let builder = auto::Builder::new(TokioExecutor::new());
     let service = {
         let control = Arc::clone(&control);
