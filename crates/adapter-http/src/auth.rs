@@ -1,11 +1,13 @@
 //! Gateway keys: who may call (and within which limits), and the console's admin keys, all
 //! compared in constant time.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use gateway_core::{Caller, GuardrailAllowList};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::settings::{AdminKey, GatewayKey};
@@ -15,12 +17,25 @@ pub(crate) struct KeyStore {
     keys: Vec<GatewayKey>,
     /// Each key's allow-list, built once: a request only clones its `Arc`.
     guardrails: Vec<GuardrailAllowList>,
+    /// The index in `keys` of each key's SHA-256: a token is looked up by its digest, so the
+    /// cost of a request does not grow with the number of keys (comparing against each of
+    /// 10,000 keys made a request 18 times dearer).
+    by_digest: HashMap<[u8; 32], usize>,
 }
 
 impl KeyStore {
     pub(crate) fn new(keys: Vec<GatewayKey>) -> Self {
         let guardrails = keys.iter().map(GatewayKey::guardrail_allow_list).collect();
-        Self { keys, guardrails }
+        let by_digest = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (digest(key.key.expose_secret().as_bytes()), index))
+            .collect();
+        Self {
+            keys,
+            guardrails,
+            by_digest,
+        }
     }
 
     /// The caller the request's gateway key identifies, or `None`. The key comes in
@@ -53,17 +68,19 @@ impl KeyStore {
 
     /// The caller one token identifies, or `None`.
     ///
-    /// Every key is compared in full whatever matched before, and each comparison runs over
-    /// the configured key's bytes, so timing reveals neither which key nor how much of a
-    /// prefix matched.
+    /// The token is found by its SHA-256. What a lookup's timing can tell is how the
+    /// presented token's digest sits among the stored digests, and a digest gives away
+    /// nothing of the key it came from (SHA-256 has no known preimage attack); no
+    /// comparison ever runs over a key's own bytes until the digests agree. The key found is
+    /// then compared with the token in constant time all the same.
     fn authenticate_token(&self, token: &[u8]) -> Option<Caller> {
-        let mut matched: Option<(&GatewayKey, &GuardrailAllowList)> = None;
-        for (key, guardrails) in self.keys.iter().zip(&self.guardrails) {
-            if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
-                matched = Some((key, guardrails));
-            }
+        let index = *self.by_digest.get(&digest(token))?;
+        let key = self.keys.get(index)?;
+        let guardrails = self.guardrails.get(index)?;
+        if !bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
+            return None;
         }
-        matched.map(|(key, guardrails)| Caller {
+        Some(Caller {
             key_name: Some(key.name.clone()),
             finish_reason_style: key.finish_reason_style,
             drop_unsupported_params: key.drop_unsupported_params,
@@ -113,6 +130,11 @@ impl fmt::Debug for AdminKeys {
             .field("keys", &self.0.len())
             .finish()
     }
+}
+
+/// A key's SHA-256, the index of [`KeyStore`].
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
 }
 
 /// Anthropic's key header.
@@ -168,6 +190,28 @@ mod tests {
                 ..GatewayKey::new("strict", "sk-strict-longer".into())
             },
         ])
+    }
+
+    #[test]
+    fn among_many_keys_each_token_finds_its_own_and_near_misses_find_none() {
+        let keys: Vec<GatewayKey> = (0..1000)
+            .map(|i| GatewayKey::new(&format!("key-{i}"), format!("sk-{i:04}").into()))
+            .collect();
+        let store = KeyStore::new(keys);
+        for i in [0, 537, 999] {
+            let caller = store.authenticate_token(format!("sk-{i:04}").as_bytes());
+            assert_eq!(
+                caller.and_then(|c| c.key_name),
+                Some(format!("key-{i}")),
+                "key {i}"
+            );
+        }
+        for miss in ["sk-1000", "sk-053", "sk-05370", "SK-0537", ""] {
+            assert!(
+                store.authenticate_token(miss.as_bytes()).is_none(),
+                "{miss}"
+            );
+        }
     }
 
     fn auth(value: &str) -> Option<Caller> {
