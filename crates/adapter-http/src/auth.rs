@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn among_many_keys_each_token_finds_its_own_and_near_misses_find_none() {
         let keys: Vec<GatewayKey> = (0..1000)
-            .map(|i| GatewayKey::new(&format!("key-{i}"), format!("sk-{i:04}").into()))
+            .map(|i| GatewayKey::new(format!("key-{i}"), format!("sk-{i:04}").into()))
             .collect();
         let store = KeyStore::new(keys);
         for i in [0, 537, 999] {
