@@ -338,13 +338,18 @@ async fn stop_and_restart(
 
 /// Polls `gw` until its key's requests are counted in Redis again (the admission answers with
 /// the limit's headers), within the deadline. Redis came back empty: that request is the
-/// first of the minute.
+/// first of the minute, or nearly (a call that timed out may have been counted all the same).
 async fn wait_until_enforced(gw: &GatewayClient) {
     let deadline = Instant::now() + RECOVERY_DEADLINE;
     loop {
         let (parts, body) = gw.chat_parts(RPM_KEY, &ask()).await;
-        if parts.status == 200 && header(&parts, "x-ratelimit-remaining-requests").is_some() {
-            assert_eq!(header(&parts, "x-ratelimit-remaining-requests"), Some("4"));
+        if let (200, Some(remaining)) = (
+            parts.status.as_u16(),
+            header(&parts, "x-ratelimit-remaining-requests"),
+        ) {
+            // 4 unless an earlier call of this loop reached Redis but timed out.
+            let remaining: u32 = remaining.parse().unwrap();
+            assert!(remaining <= 4, "{remaining}");
             return;
         }
         assert!(
@@ -356,18 +361,52 @@ async fn wait_until_enforced(gw: &GatewayClient) {
     }
 }
 
-/// After recovery, one request counted by [`wait_until_enforced`]: four more, then refused
-/// on both gateways.
+/// After recovery, one request counted by [`wait_until_enforced`]: at most four more admitted
+/// by Redis, then refused on both gateways.
+///
+/// On a loaded machine a Redis call can outlast the 100 ms timeout; `allow` then serves that
+/// request without limit headers (and Redis may still have counted it), so such answers are
+/// told apart from Redis's own admissions instead of assuming every call arrived in time.
 async fn assert_enforced_again(a: &GatewayClient, b: &GatewayClient) {
     wait_until_enforced(a).await;
-    for gw in [b, a, b, a] {
+    let mut admitted_by_redis = 0;
+    let mut refused_on = None;
+    for (i, gw) in [b, a].into_iter().cycle().take(12).enumerate() {
         let (parts, body) = gw.chat_parts(RPM_KEY, &ask()).await;
-        assert_eq!(parts.status, 200, "{body}");
+        match parts.status.as_u16() {
+            200 if header(&parts, "x-ratelimit-remaining-requests").is_some() => {
+                admitted_by_redis += 1;
+            }
+            // The call to Redis timed out: served, as `allow` says, without a limit state.
+            200 => {}
+            429 => {
+                assert_openai_error(&body, "rate_limit_exceeded");
+                refused_on = Some(i % 2);
+                break;
+            }
+            status => panic!("{status}: {body}"),
+        }
     }
-    for gw in [a, b] {
-        let (parts, body) = gw.chat_parts(RPM_KEY, &ask()).await;
-        assert_eq!(parts.status, 429, "{body}");
-        assert_openai_error(&body, "rate_limit_exceeded");
+    let refused_on = refused_on.expect("the key's limit is enforced again");
+    assert!(
+        admitted_by_redis <= 4,
+        "{admitted_by_redis} admitted after the first"
+    );
+    // The other gateway refuses too (retrying only answers served without Redis).
+    let other = if refused_on == 0 { a } else { b };
+    let deadline = Instant::now() + RECOVERY_DEADLINE;
+    loop {
+        let (parts, body) = other.chat_parts(RPM_KEY, &ask()).await;
+        if parts.status == 429 {
+            assert_openai_error(&body, "rate_limit_exceeded");
+            return;
+        }
+        assert!(
+            parts.status == 200 && header(&parts, "x-ratelimit-remaining-requests").is_none(),
+            "the other gateway admitted past the limit: {} {body}",
+            parts.status
+        );
+        assert!(Instant::now() < deadline, "never refused: {body}");
     }
 }
 
