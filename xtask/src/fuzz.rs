@@ -4,7 +4,7 @@
 //! property tests on stable, with a case count scaled by the time. docs/hardening.md
 //! ("Fuzzing") has the workflow for what a run finds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask fuzz [--time SECS] [TARGET]";
@@ -25,7 +25,7 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let mut targets = match targets(&root) {
         Ok(targets) => targets,
         Err(message) => {
@@ -79,13 +79,6 @@ fn parse(args: &[String]) -> Result<(u64, Option<String>), String> {
         }
     }
     Ok((seconds, target))
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 /// The targets, as `fuzz/fuzz_targets/<name>.rs` names them (a test in

@@ -21,13 +21,7 @@ pub(crate) const GEO_PREFIXES: &[&str] =
 /// profiles: `us-gov-*` -> `us-gov`, `us-*` -> `us`, `eu-*` -> `eu`, `ap-*` -> `apac`,
 /// `ca-*` -> `ca`. Allocates nothing: it runs on every request.
 pub(crate) fn profile_geography(model_id: &str, region: &str) -> Option<&'static str> {
-    if model_id.starts_with("arn:") {
-        return None;
-    }
-    let first_segment = model_id
-        .split_once('.')
-        .map_or(model_id, |(first, _)| first);
-    if GEO_PREFIXES.contains(&first_segment) {
+    if model_id.starts_with("arn:") || has_geo_prefix(model_id) {
         return None;
     }
     [
@@ -49,6 +43,11 @@ pub fn names_inference_profile(model_id: &str) -> bool {
         return model_id.contains(":inference-profile/")
             || model_id.contains(":application-inference-profile/");
     }
+    has_geo_prefix(model_id)
+}
+
+/// Whether `model_id` starts with a geographic profile prefix (`us.`, `eu.`, ...).
+fn has_geo_prefix(model_id: &str) -> bool {
     let first_segment = model_id
         .split_once('.')
         .map_or(model_id, |(first, _)| first);

@@ -22,7 +22,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use gateway_core::clock::SharedClock;
+use gateway_core::clock::{civil_from_days, SharedClock};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Request};
 use sha2::{Digest, Sha256};
@@ -396,21 +396,6 @@ fn digits<const N: usize>(value: u64) -> [u8; N] {
         rest /= 10;
     }
     out
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Derived SigV4 signing keys, by secret, date and region: deriving one takes four HMACs,

@@ -6,7 +6,7 @@ use std::fmt;
 
 use gateway_core::{Caller, GuardrailAllowList};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -17,24 +17,19 @@ pub(crate) struct KeyStore {
     keys: Vec<GatewayKey>,
     /// Each key's allow-list, built once: a request only clones its `Arc`.
     guardrails: Vec<GuardrailAllowList>,
-    /// The index in `keys` of each key's SHA-256: a token is looked up by its digest, so the
-    /// cost of a request does not grow with the number of keys (comparing against each of
-    /// 10,000 keys made a request 18 times dearer).
-    by_digest: HashMap<[u8; 32], usize>,
+    /// So the cost of a request does not grow with the number of keys (comparing against
+    /// each of 10,000 keys made a request 18 times dearer).
+    index: KeyIndex,
 }
 
 impl KeyStore {
     pub(crate) fn new(keys: Vec<GatewayKey>) -> Self {
         let guardrails = keys.iter().map(GatewayKey::guardrail_allow_list).collect();
-        let by_digest = keys
-            .iter()
-            .enumerate()
-            .map(|(index, key)| (digest(key.key.expose_secret().as_bytes()), index))
-            .collect();
+        let index = KeyIndex::new(keys.iter().map(|key| &key.key));
         Self {
             keys,
             guardrails,
-            by_digest,
+            index,
         }
     }
 
@@ -66,20 +61,10 @@ impl KeyStore {
         &self.keys
     }
 
-    /// The caller one token identifies, or `None`.
-    ///
-    /// The token is found by its SHA-256. What a lookup's timing can tell is how the
-    /// presented token's digest sits among the stored digests, and a digest gives away
-    /// nothing of the key it came from (SHA-256 has no known preimage attack); no
-    /// comparison ever runs over a key's own bytes until the digests agree. The key found is
-    /// then compared with the token in constant time all the same.
+    /// The caller one token identifies, or `None` (see [`KeyIndex`]).
     fn authenticate_token(&self, token: &[u8]) -> Option<Caller> {
-        let index = *self.by_digest.get(&digest(token))?;
-        let key = self.keys.get(index)?;
+        let (index, key) = self.index.find(token, &self.keys, |key| &key.key)?;
         let guardrails = self.guardrails.get(index)?;
-        if !bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
-            return None;
-        }
         Some(Caller {
             key_name: Some(key.name.clone()),
             finish_reason_style: key.finish_reason_style,
@@ -99,40 +84,76 @@ impl fmt::Debug for KeyStore {
 }
 
 /// The console's admin keys: they open its API and nothing else.
-pub(crate) struct AdminKeys(Vec<AdminKey>);
+pub(crate) struct AdminKeys {
+    keys: Vec<AdminKey>,
+    index: KeyIndex,
+}
 
 impl AdminKeys {
     pub(crate) fn new(keys: Vec<AdminKey>) -> Self {
-        Self(keys)
+        let index = KeyIndex::new(keys.iter().map(|key| &key.key));
+        Self { keys, index }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.keys.is_empty()
     }
 
     /// The name of the admin key in the request's one `Authorization: Bearer <key>`, or
-    /// `None`. Every key is compared in full, as gateway keys are.
+    /// `None`; found as gateway keys are.
     pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Option<&str> {
         let token = bearer_token(only(headers, &AUTHORIZATION).ok()??)?;
-        let mut matched = None;
-        for key in &self.0 {
-            if bool::from(constant_time_eq(token, key.key.expose_secret().as_bytes())) {
-                matched = Some(key.name.as_str());
-            }
-        }
-        matched
+        let (_, key) = self.index.find(token, &self.keys, |key| &key.key)?;
+        Some(key.name.as_str())
     }
 }
 
 impl fmt::Debug for AdminKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminKeys")
-            .field("keys", &self.0.len())
+            .field("keys", &self.keys.len())
             .finish()
     }
 }
 
-/// A key's SHA-256, the index of [`KeyStore`].
+/// Where each configured key sits in its list, by the key's SHA-256.
+///
+/// A token is found by its digest. What a lookup's timing can tell is how the presented
+/// token's digest sits among the stored digests, and a digest gives away nothing of the key
+/// it came from (SHA-256 has no known preimage attack); no comparison ever runs over a key's
+/// own bytes until the digests agree. The key found is then compared with the token in
+/// constant time all the same.
+struct KeyIndex(HashMap<[u8; 32], usize>);
+
+impl KeyIndex {
+    fn new<'a>(secrets: impl Iterator<Item = &'a SecretString>) -> Self {
+        Self(
+            secrets
+                .enumerate()
+                .map(|(index, secret)| (digest(secret.expose_secret().as_bytes()), index))
+                .collect(),
+        )
+    }
+
+    /// The key of `keys` (the list this index was made from) that `token` is, and its
+    /// position.
+    fn find<'k, K>(
+        &self,
+        token: &[u8],
+        keys: &'k [K],
+        secret: impl Fn(&K) -> &SecretString,
+    ) -> Option<(usize, &'k K)> {
+        let index = *self.0.get(&digest(token))?;
+        let key = keys.get(index)?;
+        bool::from(constant_time_eq(
+            token,
+            secret(key).expose_secret().as_bytes(),
+        ))
+        .then_some((index, key))
+    }
+}
+
+/// A key's SHA-256.
 fn digest(key: &[u8]) -> [u8; 32] {
     Sha256::digest(key).into()
 }

@@ -1031,9 +1031,18 @@ fn content_length(parts: &Parts) -> Result<Option<u64>, ApiError> {
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    body_response(status, JSON, body)
+}
+
+/// A whole body of `content_type`.
+pub(crate) fn body_response(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: Bytes,
+) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, JSON);
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
     response
 }
 

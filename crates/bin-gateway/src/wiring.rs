@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use gateway_adapter_bedrock::{
-    names_inference_profile, AccountCredentials, BedrockProvider, RetryStats,
+    names_inference_profile, AccountCredentials, BedrockProvider, Endpoint, RetryStats,
 };
 use gateway_adapter_http::{
     serve, serve_live, AccountDescription, ConsoleSettings, CredentialStatusSource,
@@ -269,16 +269,7 @@ fn console_settings(config: &GatewayConfig, provider: &BedrockProvider) -> Conso
             name: account.name.clone(),
             auth: account.auth.kind(),
             region: account.region.to_string(),
-            endpoint: account.endpoint.as_ref().map(|endpoint| {
-                // `host()` is the authority without user information; the path prefix stays.
-                let base = endpoint.base();
-                let scheme = base.split_once("://").map_or("https", |(scheme, _)| scheme);
-                let path = base
-                    .split_once("://")
-                    .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
-                    .unwrap_or("");
-                format!("{scheme}://{}{path}", endpoint.host())
-            }),
+            endpoint: account.endpoint.as_ref().map(Endpoint::without_user_info),
             credentials: Arc::new(CredentialCacheStatus(
                 credentials
                     .iter()

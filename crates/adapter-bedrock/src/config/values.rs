@@ -127,6 +127,14 @@ impl Endpoint {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    /// The URL to show an operator: scheme, host and any path prefix, without the user
+    /// information a configured URL may carry.
+    pub fn without_user_info(&self) -> String {
+        let (scheme, rest) = self.base.split_once("://").unwrap_or(("https", &self.base));
+        let path = rest.find('/').map_or("", |at| &rest[at..]);
+        format!("{scheme}://{}{path}", self.host)
+    }
 }
 
 /// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path and name>`.
@@ -312,6 +320,20 @@ mod tests {
             Ok(accepted) => panic!("{value} was accepted as {accepted:?}"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn endpoints_are_shown_without_user_information() {
+        let shown = |url: &str| {
+            Endpoint::try_from(url.to_owned())
+                .unwrap()
+                .without_user_info()
+        };
+        assert_eq!(
+            shown("https://user:pa55@proxy.internal:8443/bedrock/"),
+            "https://proxy.internal:8443/bedrock"
+        );
+        assert_eq!(shown("http://127.0.0.1:9100"), "http://127.0.0.1:9100");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use gateway_core::clock::SharedClock;
 use gateway_core::{ChatService, CredentialStatus};
-use http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL};
 use http::request::Parts;
 use http::{Response, StatusCode};
 
@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::governance::LimitBackendErrors;
 use crate::metrics::{KeyLabels, Metrics};
 use crate::readiness::Readiness;
-use crate::server::{error_response, ModelIndex};
+use crate::server::{body_response, error_response, ModelIndex};
 use crate::settings::AdminKey;
 use crate::trace::TraceExportFailures;
 
@@ -186,10 +186,7 @@ pub(crate) fn respond(context: &Context<'_>, parts: &Parts) -> Response<Response
 }
 
 fn content(content_type: HeaderValue, body: Bytes) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(body));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(CONTENT_TYPE, content_type);
-    response
+    body_response(StatusCode::OK, content_type, body)
 }
 
 /// Only the console's own files, no inline script or style, no framing, no form posts.
