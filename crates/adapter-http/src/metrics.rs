@@ -262,6 +262,10 @@ pub(crate) struct Metrics {
     gen_ai_first_token: HistogramFamily<GenAiModelLabels>,
     /// The console's per-model counts and their history.
     traffic: Arc<Traffic>,
+    /// Each key's spend over every model, what `gateway_cost_usd` sums to per key: kept
+    /// apart (and not exported) so the console reads a key's spend with one lookup, not
+    /// one per configured model.
+    spend_by_key: Family<KeyLabel, Counter<f64, AtomicU64>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -386,6 +390,7 @@ impl Metrics {
             gen_ai_duration,
             gen_ai_first_token,
             traffic: Arc::new(Traffic::new()),
+            spend_by_key: Family::default(),
         }
     }
 
@@ -394,23 +399,12 @@ impl Metrics {
         &self.traffic
     }
 
-    /// The spend of `key` on `models`, in USD, as `gateway_cost_usd` counts it.
-    pub(crate) fn spend_usd<'a>(
-        &self,
-        key: &KeyLabel,
-        models: impl IntoIterator<Item = &'a ModelLabel>,
-    ) -> f64 {
-        models
-            .into_iter()
-            .filter_map(|model| {
-                let labels = SpendLabels {
-                    key: Arc::clone(key),
-                    model: Arc::clone(model),
-                };
-                self.cost_usd.get(&labels).map(|counter| counter.get())
-            })
-            // Not `sum()`: an empty f64 sum is -0.0.
-            .fold(0.0, |total, usd| total + usd)
+    /// The spend of `key` on every model since start, in USD, as `gateway_cost_usd` counts
+    /// it.
+    pub(crate) fn spend_usd(&self, key: &KeyLabel) -> f64 {
+        self.spend_by_key
+            .get(key)
+            .map_or(0.0, |counter| counter.get())
     }
 
     /// Records one chat under the GenAI names.
@@ -477,12 +471,14 @@ impl Metrics {
             }
         }
         if let Some(cost) = cost {
+            let usd = cost.total_usd();
             self.cost_usd
                 .get_or_create(&SpendLabels {
                     key: Arc::clone(key),
                     model: Arc::clone(model),
                 })
-                .inc_by(cost.total_usd());
+                .inc_by(usd);
+            self.spend_by_key.get_or_create(key).inc_by(usd);
         }
     }
 

@@ -467,7 +467,6 @@ impl HttpApp {
                         keys: &self.keys,
                         key_labels: &self.key_labels,
                         metrics: &self.metrics,
-                        models: &self.models,
                         readiness: &self.readiness,
                         clock: &self.clock,
                         started_at: self.started_at,

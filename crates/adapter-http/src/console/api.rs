@@ -254,10 +254,6 @@ pub(super) fn routes(context: &Context<'_>) -> Vec<u8> {
                 .collect(),
         })
         .collect();
-    let labels: Vec<_> = routes
-        .iter()
-        .map(|route| context.models.get(&route.public_name).label.clone())
-        .collect();
     let keys = context
         .keys
         .keys()
@@ -271,7 +267,7 @@ pub(super) fn routes(context: &Context<'_>) -> Vec<u8> {
                     tpm: key.tpm,
                     budget_usd: key.budget_usd,
                 },
-                spend_usd: context.metrics.spend_usd(label, &labels),
+                spend_usd: context.metrics.spend_usd(label),
                 spend_source: "this replica",
             }
         })

@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::governance::LimitBackendErrors;
 use crate::metrics::{KeyLabels, Metrics};
 use crate::readiness::Readiness;
-use crate::server::{body_response, error_response, ModelIndex};
+use crate::server::{body_response, error_response};
 use crate::settings::AdminKey;
 use crate::trace::TraceExportFailures;
 
@@ -120,7 +120,6 @@ pub(crate) struct Context<'a> {
     pub(crate) keys: &'a KeyStore,
     pub(crate) key_labels: &'a KeyLabels,
     pub(crate) metrics: &'a Metrics,
-    pub(crate) models: &'a ModelIndex,
     pub(crate) readiness: &'a Readiness,
     pub(crate) clock: &'a SharedClock,
     /// When the process started serving.
